@@ -1,0 +1,116 @@
+"""The cell protocol that the engine runs.
+
+A cell is a frozen dataclass of static configuration. Its parameters are a pytree
+that `init` returns; its states are a tuple of arrays, batch first. Axis letters:
+B batch, T time, F input features, U units, G gates x units.
+
+Required (custom cells define these, as in Keras):
+
+  state_size    an int (one state of shape (n,)), or a tuple with one entry per
+                state: an int n for shape (n,), a tuple of ints for that shape.
+  output_size   the same convention, for the per-step output.
+  init(key, input_shape) -> params
+                input_shape: per-example, per-step shape(s), a pytree of tuples.
+  __call__(params, inputs, states, *, training=False, constants=None)
+                -> (output, new_states); states a tuple, batch first.
+
+Optional hooks, with defaults here (the built-in cells override them):
+
+  project(params, inputs, *, dropout=None) -> projected
+                time-parallel work hoisted out of the loop, done once over the whole
+                time-major sequence (T, B, ...): for the built-in cells `x @ kernel + b`.
+  step(params, projected_t, states, *, training, constants, dropout)
+                -> (output, new_states): the part that must run in the loop.
+  dropout_masks(key, batch_size, input_shape, dtype) -> masks or None
+                drawn once per call (variational dropout) and handed to project/step.
+  initial_state(batch_size, dtype) -> tuple of zero states.
+"""
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+
+def state_shapes(state_size) -> tuple[tuple[int, ...], ...]:
+  """Per-example state shapes from a Keras-style `state_size` of a single cell.
+
+  >>> state_shapes(32)
+  ((32,),)
+  >>> state_shapes((10, (20, 30)))
+  ((10,), (20, 30))
+  """
+  if isinstance(state_size, int):
+    return ((state_size,),)
+  if isinstance(state_size, (tuple, list)):
+    return tuple((s,) if isinstance(s, int) else tuple(s) for s in state_size)
+  raise TypeError(
+      f"state_size must be an int or a tuple of ints / shape tuples, got {state_size!r}."
+  )
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+  """Base class of rnnjax cells; see the module docstring for the protocol."""
+
+  def init(self, key: jax.Array, input_shape) -> Any:
+    raise NotImplementedError(f"{type(self).__name__} must define init(key, input_shape).")
+
+  def __call__(self, params, inputs, states, *, training=False, constants=None):
+    raise NotImplementedError(
+        f"{type(self).__name__} must define __call__(params, inputs, states, *, "
+        "training=False, constants=None)."
+    )
+
+  def project(self, params, inputs, *, dropout=None):
+    """Time-parallel part of the step, applied to the time-major sequence. Default: none."""
+    del params, dropout
+    return inputs
+
+  def step(self, params, projected, states, *, training=False, constants=None, dropout=None):
+    """The per-step part, applied to one time step of `project`'s result."""
+    kwargs = {} if dropout is None else {"dropout": dropout}
+    return self(params, projected, states, training=training, constants=constants, **kwargs)
+
+  def dropout_masks(self, key, batch_size: int, input_shape, dtype):
+    """Variational dropout masks for one call; None when the cell uses no dropout."""
+    del key, batch_size, input_shape, dtype
+    return None
+
+  def uses_dropout(self) -> bool:
+    """True when `training=True` would draw dropout masks (and so needs an rng)."""
+    return False
+
+  def validate_inputs(self, params, input_shape) -> None:
+    """Raises a clear error if `params` cannot take per-step `input_shape`. Default: no check."""
+    del params, input_shape
+
+  def to_keras_weights(self, params) -> list:
+    """Params as Keras's `get_weights()` list. Custom cells define it to use rj.interop."""
+    raise NotImplementedError(f"{type(self).__name__} does not define to_keras_weights.")
+
+  def from_keras_weights(self, arrays: list):
+    """(params, remaining arrays) from the head of a Keras weight list."""
+    raise NotImplementedError(f"{type(self).__name__} does not define from_keras_weights.")
+
+  def initial_state(self, batch_size: int, dtype=jnp.float32) -> tuple:
+    """Zero states, one array per state, each `(batch_size, *shape)`."""
+    return tuple(jnp.zeros((batch_size, *shape), dtype) for shape in state_shapes(self.state_size))
+
+
+def step_output_shape(cell, input_shape, batch_size: int = 1):
+  """Shape/dtype pytree of one step's output for per-step `input_shape`, traced abstractly."""
+
+  def run():
+    key = jax.random.key(0)
+    params = cell.init(key, input_shape)
+    x = jax.tree.map(lambda s: jnp.zeros((batch_size, *s)), input_shape, is_leaf=is_shape)
+    return cell(params, x, cell.initial_state(batch_size))[0]
+
+  return jax.eval_shape(run)
+
+
+def is_shape(x) -> bool:
+  """True for a shape tuple of ints (a leaf of an input_shape pytree)."""
+  return isinstance(x, tuple) and all(isinstance(d, int) for d in x)

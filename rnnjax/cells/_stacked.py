@@ -1,0 +1,104 @@
+"""StackedRNNCells: several cells run as one, each feeding the next (Keras semantics)."""
+
+import dataclasses
+
+import jax
+
+from ._base import Cell, step_output_shape
+
+
+def _per_step_shape(output) -> tuple:
+  """Per-example shape of a one-step output (batch axis dropped), as a pytree of tuples."""
+  return jax.tree.map(lambda a: tuple(a.shape[1:]), output)
+
+
+@dataclasses.dataclass(frozen=True, init=False)
+class StackedRNNCells(Cell):
+  """Runs `cells` in order at each step; the output is the last cell's output.
+
+  Params: a tuple with each cell's params. States: a tuple with each cell's state
+  tuple, e.g. `((h1, c1), (h2,))` for `[LSTMCell, GRUCell]`, as Keras nests them.
+  The first cell's input projection is hoisted out of the time loop like a single cell's.
+
+  >>> import jax, jax.numpy as jnp, rnnjax as rj
+  >>> cell = rj.StackedRNNCells([rj.LSTMCell(4), rj.GRUCell(6)])
+  >>> params = cell.init(jax.random.key(0), (3,))
+  >>> out, states = cell(params, jnp.ones((2, 3)), cell.initial_state(2))
+  >>> out.shape, [len(s) for s in states]
+  ((2, 6), [2, 1])
+  """
+
+  cells: tuple
+
+  def __init__(self, cells):
+    if isinstance(cells, Cell) or not isinstance(cells, (list, tuple)):
+      raise TypeError(f"cells must be a list or tuple of cells, got {cells!r}.")
+    if not cells:
+      raise ValueError("cells must hold at least one cell, got an empty sequence.")
+    for i, cell in enumerate(cells):
+      if not isinstance(cell, Cell):
+        raise TypeError(f"cells[{i}] must be an rnnjax Cell, got {cell!r}.")
+    object.__setattr__(self, "cells", tuple(cells))
+
+  @property
+  def state_size(self):
+    return tuple(cell.state_size for cell in self.cells)
+
+  @property
+  def output_size(self):
+    return getattr(self.cells[-1], "output_size", None)
+
+  def init(self, key, input_shape):
+    params = []
+    shape = input_shape
+    for k, cell in zip(jax.random.split(key, len(self.cells)), self.cells):
+      params.append(cell.init(k, shape))
+      shape = _per_step_shape(step_output_shape(cell, shape))
+    return tuple(params)
+
+  def initial_state(self, batch_size, dtype=None):
+    kwargs = {} if dtype is None else {"dtype": dtype}
+    return tuple(tuple(cell.initial_state(batch_size, **kwargs)) for cell in self.cells)
+
+  def to_keras_weights(self, params) -> list:
+    return [w for cell, p in zip(self.cells, params) for w in cell.to_keras_weights(p)]
+
+  def from_keras_weights(self, arrays):
+    params = []
+    for cell in self.cells:
+      p, arrays = cell.from_keras_weights(arrays)
+      params.append(p)
+    return tuple(params), arrays
+
+  def uses_dropout(self):
+    return any(getattr(cell, "uses_dropout", lambda: False)() for cell in self.cells)
+
+  def dropout_masks(self, key, batch_size, input_shape, dtype):
+    if not self.uses_dropout():
+      return None
+    masks, shape = [], input_shape
+    for k, cell in zip(jax.random.split(key, len(self.cells)), self.cells):
+      masks.append(cell.dropout_masks(k, batch_size, shape, dtype))
+      shape = _per_step_shape(step_output_shape(cell, shape))
+    return tuple(masks)
+
+  def project(self, params, inputs, *, dropout=None):
+    first = self.cells[0]
+    kwargs = {} if dropout is None or dropout[0] is None else {"dropout": dropout[0]}
+    return first.project(params[0], inputs, **kwargs)
+
+  def step(self, params, projected, states, *, training=False, constants=None, dropout=None):
+    """projected: the first cell's projected step input; states: per-cell tuples."""
+    outputs, new_states = projected, []
+    for i, (cell, p, s) in enumerate(zip(self.cells, params, states)):
+      masks = None if dropout is None else dropout[i]
+      kwargs = {} if masks is None else {"dropout": masks}
+      run = cell.step if i == 0 else cell
+      outputs, s_new = run(p, outputs, tuple(s), training=training, constants=constants, **kwargs)
+      new_states.append(tuple(s_new))
+    return outputs, tuple(new_states)
+
+  def __call__(self, params, inputs, states, *, training=False, constants=None, dropout=None):
+    projected = self.project(params, inputs, dropout=dropout)
+    return self.step(params, projected, states, training=training, constants=constants,
+                     dropout=dropout)

@@ -1,0 +1,154 @@
+"""The one time loop of rnnjax: every layer runs its cell through `rnn()`.
+
+Masks, resets and reversal are data flowing into a single scan body, not
+separate branches. The cell's time-parallel work (`project`, e.g. `x @ kernel`)
+runs once over the whole sequence before the loop; only `step` runs inside it.
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from ._order import from_scan_order, to_scan_order
+
+
+class RNNResult(NamedTuple):
+  """What `rnn` returns.
+
+  outputs: per-step outputs in processing order, (B, T, ...) (or (T, B, ...) when
+    time_major), None unless return_sequences.
+  last_output: the output of the last valid (unmasked) step, (B, ...).
+  final_state: the state after the last valid step, same structure as the initial state.
+  """
+
+  outputs: object
+  last_output: object
+  final_state: tuple
+
+
+def as_tuples(tree):
+  """Lists (and tuples) of states, at any depth, as plain tuples: one carry structure."""
+  if isinstance(tree, (list, tuple)) and not hasattr(tree, "_fields"):
+    return tuple(as_tuples(t) for t in tree)
+  return tree
+
+
+def _bcast(flags: jax.Array, like: jax.Array) -> jax.Array:
+  """(B,) flags shaped to broadcast against a (B, ...) leaf."""
+  return flags.reshape(flags.shape + (1,) * (like.ndim - 1))
+
+
+def _select(flags, if_true, if_false):
+  """Per batch row: `if_true` where flags else `if_false`, over matching pytrees."""
+  return jax.tree.map(lambda a, b: jnp.where(_bcast(flags, a), a, b), if_true, if_false)
+
+
+def _keras_previous_output(states):
+  """What Keras outputs at a masked step: the first state (of the last cell when stacked)."""
+  first = states[0]
+  if isinstance(first, (tuple, list)):
+    first = states[-1][0]
+  return first
+
+
+def _restructure(new, old):
+  """`new`'s leaves in `old`'s structure and dtypes (cells may return lists for tuples)."""
+  new_leaves, old_leaves = jax.tree.leaves(new), jax.tree.leaves(old)
+  treedef = jax.tree.structure(old)
+  if len(new_leaves) != len(old_leaves) or any(
+      n.shape != o.shape for n, o in zip(new_leaves, old_leaves)):
+    raise ValueError(
+        "The cell returned new states of shapes "
+        f"{[n.shape for n in new_leaves]}, expected the incoming state shapes "
+        f"{[o.shape for o in old_leaves]}."
+    )
+  return jax.tree.unflatten(treedef, [n.astype(o.dtype) for n, o in zip(new_leaves, old_leaves)])
+
+
+def _same_shapes(a, b) -> bool:
+  sa, sb = jax.tree.structure(a), jax.tree.structure(b)
+  return sa == sb and all(x.shape == y.shape for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def rnn(cell, params, inputs, initial_state: tuple, *, mask=None, reset=None,
+        go_backwards: bool = False, unroll: int | bool = 1, time_major: bool = False,
+        zero_output_for_mask: bool = False, return_sequences: bool = True,
+        training: bool = False, constants=None, dropout=None) -> RNNResult:
+  """Runs `cell` over the time axis of `inputs` with one `jax.lax.scan`.
+
+  Args:
+    cell: an rnnjax Cell (`project` before the loop, `step` inside it).
+    params: the cell's parameters.
+    inputs: a pytree of (B, T, ...) arrays, or (T, B, ...) when `time_major`.
+    initial_state: the cell's state tuple, leaves (B, ...); their dtypes are the carry dtypes.
+    mask: (B, T) bool (or (T, B)), False at steps to skip: the state keeps its
+      value there and the output follows Keras's scan path (the incoming `h`, or
+      zeros with `zero_output_for_mask`; so a masked first step outputs `h0`).
+    reset: (B, T) bool (or (T, B)), True where a new segment starts: the state is
+      set back to `initial_state` just before that step.
+    go_backwards: process time in reverse; outputs come back in processing order.
+    unroll: scan's `unroll` (True unrolls fully); results do not depend on it.
+    training, constants, dropout: passed to the cell (dropout = the cell's masks).
+
+  Returns:
+    RNNResult(outputs, last_output, final_state).
+  """
+  initial_state = as_tuples(initial_state)
+  xs = to_scan_order(inputs, time_major=time_major, reverse=go_backwards)
+  mask_t = None if mask is None else to_scan_order(mask, time_major=time_major, reverse=go_backwards)
+  reset_t = None if reset is None else to_scan_order(reset, time_major=time_major, reverse=go_backwards)
+
+  dropout_kw = {} if dropout is None else {"dropout": dropout}
+  projected = cell.project(params, xs, **dropout_kw)
+
+  def step(state, x_t):
+    return cell.step(params, x_t, state, training=training, constants=constants, **dropout_kw)
+
+  x0 = jax.tree.map(lambda a: a[0], projected)
+  out_struct = jax.eval_shape(lambda x, s: step(s, x)[0], x0, initial_state)
+  previous = _keras_previous_output(initial_state)
+  # Keras's masked-step output is the incoming first state; cells whose output has
+  # another shape fall back to the previous valid output.
+  keras_rule = _same_shapes(previous, out_struct)
+  track_last = (not return_sequences) or mask is not None
+  if keras_rule:
+    last0 = jax.tree.map(lambda p, o: p.astype(o.dtype), previous, out_struct)
+  else:
+    last0 = jax.tree.map(lambda o: jnp.zeros(o.shape, o.dtype), out_struct)
+
+  def body(carry, inp):
+    state, last = carry
+    x_t, m_t, r_t = inp
+    if r_t is not None:
+      state = _select(r_t, initial_state, state)
+    out, new_state = step(state, x_t)
+    new_state = _restructure(new_state, state)
+    if m_t is None:
+      y, last = out, (out if track_last else None)
+    else:
+      new_state = _select(m_t, new_state, state)
+      if zero_output_for_mask:
+        held = jax.tree.map(jnp.zeros_like, out)
+      elif keras_rule:
+        held = jax.tree.map(lambda p, o: p.astype(o.dtype), _keras_previous_output(state), out)
+      else:
+        held = last
+      y = _select(m_t, out, held)
+      if track_last:
+        last = _select(m_t, out, last)
+    return (new_state, last), (y if return_sequences else None)
+
+  carry0 = (initial_state, last0 if track_last else None)
+  (final_state, last), ys = jax.lax.scan(body, carry0, (projected, mask_t, reset_t), unroll=unroll)
+
+  outputs = None
+  if return_sequences:
+    outputs = from_scan_order(ys, time_major=time_major)
+    if not track_last:
+      last = jax.tree.map(lambda y: y[-1], ys) if _length(ys) else last0
+  return RNNResult(outputs, last, final_state)
+
+
+def _length(tree) -> int:
+  return jax.tree.leaves(tree)[0].shape[0]

@@ -1,0 +1,213 @@
+"""The Keras-style sequence layer: `init(key, inputs)` and `apply(params, inputs, ...)`
+over any cell, through the one engine. `RNN(cell)` is this layer for a given cell."""
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from .. import engine
+from ..cells import Cell, StackedRNNCells
+from ..engine._scan import as_tuples
+from . import _checks
+
+
+def _check_bool(obj, *names):
+  for name in names:
+    value = getattr(obj, name)
+    if not isinstance(value, bool):
+      raise TypeError(f"{name} must be a bool, got {value!r}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class SequenceOptions:
+  """Keras RNN-layer arguments shared by every sequence layer, plus rnnjax's own.
+
+  time_major: inputs (and sequence outputs) are (T, B, ...) instead of (B, T, ...).
+  carry_dtype: dtype of the carried state (None: the compute dtype, as Keras); e.g.
+    float32 under bfloat16 compute.
+  """
+
+  _: dataclasses.KW_ONLY
+  return_sequences: bool = False
+  return_state: bool = False
+  go_backwards: bool = False
+  stateful: bool = False
+  unroll: bool | int = False
+  time_major: bool = False
+  zero_output_for_mask: bool = False
+  activity_regularizer: Any = None
+  carry_dtype: Any = None
+  name: str | None = None
+
+  def __post_init__(self):
+    _check_bool(self, "return_sequences", "return_state", "go_backwards", "stateful",
+                "time_major", "zero_output_for_mask")
+    if not isinstance(self.unroll, (bool, int)) or (
+        not isinstance(self.unroll, bool) and self.unroll < 1):
+      raise ValueError(f"unroll must be a bool or a positive int, got {self.unroll!r}.")
+    nxt = getattr(super(SequenceOptions, self), "__post_init__", None)
+    if nxt is not None:
+      nxt()
+
+
+class RecurrentLayer:
+  """Methods of every sequence layer; subclasses provide `cell` and the option fields."""
+
+  cell: Cell  # a dataclass field (RNN) or a property (the built-in layers)
+
+  @property
+  def scan_unroll(self) -> int | bool:
+    """scan's `unroll`: False -> 1 (rolled), True -> fully unrolled, n -> n steps per iteration."""
+    return 1 if self.unroll is False else self.unroll
+
+  # Parameters and states ----------------------------------------------------
+
+  def init(self, key: jax.Array, inputs) -> Any:
+    """Parameters for `inputs` of shape (B, T, ...) (only shapes are read; a pytree of
+    arrays or `jax.ShapeDtypeStruct`s is fine)."""
+    _checks.check_key(key, "key")
+    _checks.sequence_dims(inputs, time_major=self.time_major)
+    return self.cell.init(key, _checks.step_shapes(inputs))
+
+  def get_initial_state(self, batch_size: int, dtype=jnp.float32) -> tuple:
+    """Zero states for `batch_size` rows, in the cell's state structure."""
+    return as_tuples(self.cell.initial_state(batch_size, dtype))
+
+  def reset_state(self, state, where=None):
+    """A fresh (zero) state: for every row, or only rows where `where` (B,) is True."""
+    state = as_tuples(state)
+    if not isinstance(state, tuple) or not jax.tree.leaves(state):
+      raise TypeError(f"state must be the state tuple that apply returned, got {_checks.describe(state)}.")
+    if where is None:
+      return jax.tree.map(jnp.zeros_like, state)
+    batch = jax.tree.leaves(state)[0].shape[0]
+    where = jnp.asarray(where)
+    if tuple(where.shape) != (batch,) or not jnp.issubdtype(where.dtype, jnp.bool_):
+      raise ValueError(
+          f"where must be a bool array of shape (B,) = ({batch},), got {_checks.describe(where)}."
+      )
+    return jax.tree.map(
+        lambda s: jnp.where(where.reshape((batch,) + (1,) * (s.ndim - 1)), jnp.zeros_like(s), s),
+        state)
+
+  # The call -----------------------------------------------------------------
+
+  def apply(self, params, inputs, initial_state=None, mask=None, training: bool = False,
+            rng=None, constants=None, *, state=None, reset=None, seq_lengths=None):
+    """Runs the layer over a sequence.
+
+    Args:
+      params: what `init` returned.
+      inputs: (B, T, ...) array (or a pytree of them for custom cells); (T, B, ...)
+        when `time_major`.
+      initial_state: states to start from, in Keras order (LSTM: [h, c]), each (B, U).
+      mask: (B, T) bool, False at padded steps (Keras semantics).
+      training: enables dropout (then `rng` is required).
+      rng: a jax.random key for the dropout masks.
+      constants: static inputs handed to the cell at every step.
+      state: (stateful layers) the state returned by the previous chunk.
+      reset: (B, T) bool, True where a new segment starts: the state is set back to the
+        initial state just before that step (episode boundaries, packed sequences).
+      seq_lengths: (B,) int, valid length of each row (a right-padded mask).
+
+    Returns:
+      output (B, T, U) with return_sequences else (B, U) (the last valid output);
+      with return_state: (output, *states); with stateful: (that, new_state).
+    """
+    cell = self.cell
+    if not isinstance(training, bool):
+      raise TypeError(f"training must be a Python bool, got {_checks.describe(training)}.")
+    batch, steps = _checks.sequence_dims(inputs, time_major=self.time_major)
+    inputs = jax.tree.map(jnp.asarray, inputs)
+    input_shape = _checks.step_shapes(inputs)
+    cell.validate_inputs(params, input_shape)
+
+    if mask is not None and seq_lengths is not None:
+      raise ValueError("pass either mask or seq_lengths, not both.")
+    mask = _checks.step_flags(mask, "mask", batch, steps, self.time_major)
+    if seq_lengths is not None:
+      mask = _checks.lengths_to_mask(seq_lengths, batch, steps, self.time_major)
+    reset = _checks.step_flags(reset, "reset", batch, steps, self.time_major)
+
+    compute_dtype = self._compute_dtype(cell, inputs)
+    start = self._start_state(cell, initial_state, state, batch, compute_dtype)
+    dropout = self._dropout_masks(cell, training, rng, batch, input_shape, compute_dtype)
+
+    result = engine.rnn(
+        cell, params, inputs, start, mask=mask, reset=reset, go_backwards=self.go_backwards,
+        unroll=self.scan_unroll, time_major=self.time_major,
+        zero_output_for_mask=self.zero_output_for_mask,
+        return_sequences=self.return_sequences, training=training, constants=constants,
+        dropout=dropout)
+    return self._package(result)
+
+  # Helpers ------------------------------------------------------------------
+
+  def _package(self, result: engine.RNNResult):
+    output = result.outputs if self.return_sequences else result.last_output
+    out = (output, *result.final_state) if self.return_state else output
+    return (out, result.final_state) if self.stateful else out
+
+  def _compute_dtype(self, cell, inputs):
+    leaf = jax.tree.leaves(inputs)[0]
+    if hasattr(cell, "compute_dtype"):
+      return cell.compute_dtype(leaf)
+    return jnp.result_type(leaf.dtype, jnp.float32)
+
+  def _start_state(self, cell, initial_state, state, batch, compute_dtype):
+    carry_dtype = jnp.dtype(self.carry_dtype) if self.carry_dtype is not None else compute_dtype
+    expected = jax.eval_shape(lambda: as_tuples(cell.initial_state(batch, carry_dtype)))
+    if state is not None and not self.stateful:
+      raise ValueError(
+          "state= is only for stateful layers (stateful=True); use initial_state= to start "
+          "a non-stateful layer from given states."
+      )
+    if initial_state is not None:
+      return _checks.state_like(initial_state, expected, argument="initial_state", batch=batch)
+    if state is not None:
+      return _checks.state_like(state, expected, argument="state", batch=batch)
+    return as_tuples(cell.initial_state(batch, carry_dtype))
+
+  def _dropout_masks(self, cell, training, rng, batch, input_shape, dtype):
+    if not (training and cell.uses_dropout()):
+      return None
+    if rng is None:
+      raise ValueError(
+          f"training=True with dropout needs rng=, a jax.random key for the dropout masks "
+          f"({type(self).__name__} has dropout={getattr(cell, 'dropout', None)}, "
+          f"recurrent_dropout={getattr(cell, 'recurrent_dropout', None)}); got rng=None."
+      )
+    _checks.check_key(rng, "rng")
+    return cell.dropout_masks(rng, batch, input_shape, dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class RNN(RecurrentLayer, SequenceOptions):
+  """A sequence layer over any cell (Keras `keras.layers.RNN`).
+
+  `cell` is an rnnjax Cell, or a list of cells (run as `StackedRNNCells`).
+
+  >>> import jax, jax.numpy as jnp, rnnjax as rj
+  >>> layer = rj.RNN([rj.LSTMCell(4), rj.GRUCell(6)], return_state=True)
+  >>> x = jnp.ones((2, 5, 3))
+  >>> params = layer.init(jax.random.key(0), x)
+  >>> out, (h1, c1), (h2,) = layer.apply(params, x)
+  >>> out.shape, h1.shape, h2.shape
+  ((2, 6), (2, 4), (2, 6))
+  """
+
+  cell: Any
+
+  def __post_init__(self):
+    cell = self.cell
+    if isinstance(cell, (list, tuple)):
+      cell = StackedRNNCells(cell)
+      object.__setattr__(self, "cell", cell)
+    if not isinstance(cell, Cell):
+      raise TypeError(
+          f"cell must be an rnnjax Cell (a subclass of rj.Cell) or a list of them, got "
+          f"{cell!r}."
+      )
+    super().__post_init__()

@@ -1,0 +1,133 @@
+"""Argument checks for layer calls: run before tracing, with messages that name the
+argument, what it got and what it expected."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def describe(x) -> str:
+  if hasattr(x, "shape") and hasattr(x, "dtype"):
+    return f"an array of shape {tuple(x.shape)} and dtype {x.dtype}"
+  return f"{type(x).__name__} {x!r}"[:200]
+
+
+def check_key(key, argument: str) -> None:
+  if key is None:
+    raise ValueError(f"{argument} must be a jax.random key, got None.")
+  dtype = getattr(key, "dtype", None)
+  if dtype is None:
+    raise TypeError(f"{argument} must be a jax.random key, got {describe(key)}.")
+  if jnp.issubdtype(dtype, jax.dtypes.prng_key):
+    return
+  if dtype == jnp.uint32 and tuple(key.shape) == (2,):
+    return
+  raise TypeError(
+      f"{argument} must be a jax.random key (jax.random.key or PRNGKey), got {describe(key)}."
+  )
+
+
+def sequence_dims(inputs, *, time_major: bool, argument: str = "inputs") -> tuple[int, int]:
+  """(B, T) of `inputs`, a pytree of (B, T, ...) arrays ((T, B, ...) if time_major)."""
+  leaves = jax.tree.leaves(inputs)
+  if not leaves:
+    raise ValueError(f"{argument} must be an array or a pytree of arrays, got {inputs!r}.")
+  layout = "(T, B, ...)" if time_major else "(B, T, ...)"
+  dims = None
+  for leaf in leaves:
+    if not hasattr(leaf, "shape") or not hasattr(leaf, "dtype"):
+      raise TypeError(f"{argument} must hold arrays, got {describe(leaf)}.")
+    if leaf.ndim < 3:
+      raise ValueError(
+          f"{argument} must have shape {layout} with at least one feature axis, got "
+          f"shape {tuple(leaf.shape)} (rank {leaf.ndim})."
+      )
+    bt = (leaf.shape[1], leaf.shape[0]) if time_major else (leaf.shape[0], leaf.shape[1])
+    if dims is not None and bt != dims:
+      raise ValueError(
+          f"all arrays in {argument} must share batch and time sizes {layout}; got (B, T) = "
+          f"{dims} and {bt}."
+      )
+    dims = bt
+  batch, steps = dims
+  if steps == 0:
+    raise ValueError(f"{argument} must have at least one time step, got shape {tuple(leaves[0].shape)}.")
+  return batch, steps
+
+
+def step_shapes(inputs):
+  """Per-example, per-step shape(s): leaves' shapes without batch and time axes."""
+  return jax.tree.map(lambda a: tuple(a.shape[2:]), inputs)
+
+
+def step_flags(flags, argument: str, batch: int, steps: int, time_major: bool):
+  """Checks a (B, T) (or (T, B)) boolean/integer mask or reset array; returns it as bool."""
+  if flags is None:
+    return None
+  if not hasattr(flags, "shape"):
+    flags = np.asarray(flags)
+  expected = (steps, batch) if time_major else (batch, steps)
+  if tuple(flags.shape) != expected:
+    layout = "(T, B)" if time_major else "(B, T)"
+    raise ValueError(
+        f"{argument} must have shape {layout} = {expected} to match the inputs, got shape "
+        f"{tuple(flags.shape)}."
+    )
+  if not (jnp.issubdtype(flags.dtype, jnp.bool_) or jnp.issubdtype(flags.dtype, jnp.integer)):
+    raise TypeError(f"{argument} must be a bool (or integer 0/1) array, got dtype {flags.dtype}.")
+  return jnp.asarray(flags).astype(jnp.bool_)
+
+
+def lengths_to_mask(seq_lengths, batch: int, steps: int, time_major: bool):
+  """Right-padded mask from per-row lengths (B,): step t is valid when t < length."""
+  if not hasattr(seq_lengths, "shape"):
+    seq_lengths = np.asarray(seq_lengths)
+  if tuple(seq_lengths.shape) != (batch,):
+    raise ValueError(
+        f"seq_lengths must have shape (B,) = ({batch},), got shape {tuple(seq_lengths.shape)}."
+    )
+  if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
+    raise TypeError(f"seq_lengths must be an integer array, got dtype {seq_lengths.dtype}.")
+  mask = jnp.arange(steps)[None, :] < jnp.asarray(seq_lengths)[:, None]
+  return mask.T if time_major else mask
+
+
+def _match_single(given, expected):
+  """Lets a bare array stand for a one-state tuple, at any nesting level (as Keras does)."""
+  if isinstance(expected, tuple):
+    if hasattr(given, "shape") and len(expected) == 1 and not isinstance(expected[0], tuple):
+      return (given,)
+    if isinstance(given, (tuple, list)) and len(given) == len(expected):
+      return tuple(_match_single(g, e) for g, e in zip(given, expected))
+  return given
+
+
+def _shapes(tree):
+  return jax.tree.map(lambda a: tuple(a.shape) if hasattr(a, "shape") else describe(a), tree,
+                      is_leaf=lambda a: not isinstance(a, (tuple, list)))
+
+
+def state_like(given, expected, *, argument: str, batch: int):
+  """Checks a user state against the cell's `expected` zero state; returns it as nested
+  tuples cast to the expected dtypes."""
+  if not isinstance(given, (tuple, list)):
+    given = (given,)
+  given = _match_single(tuple(given), expected)
+  g_leaves, e_leaves = jax.tree.leaves(given), jax.tree.leaves(expected)
+  same_structure = jax.tree.structure(given) == jax.tree.structure(expected)
+  if not same_structure or any(not hasattr(g, "shape") for g in g_leaves):
+    raise ValueError(
+        f"{argument} must hold {len(e_leaves)} state array(s) of shapes {_shapes(expected)}, "
+        f"got {_shapes(given)}."
+    )
+  for g, e in zip(g_leaves, e_leaves):
+    if tuple(g.shape) != tuple(e.shape):
+      if g.ndim >= 1 and g.shape[0] != batch and tuple(g.shape[1:]) == tuple(e.shape[1:]):
+        raise ValueError(
+            f"{argument} has batch size {g.shape[0]} but the inputs have batch size {batch}; "
+            f"expected state shapes {_shapes(expected)}."
+        )
+      raise ValueError(
+          f"{argument} must hold state arrays of shapes {_shapes(expected)}, got {_shapes(given)}."
+      )
+  return jax.tree.map(lambda g, e: jnp.asarray(g).astype(e.dtype), given, expected)
