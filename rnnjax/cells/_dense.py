@@ -24,6 +24,13 @@ def accumulation_dtype(compute_dtype) -> jnp.dtype:
   return jnp.promote_types(compute_dtype, jnp.float32)
 
 
+def add_bias(z: jax.Array, bias: jax.Array | None) -> jax.Array:
+  """`z + bias` with `bias` (G,) broadcast explicitly over z's leading axes."""
+  if bias is None:
+    return z
+  return z + bias.astype(z.dtype).reshape((1,) * (z.ndim - bias.ndim) + bias.shape)
+
+
 def gate_matmul(x: jax.Array, w: jax.Array, masks: jax.Array | None, num_gates: int) -> jax.Array:
   """`x @ w`, where `x` is dropped out per gate block of `w`'s columns.
 
@@ -161,10 +168,10 @@ class DenseCell(DenseConfig, Cell):
   def from_keras_weights(self, arrays: list) -> tuple[dict, list]:
     """Params from the head of a Keras weight list; returns (params, the rest of the list)."""
     names = self.keras_weight_names()
-    features = arrays[0].shape[0] if arrays and getattr(arrays[0], "ndim", 0) == 2 else "F"
-    expected = jax.eval_shape(lambda: self.init(jax.random.key(0), (features if features != "F" else 1,)))
+    first = arrays[0] if arrays else None
+    features = first.shape[0] if getattr(first, "ndim", 0) == 2 else 1
+    expected = jax.eval_shape(lambda: self.init(jax.random.key(0), (features,)))
     shapes = {n: tuple(expected[n].shape) for n in names}
-    shapes["kernel"] = (features,) + shapes["kernel"][1:]
     wanted = ", ".join(f"{n} {shapes[n]}" for n in names)
     if len(arrays) < len(names):
       raise ValueError(
@@ -199,10 +206,7 @@ class DenseCell(DenseConfig, Cell):
     cd = self.compute_dtype(inputs)
     masks = None if dropout is None else dropout.inputs
     z = gate_matmul(inputs.astype(cd), params["kernel"].astype(cd), masks, self.num_gates)
-    bias = self.input_bias(params)
-    if bias is not None:
-      z = z + bias.astype(z.dtype)
-    return z
+    return add_bias(z, self.input_bias(params))
 
   def __call__(self, params, inputs, states, *, training=False, constants=None, dropout=None):
     """One Keras step: inputs (B, F), states tuple of (B, U) -> (output (B, U), new states)."""

@@ -6,7 +6,7 @@ from typing import ClassVar
 import jax.numpy as jnp
 
 from .. import _activations, _initializers
-from ._dense import DenseCell, _next_post_init, accumulation_dtype, gate_matmul
+from ._dense import DenseCell, _next_post_init, accumulation_dtype, add_bias, gate_matmul
 from ._dropout import apply_mask
 from ._gated import GatedConfig
 
@@ -68,7 +68,7 @@ class GRUCell(GRUConfig, DenseCell):
     if self.reset_after:
       inner = gate_matmul(hc, rec, masks, 3)
       if self.use_bias:
-        inner = inner + params["bias"][1].astype(inner.dtype)
+        inner = add_bias(inner, params["bias"][1])
       hz, hr, hh = jnp.split(inner, 3, axis=-1)
       z = gate(xz + hz)
       r = gate(xr + hr)
