@@ -10,6 +10,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from . import _remat
 from ._order import from_scan_order, to_scan_order
 
 
@@ -75,7 +76,7 @@ def rnn(cell, params, inputs, initial_state: tuple, *, mask=None, reset=None,
         go_backwards: bool = False, unroll: int | bool = 1, time_major: bool = False,
         zero_output_for_mask: bool = False, return_sequences: bool = True,
         training: bool = False, constants=None, dropout=None,
-        projection: str = "auto") -> RNNResult:
+        projection: str = "auto", remat=None) -> RNNResult:
   """Runs `cell` over the time axis of `inputs` with one `jax.lax.scan`.
 
   Args:
@@ -95,6 +96,7 @@ def rnn(cell, params, inputs, initial_state: tuple, *, mask=None, reset=None,
       whole sequence, before the loop), "per_step" (inside the loop body) or "auto":
       hoisted on accelerators; per step on CPU, where the (T, B, G) projected tensor is
       memory-bound and the per-step matmul overlaps with the gate math (bench/README.md).
+    remat: gradient checkpointing of the loop (None, "step", k, "sqrt"; see _remat.py).
 
   Returns:
     RNNResult(outputs, last_output, final_state).
@@ -150,7 +152,9 @@ def rnn(cell, params, inputs, initial_state: tuple, *, mask=None, reset=None,
     return (new_state, last), (y if return_sequences else None)
 
   carry0 = (initial_state, last0 if track_last else None)
-  (final_state, last), ys = jax.lax.scan(body, carry0, (projected, mask_t, reset_t), unroll=unroll)
+  steps = jax.tree.leaves(xs)[0].shape[0]
+  (final_state, last), ys = _remat.scan(body, carry0, (projected, mask_t, reset_t), length=steps,
+                                        unroll=unroll, remat=remat)
 
   outputs = None
   if return_sequences:
