@@ -1,0 +1,48 @@
+"""Padding between user shapes (B, U) and kernel shapes (Bp, Hp), for any gate count."""
+
+import jax
+import jax.numpy as jnp
+
+
+def pad_axis(x: jax.Array, axis: int, size: int) -> jax.Array:
+  """Zero-pads `x` along `axis` up to `size` (no copy when it already has that size)."""
+  extra = size - x.shape[axis]
+  if extra == 0:
+    return x
+  widths = [(0, 0)] * x.ndim
+  widths[axis] = (0, extra)
+  return jnp.pad(x, widths)
+
+
+def gate_blocks(matrix: jax.Array, gates: int, hp: int) -> jax.Array:
+  """Keras (U, G*U) recurrent kernel -> gate-major (G, Hp, Hp) [gate, in, out], zero-padded."""
+  u = matrix.shape[0]
+  blocks = jnp.transpose(matrix.reshape(u, gates, u), (1, 0, 2))
+  return pad_axis(pad_axis(blocks, 1, hp), 2, hp)
+
+
+def projection_slots(projected: jax.Array, gates: int, bp: int, hp: int) -> jax.Array:
+  """(B, T, D, G*U) -> (Bp, T, D, G, Hp): gate slots, padded rows and units."""
+  b, t, d, gu = projected.shape
+  slots = projected.reshape(b, t, d, gates, gu // gates)
+  return pad_axis(pad_axis(slots, 4, hp), 0, bp)
+
+
+def pad_states(states: jax.Array, bp: int, hp: int) -> jax.Array:
+  """(D, B, U) -> (D, Bp, Hp)."""
+  return pad_axis(pad_axis(states, 1, bp), 2, hp)
+
+
+def pad_lengths(lengths: jax.Array | None, batch: int, steps: int, bp: int) -> jax.Array:
+  """(B,) int lengths (None: all T) -> (Bp,) int32; padded rows get length 0."""
+  if lengths is None:
+    lengths = jnp.full((batch,), steps, jnp.int32)
+  lengths = jnp.clip(jnp.asarray(lengths), 0, steps).astype(jnp.int32)
+  return pad_axis(lengths, 0, bp)
+
+
+def valid_in_processing_order(lengths: jax.Array, steps: int, reverse: bool) -> jax.Array:
+  """(B, T) bool: whether processing step s of each row is a valid (unpadded) step."""
+  s = jnp.arange(steps)
+  t = steps - 1 - s if reverse else s
+  return t[None, :] < lengths[:, None]
