@@ -32,11 +32,11 @@ def _recurrence_bwd(opts, res, cts):
   dhs, dhT = cts
   wt = jnp.swapaxes(w, -1, -2)
   dxp, dq, dh0 = _bwd.backward(dhs, dhT.astype(F32), gates, hs, h0, wt, lengths, opts,
-                               dz_dtype=hs.dtype)
+                               dz_dtype=F32)
   h_prev = previous_states_in_input_order(hs, h0, opts.directions)
   dgates = jnp.stack([dxp[:, :, :, 0], dxp[:, :, :, 1], dq], axis=3)   # (Bp, T, D, 3, Hp)
   dw = jnp.einsum("btdi,btdkj->dkij", h_prev, dgates, preferred_element_type=F32)
-  dbh = jnp.sum(dq.astype(F32), axis=(0, 1))
+  dbh = jnp.sum(dq, axis=(0, 1))
   return dxp, dw.astype(w.dtype), dbh, dh0, None
 
 
@@ -64,7 +64,7 @@ def run(projected, recurrent_kernels, recurrent_bias, h0, lengths, *, dtype, dir
                          interpret=interpret, block_b=block_b, precision=precision)
   hp, bp = _tiling.units_pad(u), _tiling.batch_pad(b, opts.block_b)
   folded, bh = _layout.fold_recurrent_bias(projected.astype(F32), recurrent_bias)
-  xp = _layout.projection_slots(folded.astype(dtype), bp, hp)
+  xp = _layout.projection_slots(folded, bp, hp)
   w = _layout.recurrent_blocks(recurrent_kernels.astype(dtype), hp)
   padded = _padding.pad_lengths(lengths, b, steps, bp)
   hs, hT = recurrence(xp, w, _padding.pad_axis(bh, 1, hp), _padding.pad_states(h0, bp, hp),

@@ -51,23 +51,23 @@ def forward(xp, w, bh, h0, lengths, opts: KernelOptions, *, save: bool):
   """Runs the forward kernel.
 
   Args:
-    xp: (Bp, T, D, 3, Hp) projection slots, input time order.
-    w: (D, 3, Hp, Hp) recurrent blocks, same dtype as xp.
+    xp: (Bp, T, D, 3, Hp) float32 projection slots, input time order.
+    w: (D, 3, Hp, Hp) recurrent blocks in the compute dtype.
     bh: (D, Hp) float32 recurrent bias of the candidate.
     h0: (D, Bp, Hp) float32.
     lengths: (Bp,) int32.
 
   Returns:
-    hs (Bp, T, D, Hp) in xp's dtype, processing order; hT (D, Bp, Hp) float32; with save,
-    the residuals (Bp, T, D, 4, Hp) in xp's dtype.
+    hs (Bp, T, D, Hp) in w's dtype, processing order; hT (D, Bp, Hp) float32; with save,
+    the residuals (Bp, T, D, 4, Hp) in w's dtype.
   """
   bp, steps, d, _, hp = xp.shape
   bb = opts.block_b
   sds = jax.ShapeDtypeStruct
-  out_shape = [sds((bp, steps, d, hp), xp.dtype), sds((d, bp, hp), F32)]
+  out_shape = [sds((bp, steps, d, hp), w.dtype), sds((d, bp, hp), F32)]
   out_specs = [_pallas.seq_spec(bb, steps, hp), _pallas.state_spec(bb, hp)]
   if save:
-    out_shape.append(sds((bp, steps, d, RESIDUAL_SLOTS, hp), xp.dtype))
+    out_shape.append(sds((bp, steps, d, RESIDUAL_SLOTS, hp), w.dtype))
     out_specs.append(_pallas.gate_seq_spec(bb, steps, RESIDUAL_SLOTS, hp))
   in_specs = [_pallas.lengths_spec(bb), _pallas.gate_seq_spec(bb, steps, GATES, hp),
               _pallas.weight_spec(GATES, hp), _pallas.vector_spec(hp),

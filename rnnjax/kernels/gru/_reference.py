@@ -1,7 +1,7 @@
 """Pure-JAX GRU (reset_after=True) reference (one lax.scan): the test oracle of the
-kernel and its fallback. It follows the kernel's numerics: the projection (with the z
-and r recurrent biases added) is rounded to the compute dtype, h is cast to it before
-the recurrent matmul (float32 accumulation), gates and the h carry are float32."""
+kernel and its fallback. It follows the kernel's numerics: compute-dtype matmul
+operands with float32 accumulation; the projection (with the z and r recurrent biases
+added), the gates and the h carry are float32."""
 
 import jax
 import jax.numpy as jnp
@@ -25,7 +25,7 @@ def gru(x, kernel, recurrent_kernel, bias, h0, lengths, *, go_backwards=False,
     rec_bias = b[1]
     fold = jnp.concatenate([b[1, : 2 * units], jnp.zeros((units,), F32)])
     xp = xp + (b[0] + fold).reshape((1, 1, -1))
-  xs = jnp.swapaxes(xp.astype(dtype), 0, 1)              # (T, B, 3U)
+  xs = jnp.swapaxes(xp, 0, 1)                            # (T, B, 3U) float32
   times = jnp.arange(steps)
   if go_backwards:
     xs, times = jnp.flip(xs, 0), jnp.flip(times, 0)
@@ -33,13 +33,14 @@ def gru(x, kernel, recurrent_kernel, bias, h0, lengths, *, go_backwards=False,
     valid = jnp.ones((steps, x.shape[0]), bool)
   else:
     valid = times[:, None] < jnp.asarray(lengths)[None, :]
-  rk = recurrent_kernel.astype(dtype)
+  # Cast inside the step: the weight cotangent then accumulates over time in float32.
+  rk = recurrent_kernel
   bh = rec_bias[2 * units:].reshape((1, -1))
 
   def step(h, inp):
     x_t, v = inp
     xz, xr, xh = jnp.split(x_t.astype(F32), 3, axis=-1)
-    hz, hr, hh = jnp.split(jnp.matmul(h.astype(dtype), rk, preferred_element_type=F32), 3, -1)
+    hz, hr, hh = jnp.split(jnp.matmul(h.astype(dtype), rk.astype(dtype), preferred_element_type=F32), 3, -1)
     z = jax.nn.sigmoid(xz + hz)
     r = jax.nn.sigmoid(xr + hr)
     n = jnp.tanh(xh + r * (hh + bh))

@@ -43,7 +43,7 @@ def _recurrence_bwd(opts, res, cts):
   dhs, dhT, dcT = cts
   wt = jnp.swapaxes(w, -1, -2)
   dz, dh0, dc0 = _bwd.backward(dhs, dhT.astype(F32), dcT.astype(F32), gates, cs, c0, wt,
-                               lengths, opts, dz_dtype=hs.dtype)
+                               lengths, opts, dz_dtype=F32)
   h_prev = previous_states_in_input_order(hs, h0, opts.directions)
   dw = jnp.einsum("btdi,btdkj->dkij", h_prev, dz, preferred_element_type=F32)
   return dz, dw.astype(w.dtype), dh0, dc0, None
@@ -57,7 +57,7 @@ def run(projected, recurrent_kernels, h0, c0, lengths, *, dtype, directions,
   """The fused recurrence for D directions sharing one launch.
 
   Args:
-    projected: (B, T, D, 4U) = x @ kernel + bias (any float dtype; cast to `dtype`).
+    projected: (B, T, D, 4U) = x @ kernel + bias (kept in float32, as the scan keeps it).
     recurrent_kernels: (D, U, 4U) Keras layout.
     h0, c0: (D, B, U) float32.
     lengths: (B,) int or None.
@@ -73,7 +73,7 @@ def run(projected, recurrent_kernels, h0, c0, lengths, *, dtype, directions,
   opts = _config.options(batch=b, units=u, dtype=dtype, directions=directions,
                          interpret=interpret, block_b=block_b, precision=precision)
   hp, bp = _tiling.units_pad(u), _tiling.batch_pad(b, opts.block_b)
-  xp = _layout.projection_slots(projected.astype(dtype), bp, hp)
+  xp = _layout.projection_slots(projected.astype(F32), bp, hp)
   w = _layout.recurrent_blocks(recurrent_kernels.astype(dtype), hp)
   padded = _padding.pad_lengths(lengths, b, steps, bp)
   hs, hT, cT = recurrence(xp, w, _padding.pad_states(h0, bp, hp),

@@ -59,24 +59,24 @@ def forward(xp, w, h0, c0, lengths, opts: KernelOptions, *, save: bool):
   """Runs the forward kernel.
 
   Args:
-    xp: (Bp, T, D, 4, Hp) projected inputs x @ kernel + bias, input time order.
-    w: (D, 4, Hp, Hp) recurrent blocks, same dtype as xp.
+    xp: (Bp, T, D, 4, Hp) float32 projected inputs x @ kernel + bias, input time order.
+    w: (D, 4, Hp, Hp) recurrent blocks in the compute dtype (bfloat16 or float32).
     h0, c0: (D, Bp, Hp) float32.
     lengths: (Bp,) int32.
     save: also return the residuals.
 
   Returns:
-    hs (Bp, T, D, Hp) in xp's dtype, processing order; hT, cT (D, Bp, Hp) float32;
-    with save, gates (Bp, T, D, 4, Hp) in xp's dtype and cs (Bp, T, D, Hp) float32.
+    hs (Bp, T, D, Hp) in w's dtype, processing order; hT, cT (D, Bp, Hp) float32;
+    with save, gates (Bp, T, D, 4, Hp) in w's dtype and cs (Bp, T, D, Hp) float32.
   """
   bp, steps, d, _, hp = xp.shape
   bb = opts.block_b
   sds = jax.ShapeDtypeStruct
-  out_shape = [sds((bp, steps, d, hp), xp.dtype), sds((d, bp, hp), F32), sds((d, bp, hp), F32)]
+  out_shape = [sds((bp, steps, d, hp), w.dtype), sds((d, bp, hp), F32), sds((d, bp, hp), F32)]
   out_specs = [_pallas.seq_spec(bb, steps, hp), _pallas.state_spec(bb, hp),
                _pallas.state_spec(bb, hp)]
   if save:
-    out_shape += [sds((bp, steps, d, RESIDUAL_SLOTS, hp), xp.dtype), sds((bp, steps, d, hp), F32)]
+    out_shape += [sds((bp, steps, d, RESIDUAL_SLOTS, hp), w.dtype), sds((bp, steps, d, hp), F32)]
     out_specs += [_pallas.gate_seq_spec(bb, steps, RESIDUAL_SLOTS, hp),
                   _pallas.seq_spec(bb, steps, hp)]
   in_specs = [_pallas.lengths_spec(bb), _pallas.gate_seq_spec(bb, steps, GATES, hp),

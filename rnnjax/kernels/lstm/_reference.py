@@ -1,7 +1,6 @@
 """Pure-JAX LSTM reference (one lax.scan): the test oracle of the kernel and its
-fallback. It follows the kernel's numerics: the projection is rounded to the compute
-dtype, h is cast to it before the recurrent matmul (float32 accumulation), and the gates
-and the (h, c) carries are float32."""
+fallback. It follows the kernel's numerics: compute-dtype matmul operands with float32
+accumulation, a float32 projection, float32 gates and (h, c) carries."""
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +19,7 @@ def lstm(x, kernel, recurrent_kernel, bias, h0, c0, lengths, *, go_backwards=Fal
   xp = jnp.matmul(x.astype(dtype), kernel.astype(dtype), preferred_element_type=F32)
   if bias is not None:
     xp = xp + bias.astype(F32).reshape((1, 1, -1))
-  xs = jnp.swapaxes(xp.astype(dtype), 0, 1)              # (T, B, 4U)
+  xs = jnp.swapaxes(xp, 0, 1)                            # (T, B, 4U) float32
   times = jnp.arange(steps)
   if go_backwards:
     xs, times = jnp.flip(xs, 0), jnp.flip(times, 0)
@@ -28,12 +27,13 @@ def lstm(x, kernel, recurrent_kernel, bias, h0, c0, lengths, *, go_backwards=Fal
     valid = jnp.ones((steps, x.shape[0]), bool)
   else:
     valid = times[:, None] < jnp.asarray(lengths)[None, :]   # (T, B)
-  rk = recurrent_kernel.astype(dtype)
+  # Cast inside the step: the weight cotangent then accumulates over time in float32.
+  rk = recurrent_kernel
 
   def step(carry, inp):
     h, c = carry
     x_t, v = inp
-    z = x_t.astype(F32) + jnp.matmul(h.astype(dtype), rk, preferred_element_type=F32)
+    z = x_t.astype(F32) + jnp.matmul(h.astype(dtype), rk.astype(dtype), preferred_element_type=F32)
     zi, zf, zg, zo = jnp.split(z, 4, axis=-1)
     c_new = jax.nn.sigmoid(zf) * c + jax.nn.sigmoid(zi) * jnp.tanh(zg)
     h_new = jax.nn.sigmoid(zo) * jnp.tanh(c_new)
