@@ -73,6 +73,10 @@ def ineligibility(layer, inputs, *, mask=None, seq_lengths=None, training=False,
   if layer.unroll is not False:
     reasons.append(f"unroll={layer.unroll!r}: unroll is a scan-only knob (lax.scan's "
                    "unroll); the kernel has its own time loop")
+  remat = getattr(layer, "remat", None)
+  if remat is not None:
+    reasons.append(f"remat={remat!r}: gradient checkpointing is a scan-only knob (the kernel "
+                   "saves its own compact residuals)")
   if kind == "GRU" and not layer.reset_after:
     reasons.append("reset_after=False (the GRU kernel implements reset_after=True)")
   if mask is not None:

@@ -2,6 +2,8 @@
 error of use_fused=True (raised before tracing), use_cudnn as Keras's alias, and the
 test-only interpret switch."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -111,7 +113,8 @@ def test_use_fused_true_raises_every_reason_before_tracing():
 
 def test_use_cudnn_true_is_keras_alias():
   layer = rj.GRU(8, use_cudnn=True)
-  with pytest.raises(ValueError, match=r"GRU\(use_cudnn=True\) cannot use the fused kernel: no GPU"):
+  with pytest.raises(ValueError,
+                     match=r"GRU\(use_cudnn=True\) cannot use the fused kernel: no GPU"):
     path(layer)
   # use_fused wins over use_cudnn when set.
   assert path(rj.GRU(8, use_cudnn=True, use_fused=False)).path == "scan"
@@ -129,3 +132,11 @@ def test_force_interpret_checks_its_argument():
   with pytest.raises(TypeError, match="enabled must be a bool, got 1"):
     with rj.kernels.force_interpret(1):
       pass
+
+
+@pytest.mark.skipif("remat" not in {f.name for f in dataclasses.fields(rj.LSTM)},
+                    reason="the layers' remat option is not on this branch")
+def test_remat_is_a_scan_knob():
+  with rj.kernels.force_interpret():
+    choice = path(rj.LSTM(8, remat="sqrt"))
+  assert choice.path == "scan" and "remat='sqrt': gradient checkpointing is a scan-only" in choice.reason

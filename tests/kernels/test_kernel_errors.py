@@ -36,7 +36,8 @@ def lstm(**kw):
     ({"initial_state": STATES[0]}, ValueError,
      r"initial_state must be a tuple of 2 arrays of shape \(B, U\) = \(2, 4\)"),
     ({"initial_state": (STATES[0], jnp.ones((3, 4)))}, ValueError,
-     r"initial_state must hold arrays of shape \(B, U\) = \(2, 4\), got an array of shape \(3, 4\)"),
+     r"initial_state must hold arrays of shape \(B, U\) = \(2, 4\), got an array of shape "
+     r"\(3, 4\)"),
     ({"seq_lengths": np.array([1, 2, 3])}, ValueError,
      r"seq_lengths must have shape \(B,\) = \(2,\), got shape \(3,\)"),
     ({"seq_lengths": np.array([1.0, 2.0])}, TypeError, r"seq_lengths must be an integer array"),

@@ -40,7 +40,8 @@ def gru(x, kernel, recurrent_kernel, bias, h0, lengths, *, go_backwards=False,
   def step(h, inp):
     x_t, v = inp
     xz, xr, xh = jnp.split(x_t.astype(F32), 3, axis=-1)
-    hz, hr, hh = jnp.split(jnp.matmul(h.astype(dtype), rk.astype(dtype), preferred_element_type=F32), 3, -1)
+    inner = jnp.matmul(h.astype(dtype), rk.astype(dtype), preferred_element_type=F32)
+    hz, hr, hh = jnp.split(inner, 3, axis=-1)
     z = jax.nn.sigmoid(xz + hz)
     r = jax.nn.sigmoid(xr + hr)
     n = jnp.tanh(xh + r * (hh + bh))
