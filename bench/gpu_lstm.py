@@ -2,9 +2,9 @@
 
 Run on the GPU machine from the repository root:
 
-    python -m bench.gpu_lstm                 # numerics check, then all timings
-    python -m bench.gpu_lstm --shapes 64,256,512 --reps 30
-    python -m bench.gpu_lstm --dry-run       # CPU: interpret mode, tiny shapes (CI smoke test)
+    python bench/gpu_lstm.py                 # numerics check, then all timings
+    python bench/gpu_lstm.py --shapes 64,256,512 --reps 30 --kinds lstm
+    python bench/gpu_lstm.py --dry-run       # CPU: interpret mode, tiny shapes (CI smoke test)
 
 First it checks the fused path against the scan (forward and gradients, LSTM and GRU,
 float32 at HIGHEST precision and bfloat16); then it times forward and forward+backward
@@ -20,15 +20,18 @@ not support is reported with the dispatch's reason instead of a time.
 import argparse
 import datetime
 import os
+import pathlib
 import statistics
 import sys
 import time
 
-import numpy as np
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))   # the repository
 
-import jax
-import jax.numpy as jnp
-import rnnjax as rj
+import numpy as np  # noqa: E402
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import rnnjax as rj  # noqa: E402
 
 SHAPES = [(64, 256, 512), (256, 512, 512), (64, 1024, 512), (16, 768, 1024)]   # (B, H, T)
 DRY_SHAPES = [(3, 20, 8)]
