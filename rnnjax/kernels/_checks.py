@@ -1,7 +1,6 @@
 """Argument checks for the public kernel functions, run before tracing. Messages name
 the argument, what it got and what was expected."""
 
-import jax
 import jax.numpy as jnp
 
 from . import _interpret
@@ -123,16 +122,3 @@ def resolve(implementation, unsupported: str | None, interpret) -> tuple[str, bo
     usable = unsupported is None and (_interpret.on_gpu() or _interpret.interpret_forced())
     implementation = "pallas" if usable else "reference"
   return implementation, interpret
-
-
-def batch_major(x: jax.Array, time_major: bool) -> jax.Array:
-  return jnp.swapaxes(x, 0, 1) if time_major else x
-
-
-def project(x: jax.Array, kernel: jax.Array, bias: jax.Array | None, dtype) -> jax.Array:
-  """x (B, T, F) @ kernel (F, G) + bias (G,) with `dtype` operands, float32 result."""
-  z = jnp.matmul(x.astype(dtype), kernel.astype(dtype), preferred_element_type=jnp.float32)
-  if bias is not None:
-    z = z + bias.astype(jnp.float32).reshape((1, 1, -1))
-  return z
-

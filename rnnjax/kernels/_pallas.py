@@ -7,7 +7,6 @@ states (D, Bp, Hp); lengths (Bp,). Grid = (D, Bp // block_b). Inside a kernel th
 axis is squeezed away: a program sees (bB, T, G, Hp), (G, Hp, Hp), (bB, Hp), (bB,).
 """
 
-import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plt

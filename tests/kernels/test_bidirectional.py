@@ -6,7 +6,6 @@ import functools
 
 import pytest
 
-import jax.numpy as jnp
 import rnnjax as rj
 
 from tests.kernels._helpers import Case, assert_trees_close, problem, scan_oracle, with_grads

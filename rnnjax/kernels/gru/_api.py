@@ -9,10 +9,9 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from .. import _checks, _padding, _tiling
+from .. import _checks, _shapes, _tiling
 from .._pallas import F32
 from .._tiling import KernelOptions
-from ..lstm._api import previous_states_in_input_order
 from . import _bwd, _config, _fwd, _layout, _reference
 
 
@@ -33,7 +32,7 @@ def _recurrence_bwd(opts, res, cts):
   wt = jnp.swapaxes(w, -1, -2)
   dxp, dq, dh0 = _bwd.backward(dhs, dhT.astype(F32), gates, hs, h0, wt, lengths, opts,
                                dz_dtype=F32)
-  h_prev = previous_states_in_input_order(hs, h0, opts.directions)
+  h_prev = _shapes.previous_states_in_input_order(hs, h0, opts.directions)
   dgates = jnp.stack([dxp[:, :, :, 0], dxp[:, :, :, 1], dq], axis=3)   # (Bp, T, D, 3, Hp)
   dw = jnp.einsum("btdi,btdkj->dkij", h_prev, dgates, preferred_element_type=F32)
   dbh = jnp.sum(dq, axis=(0, 1))
@@ -66,12 +65,12 @@ def run(projected, recurrent_kernels, recurrent_bias, h0, lengths, *, dtype, dir
   folded, bh = _layout.fold_recurrent_bias(projected.astype(F32), recurrent_bias)
   xp = _layout.projection_slots(folded, bp, hp)
   w = _layout.recurrent_blocks(recurrent_kernels.astype(dtype), hp)
-  padded = _padding.pad_lengths(lengths, b, steps, bp)
-  hs, hT = recurrence(xp, w, _padding.pad_axis(bh, 1, hp), _padding.pad_states(h0, bp, hp),
+  padded = _shapes.pad_lengths(lengths, b, steps, bp)
+  hs, hT = recurrence(xp, w, _shapes.pad_axis(bh, 1, hp), _shapes.pad_states(h0, bp, hp),
                       padded, opts)
   outputs = hs[:b, :, :, :u]
   if zero_output_for_mask and lengths is not None:
-    valid = jnp.stack([_padding.valid_in_processing_order(padded[:b], steps, rev)
+    valid = jnp.stack([_shapes.valid_in_processing_order(padded[:b], steps, rev)
                        for rev in directions], axis=2)
     outputs = jnp.where(valid[..., None], outputs, jnp.zeros((), outputs.dtype))
   return outputs, hT[:, :b, :u]
@@ -112,17 +111,17 @@ def fused_gru(params, inputs, *, initial_state=None, seq_lengths=None,
   _tiling.check_block_b(block_b)
   impl, interpret = _checks.resolve(implementation, _config.unsupported_reason(units, cd),
                                     interpret)
-  x = _checks.batch_major(jnp.asarray(inputs), time_major)
+  x = _shapes.batch_major(jnp.asarray(inputs), time_major)
   bias = params.get("bias")
   if impl == "reference":
     outputs, h = _reference.gru(
         x, params["kernel"], params["recurrent_kernel"], bias, h0, lengths,
         go_backwards=go_backwards, zero_output_for_mask=zero_output_for_mask, dtype=cd)
   else:
-    projected = _checks.project(x, params["kernel"], None if bias is None else bias[0], cd)
+    projected = _shapes.project(x, params["kernel"], None if bias is None else bias[0], cd)
     outputs, h = run(projected[:, :, None], params["recurrent_kernel"][None],
                      None if bias is None else bias[1][None], h0[None], lengths, dtype=cd,
                      directions=(go_backwards,), zero_output_for_mask=zero_output_for_mask,
                      interpret=interpret, block_b=block_b, precision=precision)
     outputs, h = outputs[:, :, 0], h[0]
-  return _checks.batch_major(outputs, time_major), h
+  return _shapes.batch_major(outputs, time_major), h

@@ -10,13 +10,13 @@ recurrent bias of the candidate, (D, Hp), which the reset gate multiplies.
 import jax
 import jax.numpy as jnp
 
-from .. import _padding
+from .. import _shapes
 from ._config import GATES
 
 
 def recurrent_blocks(recurrent_kernels: jax.Array, hp: int) -> jax.Array:
   """(D, U, 3U) -> (D, 3, Hp, Hp)."""
-  return jnp.stack([_padding.gate_blocks(r, GATES, hp) for r in recurrent_kernels])
+  return jnp.stack([_shapes.gate_blocks(r, GATES, hp) for r in recurrent_kernels])
 
 
 def fold_recurrent_bias(projected: jax.Array, recurrent_bias: jax.Array | None):
@@ -33,4 +33,4 @@ def fold_recurrent_bias(projected: jax.Array, recurrent_bias: jax.Array | None):
 
 def projection_slots(projected: jax.Array, bp: int, hp: int) -> jax.Array:
   """(B, T, D, 3U) -> (Bp, T, D, 3, Hp)."""
-  return _padding.projection_slots(projected, GATES, bp, hp)
+  return _shapes.projection_slots(projected, GATES, bp, hp)

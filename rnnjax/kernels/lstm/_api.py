@@ -12,7 +12,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from .. import _checks, _padding, _tiling
+from .. import _checks, _shapes, _tiling
 from .._pallas import F32
 from .._tiling import KernelOptions
 from . import _bwd, _config, _fwd, _layout, _reference
@@ -29,22 +29,13 @@ def _recurrence_fwd(xp, w, h0, c0, lengths, opts):
   return (hs, hT, cT), (w, h0, c0, lengths, hs, gates, cs)
 
 
-def previous_states_in_input_order(hs, h0, directions):
-  """The state each step started from, (Bp, T, D, Hp) in input time order: h0 then
-  hs[:-1] in processing order, flipped back for reversed directions."""
-  prev = jnp.concatenate([jnp.swapaxes(h0, 0, 1)[:, None].astype(hs.dtype), hs[:, :-1]], axis=1)
-  per_dir = [jnp.flip(prev[:, :, d], 1) if rev else prev[:, :, d]
-             for d, rev in enumerate(directions)]
-  return jnp.stack(per_dir, axis=2)
-
-
 def _recurrence_bwd(opts, res, cts):
   w, h0, c0, lengths, hs, gates, cs = res
   dhs, dhT, dcT = cts
   wt = jnp.swapaxes(w, -1, -2)
   dz, dh0, dc0 = _bwd.backward(dhs, dhT.astype(F32), dcT.astype(F32), gates, cs, c0, wt,
                                lengths, opts, dz_dtype=F32)
-  h_prev = previous_states_in_input_order(hs, h0, opts.directions)
+  h_prev = _shapes.previous_states_in_input_order(hs, h0, opts.directions)
   dw = jnp.einsum("btdi,btdkj->dkij", h_prev, dz, preferred_element_type=F32)
   return dz, dw.astype(w.dtype), dh0, dc0, None
 
@@ -75,12 +66,12 @@ def run(projected, recurrent_kernels, h0, c0, lengths, *, dtype, directions,
   hp, bp = _tiling.units_pad(u), _tiling.batch_pad(b, opts.block_b)
   xp = _layout.projection_slots(projected.astype(F32), bp, hp)
   w = _layout.recurrent_blocks(recurrent_kernels.astype(dtype), hp)
-  padded = _padding.pad_lengths(lengths, b, steps, bp)
-  hs, hT, cT = recurrence(xp, w, _padding.pad_states(h0, bp, hp),
-                          _padding.pad_states(c0, bp, hp), padded, opts)
+  padded = _shapes.pad_lengths(lengths, b, steps, bp)
+  hs, hT, cT = recurrence(xp, w, _shapes.pad_states(h0, bp, hp),
+                          _shapes.pad_states(c0, bp, hp), padded, opts)
   outputs = hs[:b, :, :, :u]
   if zero_output_for_mask and lengths is not None:
-    valid = jnp.stack([_padding.valid_in_processing_order(padded[:b], steps, rev)
+    valid = jnp.stack([_shapes.valid_in_processing_order(padded[:b], steps, rev)
                        for rev in directions], axis=2)
     outputs = jnp.where(valid[..., None], outputs, jnp.zeros((), outputs.dtype))
   return outputs, hT[:, :b, :u], cT[:, :b, :u]
@@ -131,16 +122,16 @@ def fused_lstm(params, inputs, *, initial_state=None, seq_lengths=None,
   _tiling.check_block_b(block_b)
   impl, interpret = _checks.resolve(implementation, _config.unsupported_reason(units, cd),
                                     interpret)
-  x = _checks.batch_major(jnp.asarray(inputs), time_major)
+  x = _shapes.batch_major(jnp.asarray(inputs), time_major)
   if impl == "reference":
     outputs, h, c = _reference.lstm(
         x, params["kernel"], params["recurrent_kernel"], params.get("bias"), h0, c0, lengths,
         go_backwards=go_backwards, zero_output_for_mask=zero_output_for_mask, dtype=cd)
   else:
-    projected = _checks.project(x, params["kernel"], params.get("bias"), cd)
+    projected = _shapes.project(x, params["kernel"], params.get("bias"), cd)
     outputs, h, c = run(projected[:, :, None], params["recurrent_kernel"][None], h0[None],
                         c0[None], lengths, dtype=cd, directions=(go_backwards,),
                         zero_output_for_mask=zero_output_for_mask, interpret=interpret,
                         block_b=block_b, precision=precision)
     outputs, h, c = outputs[:, :, 0], h[0], c[0]
-  return _checks.batch_major(outputs, time_major), (h, c)
+  return _shapes.batch_major(outputs, time_major), (h, c)

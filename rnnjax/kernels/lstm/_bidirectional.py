@@ -4,7 +4,7 @@ matmul projects the inputs for both."""
 
 import jax.numpy as jnp
 
-from .. import _checks, _tiling
+from .. import _checks, _shapes, _tiling
 from . import _api, _config, _reference
 
 
@@ -64,7 +64,7 @@ def fused_bidirectional_lstm(forward_params, backward_params, inputs, *, initial
   _tiling.check_block_b(block_b)
   impl, interpret = _checks.resolve(implementation, _config.unsupported_reason(units, cd),
                                     interpret)
-  x = _checks.batch_major(jnp.asarray(inputs), time_major)
+  x = _shapes.batch_major(jnp.asarray(inputs), time_major)
   if impl == "reference":
     runs = [_reference.lstm(x, p["kernel"], p["recurrent_kernel"], p.get("bias"), h, c,
                             lengths, go_backwards=rev, zero_output_for_mask=zero_output_for_mask,
@@ -75,7 +75,7 @@ def fused_bidirectional_lstm(forward_params, backward_params, inputs, *, initial
   else:
     kernel = jnp.concatenate([forward_params["kernel"], backward_params["kernel"]], axis=1)
     bias = jnp.concatenate([_bias(forward_params, units), _bias(backward_params, units)])
-    projected = _checks.project(x, kernel, bias, cd)
+    projected = _shapes.project(x, kernel, bias, cd)
     b, t = projected.shape[:2]
     rec = jnp.stack([forward_params["recurrent_kernel"], backward_params["recurrent_kernel"]])
     outputs, h, c = _api.run(
@@ -85,5 +85,5 @@ def fused_bidirectional_lstm(forward_params, backward_params, inputs, *, initial
         precision=precision)
     yf, yb = outputs[:, :, 0], outputs[:, :, 1]
     hf, hb, cf, cb = h[0], h[1], c[0], c[1]
-  return (_checks.batch_major(yf, time_major), _checks.batch_major(yb, time_major),
+  return (_shapes.batch_major(yf, time_major), _shapes.batch_major(yb, time_major),
           (hf, cf), (hb, cb))

@@ -9,15 +9,15 @@ gradients back to the Keras layout.
 import jax
 import jax.numpy as jnp
 
-from .. import _padding
+from .. import _shapes
 from ._config import GATES
 
 
 def recurrent_blocks(recurrent_kernels: jax.Array, hp: int) -> jax.Array:
   """(D, U, 4U) -> (D, 4, Hp, Hp)."""
-  return jnp.stack([_padding.gate_blocks(r, GATES, hp) for r in recurrent_kernels])
+  return jnp.stack([_shapes.gate_blocks(r, GATES, hp) for r in recurrent_kernels])
 
 
 def projection_slots(projected: jax.Array, bp: int, hp: int) -> jax.Array:
   """(B, T, D, 4U) -> (Bp, T, D, 4, Hp)."""
-  return _padding.projection_slots(projected, GATES, bp, hp)
+  return _shapes.projection_slots(projected, GATES, bp, hp)

@@ -1,4 +1,5 @@
-"""Padding between user shapes (B, U) and kernel shapes (Bp, Hp), for any gate count."""
+"""Between user arrays and kernel arrays, for any gate count: the input projection, batch-
+or time-major order, padding (B, U) <-> (Bp, Hp), and the time order of the states."""
 
 import jax
 import jax.numpy as jnp
@@ -46,3 +47,24 @@ def valid_in_processing_order(lengths: jax.Array, steps: int, reverse: bool) -> 
   s = jnp.arange(steps)
   t = steps - 1 - s if reverse else s
   return t[None, :] < lengths[:, None]
+
+
+def batch_major(x: jax.Array, time_major: bool) -> jax.Array:
+  return jnp.swapaxes(x, 0, 1) if time_major else x
+
+
+def project(x: jax.Array, kernel: jax.Array, bias: jax.Array | None, dtype) -> jax.Array:
+  """x (B, T, F) @ kernel (F, G) + bias (G,) with `dtype` operands, float32 result."""
+  z = jnp.matmul(x.astype(dtype), kernel.astype(dtype), preferred_element_type=jnp.float32)
+  if bias is not None:
+    z = z + bias.astype(jnp.float32).reshape((1, 1, -1))
+  return z
+
+
+def previous_states_in_input_order(hs, h0, directions):
+  """The state each step started from, (Bp, T, D, Hp) in input time order: h0 then
+  hs[:-1] in processing order, flipped back for reversed directions."""
+  prev = jnp.concatenate([jnp.swapaxes(h0, 0, 1)[:, None].astype(hs.dtype), hs[:, :-1]], axis=1)
+  per_dir = [jnp.flip(prev[:, :, d], 1) if rev else prev[:, :, d]
+             for d, rev in enumerate(directions)]
+  return jnp.stack(per_dir, axis=2)
