@@ -10,6 +10,7 @@ from .layers import LSTM as LSTM
 from .layers import RNN as RNN
 from .layers import SimpleRNN as SimpleRNN
 from . import interop as interop
+from . import kernels as kernels
 
 __version__ = "0.1.0"
 
@@ -24,4 +25,5 @@ __all__ = [
     "SimpleRNNCell",
     "StackedRNNCells",
     "interop",
+    "kernels",
 ]

@@ -7,7 +7,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .. import engine
+from .. import engine, kernels
 from ..cells import Cell, StackedRNNCells
 from ..engine._remat import check_remat
 from ..engine._scan import as_tuples
@@ -131,6 +131,7 @@ class RecurrentLayer:
 
     if mask is not None and seq_lengths is not None:
       raise ValueError("pass either mask or seq_lengths, not both.")
+    user_mask = mask
     mask = _checks.step_flags(mask, "mask", batch, steps, self.time_major)
     if seq_lengths is not None:
       mask = _checks.lengths_to_mask(seq_lengths, batch, steps, self.time_major)
@@ -140,15 +141,28 @@ class RecurrentLayer:
     start = self._start_state(cell, initial_state, state, batch, compute_dtype)
     dropout = self._dropout_masks(cell, training, rng, batch, input_shape, compute_dtype)
 
-    result = engine.rnn(
-        cell, params, inputs, start, mask=mask, reset=reset, go_backwards=self.go_backwards,
-        unroll=self.scan_unroll, time_major=self.time_major,
-        zero_output_for_mask=self.zero_output_for_mask,
-        return_sequences=self.return_sequences, training=training, constants=constants,
-        dropout=dropout, remat=self.remat)
+    if self._takes_fused_path(inputs, user_mask, seq_lengths, training, constants, reset):
+      result = kernels.fused_layer_apply(self, params, inputs, start, seq_lengths,
+                                         training=training, dropout=dropout)
+    else:
+      result = engine.rnn(
+          cell, params, inputs, start, mask=mask, reset=reset, go_backwards=self.go_backwards,
+          unroll=self.scan_unroll, time_major=self.time_major,
+          zero_output_for_mask=self.zero_output_for_mask,
+          return_sequences=self.return_sequences, training=training, constants=constants,
+          dropout=dropout, remat=self.remat)
     return self._package(result)
 
   # Helpers ------------------------------------------------------------------
+
+  def _takes_fused_path(self, inputs, mask, seq_lengths, training, constants, reset) -> bool:
+    """Layers with a `fused_request` (LSTM, GRU) ask the kernel dispatch; it raises for
+    use_fused=True on an ineligible call, before anything is traced."""
+    if not hasattr(self, "fused_request"):
+      return False
+    choice = kernels.which_path(self, inputs, mask=mask, seq_lengths=seq_lengths,
+                                training=training, constants=constants, reset=reset)
+    return choice.path == "fused"
 
   def _package(self, result: engine.RNNResult):
     output = result.outputs if self.return_sequences else result.last_output
