@@ -233,6 +233,8 @@ def test_wrong_input_rank(conv2d):
   with raises(ValueError, "(B, T, C, W)", "(4, 3, 5)"):
     rj.ConvLSTM1D(2, 3, data_format="channels_first").init(jax.random.key(0),
                                                           jnp.ones((2, 3, 4, 3, 5)))
+  with raises(ValueError, "(B, T, W, C)", "((5, 2), (4,))"):
+    rj.ConvLSTM1DCell(2, 3).init(jax.random.key(0), ((5, 2), (4,)))
 
 
 def test_channel_count_differs_from_params(conv2d):

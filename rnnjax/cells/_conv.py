@@ -10,7 +10,6 @@ as in Keras.
 import math
 
 import jax
-import jax.numpy as jnp
 
 SPATIAL_LETTERS = {1: ("W",), 2: ("H", "W"), 3: ("D", "H", "W")}
 DATA_FORMATS = ("channels_last", "channels_first")
@@ -137,7 +136,3 @@ def add_channel_bias(z: jax.Array, bias: jax.Array | None, axis: int) -> jax.Arr
   shape = [1] * z.ndim
   shape[axis] = bias.shape[0]
   return z + bias.astype(z.dtype).reshape(shape)
-
-
-def split_channels(z: jax.Array, sections: int, axis: int) -> list[jax.Array]:
-  return jnp.split(z, sections, axis=axis)

@@ -162,7 +162,8 @@ class ConvLSTMCell(ConvLSTMConfig, Cell):
     """(spatial S, channels C) of per-step `input_shape`; raises if its rank is not
     rank + 1 or it is too small for the input convolution."""
     shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else input_shape
-    if not isinstance(shape, tuple) or len(shape) != self.rank + 1:
+    if (not isinstance(shape, tuple) or len(shape) != self.rank + 1
+        or any(isinstance(d, bool) or not isinstance(d, int) for d in shape)):
       layout = self._layout()
       raise ValueError(
           f"inputs of {self._describe()} must have shape (B, T, {layout[1:]} "
