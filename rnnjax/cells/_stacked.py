@@ -70,6 +70,16 @@ class StackedRNNCells(Cell):
       params.append(p)
     return tuple(params), arrays
 
+  @property
+  def accepts_constants(self) -> bool:
+    """True when some cell of the stack reads constants (each cell is handed them)."""
+    return any(getattr(cell, "accepts_constants", True) for cell in self.cells)
+
+  def validate_constants(self, params, constants, batch_size):
+    for cell, p in zip(self.cells, params):
+      if getattr(cell, "accepts_constants", True):
+        cell.validate_constants(p, constants, batch_size)
+
   def uses_dropout(self):
     return any(getattr(cell, "uses_dropout", lambda: False)() for cell in self.cells)
 
