@@ -30,3 +30,10 @@ def check_scalar_grads(loss, args, *, atol=1e-6, rtol=1e-6):
     return value, lambda ct: jax.tree.map(lambda g: g * ct, grads)
 
   check_vjp(f, f_vjp, args, atol=atol, rtol=rtol)
+
+
+def init(layer, key, inputs):
+  """`layer.init(key, inputs)` as one compiled computation (eager init compiles every
+  random op separately); `inputs` only lends its shapes."""
+  shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), inputs)
+  return run(lambda k: layer.init(k, shapes), key)

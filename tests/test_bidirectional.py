@@ -29,7 +29,7 @@ def test_keras_guide_parameter_counts_and_shapes():
   assert _count(params) == 38_400
   assert jax.eval_shape(layer.apply, params, x).shape == (2, 5, 128)
   layer = rj.Bidirectional(rj.LSTM(32))
-  params = layer.init(jax.random.key(0), jax.ShapeDtypeStruct((2, 5, 128), jnp.float32))
+  params = fast_jit.init(layer, jax.random.key(0), jax.ShapeDtypeStruct((2, 5, 128), jnp.float32))
   assert _count(params) == 41_216
   assert set(params) == {"forward", "backward"}
   # The two directions get different initial weights.
@@ -49,7 +49,7 @@ def test_check_grads_through_bidirectional():
     inner = rj.LSTM(3, return_sequences=True, param_dtype=jnp.float64)
     layer = rj.Bidirectional(inner, merge_mode="mul")
     x = jnp.asarray(np.random.default_rng(0).normal(size=(B, T, F)))
-    params = layer.init(jax.random.key(0), x)
+    params = fast_jit.init(layer, jax.random.key(0), x)
     mask = jnp.asarray(keras_reference.mixed_mask(B, T))
 
     def loss(params, x):
@@ -64,7 +64,7 @@ def test_time_major_is_the_same_computation():
   kw = dict(return_sequences=True, return_state=True)
   layer = rj.Bidirectional(rj.GRU(U, **kw))
   layer_tm = rj.Bidirectional(rj.GRU(U, time_major=True, **kw))
-  params = layer.init(jax.random.key(1), x)
+  params = fast_jit.init(layer, jax.random.key(1), x)
   want, got = fast_jit.run(lambda p, x: (layer.apply(p, x, mask=mask), layer_tm.apply(
       p, jnp.swapaxes(x, 0, 1), mask=mask.T)), params, x)
   np.testing.assert_allclose(jnp.swapaxes(got[0], 0, 1), want[0], atol=1e-6)
@@ -81,7 +81,7 @@ def test_packed_segments_are_processed_separately_in_both_directions():
   reset = np.zeros((1, 9), bool)
   reset[0, starts] = True
   layer = rj.Bidirectional(rj.LSTM(U, return_sequences=True))
-  params = layer.init(jax.random.key(2), x)
+  params = fast_jit.init(layer, jax.random.key(2), x)
   packed, alone = fast_jit.run(lambda p, x: (
       layer.apply(p, x, reset=reset), [layer.apply(p, x[:, a:b]) for a, b in bounds]), params, x)
   for (a, b), want in zip(bounds, alone):
@@ -92,7 +92,7 @@ def test_seq_lengths_equal_a_right_padded_mask():
   x = _x(3)
   lengths = np.array([0, 1, T, 3, 2, 5, 4, T])
   layer = rj.Bidirectional(rj.SimpleRNN(U, return_sequences=True, return_state=True), merge_mode=None)
-  params = layer.init(jax.random.key(3), x)
+  params = fast_jit.init(layer, jax.random.key(3), x)
   a, b = fast_jit.run(lambda p, x: (layer.apply(p, x, seq_lengths=lengths), layer.apply(
       p, x, mask=np.arange(T)[None, :] < lengths[:, None])), params, x)
   for u, v in zip(a, b):
@@ -116,7 +116,7 @@ def test_vmap_over_an_ensemble_under_jit():
 def test_dropout_rng_is_split_between_directions():
   x = _x(5)
   layer = rj.Bidirectional(rj.GRU(U, dropout=0.5), merge_mode=None)
-  params = layer.init(jax.random.key(6), x)
+  params = fast_jit.init(layer, jax.random.key(6), x)
   with raises(ValueError, "training=True", "rng="):
     layer.apply(params, x, training=True)
   a, b, c = fast_jit.run(lambda p, x: [
@@ -191,7 +191,7 @@ def test_layer_kinds_and_other_arguments():
 def test_params_and_state_arguments():
   layer = rj.Bidirectional(rj.LSTM(U))
   x = _x()
-  params = layer.init(jax.random.key(0), x)
+  params = fast_jit.init(layer, jax.random.key(0), x)
   with raises(TypeError, "params", "'forward' and 'backward'", "['kernel']"):
     layer.apply({"kernel": 1}, x)
   with raises(ValueError, "state=", "stateful=False", "initial_state="):
