@@ -19,7 +19,8 @@ def jit(fn, **kwargs):
 
 def check_scalar_grads(loss, args, *, atol=1e-6, rtol=1e-6):
   """`jax.test_util.check_vjp` for a scalar `loss(*args)`: reverse-mode gradients against
-  central finite differences, with the loss and its gradient compiled once each."""
+  central finite differences, with the loss and its gradient compiled once each.
+  Returns the gradients (a tuple, one per argument)."""
   from jax.test_util import check_vjp
 
   f = jit(loss)
@@ -30,6 +31,7 @@ def check_scalar_grads(loss, args, *, atol=1e-6, rtol=1e-6):
     return value, lambda ct: jax.tree.map(lambda g: g * ct, grads)
 
   check_vjp(f, f_vjp, args, atol=atol, rtol=rtol)
+  return value_and_grads(*args)[1]
 
 
 def init(layer, key, inputs):

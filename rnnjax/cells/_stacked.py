@@ -7,9 +7,16 @@ import jax
 from ._base import Cell, step_output_shape
 
 
-def _per_step_shape(output) -> tuple:
-  """Per-example shape of a one-step output (batch axis dropped), as a pytree of tuples."""
-  return jax.tree.map(lambda a: tuple(a.shape[1:]), output)
+def _next_input_shape(cell, input_shape):
+  """Per-example, per-step shape of `cell`'s output: the next cell's input shape.
+
+  An int `output_size` means (output_size,) (Keras reads output_size the same way; it
+  also serves cells that need constants to run); otherwise one step is traced abstractly.
+  """
+  size = getattr(cell, "output_size", None)
+  if isinstance(size, int) and not isinstance(size, bool):
+    return (size,)
+  return jax.tree.map(lambda a: tuple(a.shape[1:]), step_output_shape(cell, input_shape))
 
 
 @dataclasses.dataclass(frozen=True, init=False)
@@ -53,7 +60,7 @@ class StackedRNNCells(Cell):
     shape = input_shape
     for k, cell in zip(jax.random.split(key, len(self.cells)), self.cells):
       params.append(cell.init(k, shape))
-      shape = _per_step_shape(step_output_shape(cell, shape))
+      shape = _next_input_shape(cell, shape)
     return tuple(params)
 
   def initial_state(self, batch_size, dtype=None):
@@ -89,7 +96,7 @@ class StackedRNNCells(Cell):
     masks, shape = [], input_shape
     for k, cell in zip(jax.random.split(key, len(self.cells)), self.cells):
       masks.append(cell.dropout_masks(k, batch_size, shape, dtype))
-      shape = _per_step_shape(step_output_shape(cell, shape))
+      shape = _next_input_shape(cell, shape)
     return tuple(masks)
 
   def project(self, params, inputs, *, dropout=None):
