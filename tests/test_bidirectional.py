@@ -151,8 +151,11 @@ def test_wrong_number_of_initial_states():
   gru = rj.Bidirectional(rj.RNN([rj.GRUCell(2), rj.LSTMCell(3)]))
   with raises(ValueError, "initial_state", "4 states", "got 2"):
     gru.apply(_shapes_only(gru, x), x, initial_state=[h, h])
-  with raises(ValueError, "initial_state", "shapes", "(8, 3)"):
-    layer.apply(params, x, initial_state=[jnp.zeros((B, 3)), h, h, h])
+  with raises(ValueError, "initial_state (backward half)", "shapes", "(8, 3)"):
+    layer.apply(params, x, initial_state=[h, h, jnp.zeros((B, 3)), h])
+  with raises(ValueError, "state (forward half) has batch size 3", "batch size 8"):
+    rj.Bidirectional(rj.GRU(U, stateful=True)).apply(
+        params, x, state=[jnp.zeros((3, U)), jnp.zeros((3, U))])
 
 
 def test_unknown_merge_mode():

@@ -29,6 +29,10 @@ Optional hooks, with defaults here (the built-in cells override them):
   validate_constants(params, constants, batch_size) -> None
                 raises a clear error for constants this cell cannot use (the layer has
                 already checked that every leaf is an array of shape (B, ...)).
+  weight_penalty(params) -> scalar, constrain(params) -> params
+                used by rj.regularization_loss / rj.apply_constraints instead of the
+                Keras-named fields (kernel_regularizer, kernel_constraint, ...) that the
+                built-in cells read for their kernel, recurrent_kernel and bias.
 """
 
 import dataclasses

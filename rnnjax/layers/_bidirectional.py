@@ -211,6 +211,15 @@ class Bidirectional:
       )
     return tuple(states[:n_forward]), tuple(states[n_forward:])
 
+  def _check_halves(self, inputs, halves, argument: str) -> None:
+    """Both halves checked before either direction is traced (each layer checks again)."""
+    if halves[0] is None:
+      return
+    batch, _ = _checks.sequence_dims(inputs, time_major=self.time_major)
+    for name, layer, given in zip(("forward", "backward"), (self._forward, self._backward), halves):
+      expected = jax.eval_shape(lambda layer=layer: layer.get_initial_state(batch))
+      _checks.state_like(given, expected, argument=f"{argument} ({name} half)", batch=batch)
+
   # The call -----------------------------------------------------------------
 
   def apply(self, params, inputs, initial_state=None, mask=None, training: bool = False,
@@ -229,6 +238,8 @@ class Bidirectional:
       )
     f_init, b_init = self._split_states(initial_state, "initial_state")
     f_state, b_state = self._split_states(state, "state")
+    self._check_halves(inputs, (f_init, b_init), "initial_state")
+    self._check_halves(inputs, (f_state, b_state), "state")
     f_rng = b_rng = None
     if rng is not None:
       _checks.check_key(rng, "rng")
