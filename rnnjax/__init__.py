@@ -15,13 +15,25 @@ from .layers import ConvLSTM3D as ConvLSTM3D
 from .layers import GRU as GRU
 from .layers import LSTM as LSTM
 from .layers import RNN as RNN
+from .layers import Bidirectional as Bidirectional
 from .layers import SimpleRNN as SimpleRNN
+from ._regularizers import L1 as L1
+from ._regularizers import L1L2 as L1L2
+from ._regularizers import L2 as L2
+from ._regularizers import regularization_loss as regularization_loss
+from ._constraints import MaxNorm as MaxNorm
+from ._constraints import MinMaxNorm as MinMaxNorm
+from ._constraints import NonNeg as NonNeg
+from ._constraints import UnitNorm as UnitNorm
+from ._constraints import apply_constraints as apply_constraints
+from ._constraints import with_constraints as with_constraints
 from . import interop as interop
 from . import kernels as kernels
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Bidirectional",
     "Cell",
     "ConvLSTM1D",
     "ConvLSTM1DCell",
@@ -32,12 +44,22 @@ __all__ = [
     "ConvLSTMCell",
     "GRU",
     "GRUCell",
+    "L1",
+    "L1L2",
+    "L2",
     "LSTM",
     "LSTMCell",
+    "MaxNorm",
+    "MinMaxNorm",
+    "NonNeg",
     "RNN",
     "SimpleRNN",
     "SimpleRNNCell",
     "StackedRNNCells",
+    "UnitNorm",
+    "apply_constraints",
     "interop",
     "kernels",
+    "regularization_loss",
+    "with_constraints",
 ]

@@ -30,12 +30,21 @@ Optional hooks, with defaults here (the built-in cells override them):
                 as `initial_state(batch_size, dtype)` keep working. Cells whose state
                 shape depends on the inputs (ConvLSTM: the state has the spatial size of
                 the input convolution's output) require it.
+  accepts_constants  False for cells that take no `constants=` (the built-in dense
+                cells); the layer then rejects constants before tracing.
+  validate_constants(params, constants, batch_size) -> None
+                raises a clear error for constants this cell cannot use (the layer has
+                already checked that every leaf is an array of shape (B, ...)).
+  weight_penalty(params) -> scalar, constrain(params) -> params
+                used by rj.regularization_loss / rj.apply_constraints instead of the
+                Keras-named fields (kernel_regularizer, kernel_constraint, ...) that the
+                built-in cells read for their kernel, recurrent_kernel and bias.
 """
 
 import inspect
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -61,6 +70,8 @@ def state_shapes(state_size) -> tuple[tuple[int, ...], ...]:
 @dataclasses.dataclass(frozen=True)
 class Cell:
   """Base class of rnnjax cells; see the module docstring for the protocol."""
+
+  accepts_constants: ClassVar[bool] = True
 
   def init(self, key: jax.Array, input_shape) -> Any:
     raise NotImplementedError(f"{type(self).__name__} must define init(key, input_shape).")
@@ -93,6 +104,10 @@ class Cell:
   def validate_inputs(self, params, input_shape) -> None:
     """Raises a clear error if `params` cannot take per-step `input_shape`. Default: no check."""
     del params, input_shape
+
+  def validate_constants(self, params, constants, batch_size: int) -> None:
+    """Raises a clear error if this cell cannot use `constants`. Default: no check."""
+    del params, constants, batch_size
 
   def to_keras_weights(self, params) -> list:
     """Params as Keras's `get_weights()` list. Custom cells define it to use rj.interop."""

@@ -12,12 +12,12 @@ given strides, padding and dilation; the recurrent one is always stride 1, paddi
 """
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 
-from .. import _activations, _initializers
+from .. import _activations, _constraints, _initializers, _regularizers
 from . import _conv
 from ._base import Cell
 from ._dense import _next_post_init, accumulation_dtype, check_units
@@ -82,6 +82,10 @@ class ConvLSTMConfig:
     _activations.get(self.recurrent_activation, argument="recurrent_activation")
     for name in ("kernel_initializer", "recurrent_initializer", "bias_initializer"):
       _initializers.get(getattr(self, name), argument=name)
+    for name in ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer"):
+      _regularizers.get(getattr(self, name), argument=name)
+    for name in ("kernel_constraint", "recurrent_constraint", "bias_constraint"):
+      _constraints.get(getattr(self, name), argument=name)
     for name in ("use_bias", "unit_forget_bias"):
       if not isinstance(getattr(self, name), bool):
         raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}.")
@@ -135,6 +139,8 @@ class ConvLSTMCell(ConvLSTMConfig, Cell):
   >>> h.shape, c.shape, params["kernel"].shape
   ((2, 5, 6, 4), (2, 5, 6, 4), (3, 3, 2, 16))
   """
+
+  accepts_constants: ClassVar[bool] = False
 
   # Shapes -------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
-from .. import _activations, _initializers
+from .. import _activations, _constraints, _initializers, _regularizers
 from ._base import Cell
 from ._dropout import DropoutMasks, apply_mask, check_rate, keep_mask
 
@@ -89,6 +89,10 @@ class DenseConfig:
     _activations.get(self.activation, argument="activation")
     for name in ("kernel_initializer", "recurrent_initializer", "bias_initializer"):
       _initializers.get(getattr(self, name), argument=name)
+    for name in ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer"):
+      _regularizers.get(getattr(self, name), argument=name)
+    for name in ("kernel_constraint", "recurrent_constraint", "bias_constraint"):
+      _constraints.get(getattr(self, name), argument=name)
     check_rate(self.dropout, "dropout")
     check_rate(self.recurrent_dropout, "recurrent_dropout")
     if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
@@ -115,6 +119,8 @@ def _next_post_init(obj, cls) -> None:
 @dataclasses.dataclass(frozen=True)
 class DenseCell(DenseConfig, Cell):
   """Base of SimpleRNNCell, GRUCell and LSTMCell (Keras layout, one fused matrix per role)."""
+
+  accepts_constants: ClassVar[bool] = False
 
   @property
   def state_size(self):

@@ -8,9 +8,16 @@ import jax.numpy as jnp
 from ._base import Cell, initial_state_of, step_output_shape
 
 
-def _per_step_shape(output) -> tuple:
-  """Per-example shape of a one-step output (batch axis dropped), as a pytree of tuples."""
-  return jax.tree.map(lambda a: tuple(a.shape[1:]), output)
+def _next_input_shape(cell, input_shape):
+  """Per-example, per-step shape of `cell`'s output: the next cell's input shape.
+
+  An int `output_size` means (output_size,) (Keras reads output_size the same way; it
+  also serves cells that need constants to run); otherwise one step is traced abstractly.
+  """
+  size = getattr(cell, "output_size", None)
+  if isinstance(size, int) and not isinstance(size, bool):
+    return (size,)
+  return jax.tree.map(lambda a: tuple(a.shape[1:]), step_output_shape(cell, input_shape))
 
 
 @dataclasses.dataclass(frozen=True, init=False)
@@ -54,7 +61,7 @@ class StackedRNNCells(Cell):
     shape = input_shape
     for k, cell in zip(jax.random.split(key, len(self.cells)), self.cells):
       params.append(cell.init(k, shape))
-      shape = _per_step_shape(step_output_shape(cell, shape))
+      shape = _next_input_shape(cell, shape)
     return tuple(params)
 
   def initial_state(self, batch_size, dtype=None, *, input_shape=None):
@@ -81,6 +88,16 @@ class StackedRNNCells(Cell):
       params.append(p)
     return tuple(params), arrays
 
+  @property
+  def accepts_constants(self) -> bool:
+    """True when some cell of the stack reads constants (each cell is handed them)."""
+    return any(getattr(cell, "accepts_constants", True) for cell in self.cells)
+
+  def validate_constants(self, params, constants, batch_size):
+    for cell, p in zip(self.cells, params):
+      if getattr(cell, "accepts_constants", True):
+        cell.validate_constants(p, constants, batch_size)
+
   def uses_dropout(self):
     return any(getattr(cell, "uses_dropout", lambda: False)() for cell in self.cells)
 
@@ -90,7 +107,7 @@ class StackedRNNCells(Cell):
     masks, shape = [], input_shape
     for k, cell in zip(jax.random.split(key, len(self.cells)), self.cells):
       masks.append(cell.dropout_masks(k, batch_size, shape, dtype))
-      shape = _per_step_shape(step_output_shape(cell, shape))
+      shape = _next_input_shape(cell, shape)
     return tuple(masks)
 
   def project(self, params, inputs, *, dropout=None):

@@ -1,6 +1,7 @@
 """Keras-style layers over the engine."""
 
 from ._base import RNN as RNN
+from ._bidirectional import Bidirectional as Bidirectional
 from ._builtin import GRU as GRU
 from ._builtin import LSTM as LSTM
 from ._builtin import SimpleRNN as SimpleRNN
@@ -8,4 +9,7 @@ from ._conv_lstm import ConvLSTM1D as ConvLSTM1D
 from ._conv_lstm import ConvLSTM2D as ConvLSTM2D
 from ._conv_lstm import ConvLSTM3D as ConvLSTM3D
 
-__all__ = ["ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "GRU", "LSTM", "RNN", "SimpleRNN"]
+__all__ = [
+    "Bidirectional", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "GRU", "LSTM", "RNN",
+    "SimpleRNN",
+]

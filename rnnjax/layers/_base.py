@@ -7,7 +7,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .. import engine, kernels
+from .. import _regularizers, engine, kernels
 from ..cells import Cell, StackedRNNCells
 from ..cells._base import initial_state_of
 from ..engine._remat import check_remat
@@ -20,6 +20,42 @@ def _check_bool(obj, *names):
     value = getattr(obj, name)
     if not isinstance(value, bool):
       raise TypeError(f"{name} must be a bool, got {value!r}.")
+
+
+def reset_state_tree(state, where=None):
+  """Zeros in place of `state` (a tuple of (B, ...) arrays, nested or not): every row, or
+  only the rows where `where` (B,) bool is True."""
+  state = as_tuples(state)
+  if not isinstance(state, tuple) or not jax.tree.leaves(state):
+    raise TypeError(f"state must be the state tuple that apply returned, got {_checks.describe(state)}.")
+  if where is None:
+    return jax.tree.map(jnp.zeros_like, state)
+  batch = jax.tree.leaves(state)[0].shape[0]
+  where = jnp.asarray(where)
+  if tuple(where.shape) != (batch,) or not jnp.issubdtype(where.dtype, jnp.bool_):
+    raise ValueError(
+        f"where must be a bool array of shape (B,) = ({batch},), got {_checks.describe(where)}."
+    )
+  return jax.tree.map(
+      lambda s: jnp.where(where.reshape((batch,) + (1,) * (s.ndim - 1)), jnp.zeros_like(s), s),
+      state)
+
+
+def _check_constants(cell, params, constants, batch: int):
+  """Checks `constants` before tracing: the cell must take them (the built-in dense cells
+  do not, as in Keras 2), every leaf must be (B, ...), then the cell's own check."""
+  if constants is None:
+    return None
+  if not getattr(cell, "accepts_constants", True):
+    raise ValueError(
+        f"constants= was given but {type(cell).__name__} takes no constants; constants are "
+        "for custom cells whose __call__ / step reads them (pass constants=None)."
+    )
+  constants = _checks.constants_tree(constants, batch)
+  validate = getattr(cell, "validate_constants", None)
+  if validate is not None:
+    validate(params, constants, batch)
+  return constants
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +89,7 @@ class SequenceOptions:
         not isinstance(self.unroll, bool) and self.unroll < 1):
       raise ValueError(f"unroll must be a bool or a positive int, got {self.unroll!r}.")
     check_remat(self.remat)
+    _regularizers.get(self.activity_regularizer, argument="activity_regularizer")
     nxt = getattr(super(SequenceOptions, self), "__post_init__", None)
     if nxt is not None:
       nxt()
@@ -87,20 +124,7 @@ class RecurrentLayer:
 
   def reset_state(self, state, where=None):
     """A fresh (zero) state: for every row, or only rows where `where` (B,) is True."""
-    state = as_tuples(state)
-    if not isinstance(state, tuple) or not jax.tree.leaves(state):
-      raise TypeError(f"state must be the state tuple that apply returned, got {_checks.describe(state)}.")
-    if where is None:
-      return jax.tree.map(jnp.zeros_like, state)
-    batch = jax.tree.leaves(state)[0].shape[0]
-    where = jnp.asarray(where)
-    if tuple(where.shape) != (batch,) or not jnp.issubdtype(where.dtype, jnp.bool_):
-      raise ValueError(
-          f"where must be a bool array of shape (B,) = ({batch},), got {_checks.describe(where)}."
-      )
-    return jax.tree.map(
-        lambda s: jnp.where(where.reshape((batch,) + (1,) * (s.ndim - 1)), jnp.zeros_like(s), s),
-        state)
+    return reset_state_tree(state, where)
 
   # The call -----------------------------------------------------------------
 
@@ -141,6 +165,7 @@ class RecurrentLayer:
     if seq_lengths is not None:
       mask = _checks.lengths_to_mask(seq_lengths, batch, steps, self.time_major)
     reset = _checks.step_flags(reset, "reset", batch, steps, self.time_major)
+    constants = _check_constants(cell, params, constants, batch)
 
     compute_dtype = self._compute_dtype(cell, inputs)
     start = self._start_state(cell, initial_state, state, batch, compute_dtype, input_shape)

@@ -131,3 +131,26 @@ def state_like(given, expected, *, argument: str, batch: int):
           f"{argument} must hold state arrays of shapes {_shapes(expected)}, got {_shapes(given)}."
       )
   return jax.tree.map(lambda g, e: jnp.asarray(g).astype(e.dtype), given, expected)
+
+
+def constants_tree(constants, batch: int):
+  """Checks `constants` (a pytree of arrays) and returns it with arrays as jax arrays.
+
+  Constants are static per-example inputs that the cell sees at every step, so every
+  leaf must be an array whose first axis is the batch: (B, ...).
+  """
+  paths_leaves, treedef = jax.tree_util.tree_flatten_with_path(constants)
+  if not paths_leaves:
+    raise ValueError(f"constants must be an array or a pytree of arrays (B, ...), got {constants!r}.")
+  arrays = []
+  for path, leaf in paths_leaves:
+    where = "constants" + jax.tree_util.keystr(path)
+    if not (hasattr(leaf, "shape") and hasattr(leaf, "dtype")):
+      raise TypeError(f"{where} must be an array of shape (B, ...), got {describe(leaf)}.")
+    if leaf.ndim == 0 or leaf.shape[0] != batch:
+      raise ValueError(
+          f"{where} must have the batch size {batch} of the inputs as its first axis, "
+          f"(B, ...) = ({batch}, ...), got shape {tuple(leaf.shape)}."
+      )
+    arrays.append(jnp.asarray(leaf))
+  return jax.tree.unflatten(treedef, arrays)
