@@ -75,7 +75,7 @@ class StackedRNNCells(Cell):
     for i, cell in enumerate(self.cells):
       states.append(tuple(initial_state_of(cell, batch_size, dtype, shape)))
       if i + 1 < len(self.cells):
-        shape = _per_step_shape(step_output_shape(cell, shape))
+        shape = _next_input_shape(cell, shape)
     return tuple(states)
 
   def to_keras_weights(self, params) -> list:
