@@ -19,6 +19,10 @@ DIRECTIONS = ("forward", "backward")
 def describe(x) -> str:
   if hasattr(x, "shape") and hasattr(x, "dtype"):
     return f"an array of shape {tuple(x.shape)} and dtype {x.dtype}"
+  if isinstance(x, dict):
+    return f"a dict with keys {sorted(map(str, x))}"
+  if isinstance(x, (list, tuple)):
+    return f"a {type(x).__name__} of {len(x)}"
   return f"{type(x).__name__} {x!r}"[:200]
 
 
@@ -41,6 +45,9 @@ def builtin_cell(obj, argument: str = "layer"):
   cell = obj if isinstance(obj, Cell) else getattr(obj, "cell", None)
   if isinstance(cell, (LSTMCell, GRUCell, SimpleRNNCell)):
     return cell
+  if isinstance(obj, type):
+    raise TypeError(f"{argument} must be an rnnjax layer or cell instance, got the class "
+                    f"{obj.__name__}; pass an instance, e.g. rj.LSTM(64).")
   raise TypeError(
       f"{argument} must be an rnnjax SimpleRNN, GRU or LSTM layer or cell (or a kind name "
       f"{sorted(KINDS)}), got {describe(obj)}."
@@ -119,6 +126,34 @@ def plan_of(layer, argument: str = "layer") -> Plan:
       raise ValueError(f"{argument} must hold at least one layer, got an empty {type(layer).__name__}.")
     return Plan(tuple(_level_cells(obj, f"{argument}[{i}]") for i, obj in enumerate(layer)), "list")
   cells = _level_cells(layer, argument)
+  return Plan((cells,), "single" if len(cells) == 1 else "directions")
+
+def _cell_of_params(cell_type, params, argument):
+  if not isinstance(params, dict) or getattr(params.get("recurrent_kernel"), "ndim", 0) != 2:
+    raise TypeError(f"{argument} must be an rnnjax params dict with a (U, G*U) recurrent_kernel, "
+                    f"got {describe(params)}.")
+  kwargs = {"use_bias": "bias" in params}
+  if cell_type is GRUCell:
+    kwargs["reset_after"] = getattr(params.get("bias"), "ndim", 2) == 2
+  return cell_type(params["recurrent_kernel"].shape[0], **kwargs)
+
+
+def plan_of_params(kind, params) -> Plan:
+  """The Plan that `params` of `kind` ("lstm", "gru", "rnn") have, read off their nesting
+  and shapes (a dict, {"forward", "backward"}, a tuple (stacked) or a list)."""
+  cell_type = check_kind(kind)
+
+  def level(p, argument):
+    if isinstance(p, dict) and set(p) == set(DIRECTIONS):
+      return tuple(_cell_of_params(cell_type, p[d], f"{argument}[{d!r}]") for d in DIRECTIONS)
+    return (_cell_of_params(cell_type, p, argument),)
+
+  if isinstance(params, (list, tuple)):
+    if not params:
+      raise ValueError(f"params must hold at least one layer's params, got an empty {type(params).__name__}.")
+    form = "stacked" if isinstance(params, tuple) else "list"
+    return Plan(tuple(level(p, f"params[{i}]") for i, p in enumerate(params)), form)
+  cells = level(params, "params")
   return Plan((cells,), "single" if len(cells) == 1 else "directions")
 
 

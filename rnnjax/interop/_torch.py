@@ -214,33 +214,6 @@ def from_torch(layer, state_dict, *, prefix: str = ""):
 # params -> state_dict ----------------------------------------------------------------
 
 
-def _cell_of_params(cell_type, params, argument):
-  if not isinstance(params, dict) or getattr(params.get("recurrent_kernel"), "ndim", 0) != 2:
-    raise TypeError(f"{argument} must be an rnnjax params dict with a (U, G*U) recurrent_kernel, "
-                    f"got {_common.describe(params)}.")
-  kwargs = {"use_bias": "bias" in params}
-  if cell_type is GRUCell:
-    kwargs["reset_after"] = getattr(params.get("bias"), "ndim", 2) == 2
-  return cell_type(params["recurrent_kernel"].shape[0], **kwargs)
-
-
-def _plan_of_params(kind, params) -> Plan:
-  cell_type = _common.check_kind(kind)
-
-  def level(p, argument):
-    if isinstance(p, dict) and set(p) == set(_common.DIRECTIONS):
-      return tuple(_cell_of_params(cell_type, p[d], f"{argument}[{d!r}]") for d in _common.DIRECTIONS)
-    return (_cell_of_params(cell_type, p, argument),)
-
-  if isinstance(params, (list, tuple)):
-    if not params:
-      raise ValueError(f"params must hold at least one layer's params, got an empty {type(params).__name__}.")
-    form = "stacked" if isinstance(params, tuple) else "list"
-    return Plan(tuple(level(p, f"params[{i}]") for i, p in enumerate(params)), form)
-  cells = level(params, "params")
-  return Plan((cells,), "single" if len(cells) == 1 else "directions")
-
-
 def _cell_to_torch(cell, params, level, suffix, argument, features) -> dict:
   where = f"torch layer {level}" + (" (reverse direction)" if suffix else "")
   _check_cell(cell, where)
@@ -283,7 +256,7 @@ def to_torch(layer, params, *, prefix: str = "") -> dict:
   """
   if not isinstance(prefix, str):
     raise TypeError(f"prefix must be a str, got {_common.describe(prefix)}.")
-  plan = _plan_of_params(layer, params) if isinstance(layer, str) else _common.plan_of(layer)
+  plan = _common.plan_of_params(layer, params) if isinstance(layer, str) else _common.plan_of(layer)
   nested = plan.split(params)
   out, features = {}, None
   for level, (cells, entry) in enumerate(zip(plan.levels, nested)):
