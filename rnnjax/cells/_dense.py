@@ -12,6 +12,11 @@ from ._base import Cell
 from ._dropout import DropoutMasks, apply_mask, check_rate, keep_mask
 
 
+# Name under which cells tag their gate pre-activations (the sums of the matmuls): the
+# engine may keep only these for the backward pass and recompute the gate math.
+PREACTIVATION = "rnnjax_preactivation"
+
+
 def check_units(units, argument: str = "units") -> None:
   if isinstance(units, bool) or not isinstance(units, int):
     raise TypeError(f"{argument} must be a positive int, got {units!r}.")

@@ -5,9 +5,10 @@ from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
+from jax.ad_checkpoint import checkpoint_name
 
 from .. import _activations, _initializers
-from ._dense import DenseCell, gate_matmul
+from ._dense import PREACTIVATION, DenseCell, gate_matmul
 from ._gated import GatedConfig
 
 
@@ -59,6 +60,7 @@ class LSTMCell(LSTMConfig, DenseCell):
     z = projected + gate_matmul(
         h.astype(cd), params["recurrent_kernel"].astype(cd), masks, 4
     ).astype(projected.dtype)
+    z = checkpoint_name(z, PREACTIVATION)
     act = _activations.get(self.activation)
     gate = _activations.get(self.recurrent_activation)
     zi, zf, zc, zo = jnp.split(z, 4, axis=-1)

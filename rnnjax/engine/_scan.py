@@ -10,6 +10,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from . import _remat
 from ._order import from_scan_order, to_scan_order
 
 
@@ -74,7 +75,8 @@ def _same_shapes(a, b) -> bool:
 def rnn(cell, params, inputs, initial_state: tuple, *, mask=None, reset=None,
         go_backwards: bool = False, unroll: int | bool = 1, time_major: bool = False,
         zero_output_for_mask: bool = False, return_sequences: bool = True,
-        training: bool = False, constants=None, dropout=None) -> RNNResult:
+        training: bool = False, constants=None, dropout=None,
+        projection: str = "auto", remat=None) -> RNNResult:
   """Runs `cell` over the time axis of `inputs` with one `jax.lax.scan`.
 
   Args:
@@ -90,6 +92,11 @@ def rnn(cell, params, inputs, initial_state: tuple, *, mask=None, reset=None,
     go_backwards: process time in reverse; outputs come back in processing order.
     unroll: scan's `unroll` (True unrolls fully); results do not depend on it.
     training, constants, dropout: passed to the cell (dropout = the cell's masks).
+    projection: where the cell's time-parallel `project` runs: "hoisted" (once over the
+      whole sequence, before the loop), "per_step" (inside the loop body) or "auto":
+      hoisted on accelerators; per step on CPU, where the (T, B, G) projected tensor is
+      memory-bound and the per-step matmul overlaps with the gate math (bench/README.md).
+    remat: gradient checkpointing of the loop (None, "step", k, "sqrt"; see _remat.py).
 
   Returns:
     RNNResult(outputs, last_output, final_state).
@@ -100,9 +107,14 @@ def rnn(cell, params, inputs, initial_state: tuple, *, mask=None, reset=None,
   reset_t = None if reset is None else to_scan_order(reset, time_major=time_major, reverse=go_backwards)
 
   dropout_kw = {} if dropout is None else {"dropout": dropout}
-  projected = cell.project(params, xs, **dropout_kw)
+  if projection not in ("auto", "hoisted", "per_step"):
+    raise ValueError(f'projection must be "auto", "hoisted" or "per_step", got {projection!r}.')
+  hoist = projection == "hoisted" or (projection == "auto" and jax.default_backend() != "cpu")
+  projected = cell.project(params, xs, **dropout_kw) if hoist else xs
 
   def step(state, x_t):
+    if not hoist:
+      x_t = cell.project(params, x_t, **dropout_kw)
     return cell.step(params, x_t, state, training=training, constants=constants, **dropout_kw)
 
   x0 = jax.tree.map(lambda a: a[0], projected)
@@ -140,7 +152,9 @@ def rnn(cell, params, inputs, initial_state: tuple, *, mask=None, reset=None,
     return (new_state, last), (y if return_sequences else None)
 
   carry0 = (initial_state, last0 if track_last else None)
-  (final_state, last), ys = jax.lax.scan(body, carry0, (projected, mask_t, reset_t), unroll=unroll)
+  steps = jax.tree.leaves(xs)[0].shape[0]
+  (final_state, last), ys = _remat.scan(body, carry0, (projected, mask_t, reset_t), length=steps,
+                                        unroll=unroll, remat=remat)
 
   outputs = None
   if return_sequences:

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from .. import engine
 from ..cells import Cell, StackedRNNCells
+from ..engine._remat import check_remat
 from ..engine._scan import as_tuples
 from . import _checks
 
@@ -27,6 +28,8 @@ class SequenceOptions:
   time_major: inputs (and sequence outputs) are (T, B, ...) instead of (B, T, ...).
   carry_dtype: dtype of the carried state (None: the compute dtype, as Keras); e.g.
     float32 under bfloat16 compute.
+  remat: gradient checkpointing of the time loop: None, "step", k (every k steps) or
+    "sqrt" (two-level, memory O(sqrt(T))). Results are the same; memory and time differ.
   """
 
   _: dataclasses.KW_ONLY
@@ -39,6 +42,7 @@ class SequenceOptions:
   zero_output_for_mask: bool = False
   activity_regularizer: Any = None
   carry_dtype: Any = None
+  remat: Any = None
   name: str | None = None
 
   def __post_init__(self):
@@ -47,6 +51,7 @@ class SequenceOptions:
     if not isinstance(self.unroll, (bool, int)) or (
         not isinstance(self.unroll, bool) and self.unroll < 1):
       raise ValueError(f"unroll must be a bool or a positive int, got {self.unroll!r}.")
+    check_remat(self.remat)
     nxt = getattr(super(SequenceOptions, self), "__post_init__", None)
     if nxt is not None:
       nxt()
@@ -140,7 +145,7 @@ class RecurrentLayer:
         unroll=self.scan_unroll, time_major=self.time_major,
         zero_output_for_mask=self.zero_output_for_mask,
         return_sequences=self.return_sequences, training=training, constants=constants,
-        dropout=dropout)
+        dropout=dropout, remat=self.remat)
     return self._package(result)
 
   # Helpers ------------------------------------------------------------------
