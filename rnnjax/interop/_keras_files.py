@@ -226,11 +226,15 @@ def _rnnjax_hint(layer):
 
 def _read(path):
   root, config = _open(path)
-  _check_keras3(root, path)
-  index = {}
-  _index(root, "", index)
-  configs = {}
-  _config_index(config, "", configs)
+  try:
+    _check_keras3(root, path)
+    index = {}
+    _index(root, "", index)
+    configs = {}
+    _config_index(config, "", configs)
+  except BaseException:
+    root.close()
+    raise
   return root, index, configs
 
 

@@ -165,6 +165,14 @@ def test_bad_input(saved, tmp_path):
     archive.writestr("config.json", json.dumps({}))
   with raises(ValueError, "empty.keras", "without model.weights.h5", "config.json"):
     rj.interop.load_keras_weights(tmp_path / "empty.keras")
+  import h5py
+  with h5py.File(tmp_path / "old.h5", "w") as f:
+    f.attrs["layer_names"] = [b"lstm"]
+  with raises(ValueError, "old.h5", "Keras 2 (legacy)", "get_weights"):
+    rj.interop.load_keras_weights(tmp_path / "old.h5")
+  (tmp_path / "unzipped").mkdir()
+  with raises(ValueError, "unzipped", "directory without model.weights.h5"):
+    rj.interop.load_keras_weights(tmp_path / "unzipped")
   with raises(ValueError, "'stack'", "different classes", "load_keras_params"):
     rj.interop.load_keras_weights(h5)   # mixed cells, bare .weights.h5: the order is unknown
   with raises(ValueError, "name 'dec'", "is not a layer", "'enc'"):
