@@ -52,3 +52,32 @@ def test_pmap(results):
 def test_the_checks_can_fail(results):
   """The reference values are not trivially zero, so a difference of 0 means something."""
   assert results["loss"] > 0.1 and results["grad_scale"] > 0.01
+
+
+def test_explicit_sharding_and_shard_map_in_process():
+  """The same type checks on a one-device mesh (fast, no subprocess): under explicit
+  sharding and inside shard_map, scan's carry must carry the inputs' sharding and
+  varying axes; the engine gives the zero initial state those types."""
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+  from jax.sharding import AxisType, Mesh, NamedSharding
+  from jax.sharding import PartitionSpec as P
+  import rnnjax as rj
+
+  layer = rj.LSTM(3, return_sequences=True, return_state=True)
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, 4, 2)), jnp.float32)
+  mask = jnp.asarray([[True] * 4, [True, True, False, False]])
+  params = layer.init(jax.random.key(0), x)
+  want = layer.apply(params, x, mask=mask)
+  mesh = Mesh(np.array(jax.devices()[:1]), ("data",), axis_types=(AxisType.Explicit,))
+  with jax.set_mesh(mesh):
+    rows = NamedSharding(mesh, P("data"))
+    got = jax.jit(layer.apply)(params, jax.device_put(x, rows), mask=jax.device_put(mask, rows))
+  for a, b in zip(got, want, strict=True):
+    np.testing.assert_allclose(a, b, atol=1e-6)
+  mesh = Mesh(np.array(jax.devices()[:1]), ("data",))
+  per_device = jax.shard_map(lambda p, x, m: layer.apply(p, x, mask=m), mesh=mesh,
+                             in_specs=(P(), P("data"), P("data")), out_specs=P("data"))
+  for a, b in zip(jax.jit(per_device)(params, x, mask), want, strict=True):
+    np.testing.assert_allclose(a, b, atol=1e-6)
