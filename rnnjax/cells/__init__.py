@@ -1,6 +1,14 @@
 """Cells: pure per-step functions with Keras names, layouts and semantics."""
 
 from ._base import Cell as Cell
+from ._conv_lstm import ConvLSTM1DCell as ConvLSTM1DCell
+from ._conv_lstm import ConvLSTM1DConfig as ConvLSTM1DConfig
+from ._conv_lstm import ConvLSTM2DCell as ConvLSTM2DCell
+from ._conv_lstm import ConvLSTM2DConfig as ConvLSTM2DConfig
+from ._conv_lstm import ConvLSTM3DCell as ConvLSTM3DCell
+from ._conv_lstm import ConvLSTM3DConfig as ConvLSTM3DConfig
+from ._conv_lstm import ConvLSTMCell as ConvLSTMCell
+from ._conv_lstm import ConvLSTMConfig as ConvLSTMConfig
 from ._dropout import DropoutMasks as DropoutMasks
 from ._gru import GRUCell as GRUCell
 from ._gru import GRUConfig as GRUConfig
@@ -11,6 +19,7 @@ from ._simple_rnn import SimpleRNNConfig as SimpleRNNConfig
 from ._stacked import StackedRNNCells as StackedRNNCells
 
 __all__ = [
-    "Cell", "DropoutMasks", "GRUCell", "GRUConfig", "LSTMCell", "LSTMConfig",
+    "Cell", "ConvLSTM1DCell", "ConvLSTM1DConfig", "ConvLSTM2DCell", "ConvLSTM2DConfig",
+    "ConvLSTM3DCell", "ConvLSTM3DConfig", "ConvLSTMCell", "ConvLSTMConfig", "DropoutMasks", "GRUCell", "GRUConfig", "LSTMCell", "LSTMConfig",
     "SimpleRNNCell", "SimpleRNNConfig", "StackedRNNCells",
 ]

@@ -23,8 +23,16 @@ Optional hooks, with defaults here (the built-in cells override them):
                 -> (output, new_states): the part that must run in the loop.
   dropout_masks(key, batch_size, input_shape, dtype) -> masks or None
                 drawn once per call (variational dropout) and handed to project/step.
-  initial_state(batch_size, dtype) -> tuple of zero states.
+  initial_state(batch_size, dtype, *, input_shape=None) -> tuple of zero states.
+                input_shape: the per-step input shape(s), as for `init`. Optional: the
+                layers pass it only to cells whose `initial_state` accepts an
+                `input_shape` keyword (see `initial_state_of`), so custom cells written
+                as `initial_state(batch_size, dtype)` keep working. Cells whose state
+                shape depends on the inputs (ConvLSTM: the state has the spatial size of
+                the input convolution's output) require it.
 """
+
+import inspect
 
 import dataclasses
 from typing import Any
@@ -94,8 +102,10 @@ class Cell:
     """(params, remaining arrays) from the head of a Keras weight list."""
     raise NotImplementedError(f"{type(self).__name__} does not define from_keras_weights.")
 
-  def initial_state(self, batch_size: int, dtype=jnp.float32) -> tuple:
-    """Zero states, one array per state, each `(batch_size, *shape)`."""
+  def initial_state(self, batch_size: int, dtype=jnp.float32, *, input_shape=None) -> tuple:
+    """Zero states, one array per state, each `(batch_size, *shape)` from `state_size`
+    (`input_shape` is not needed here)."""
+    del input_shape
     return tuple(jnp.zeros((batch_size, *shape), dtype) for shape in state_shapes(self.state_size))
 
 
@@ -106,9 +116,26 @@ def step_output_shape(cell, input_shape, batch_size: int = 1):
     key = jax.random.key(0)
     params = cell.init(key, input_shape)
     x = jax.tree.map(lambda s: jnp.zeros((batch_size, *s)), input_shape, is_leaf=is_shape)
-    return cell(params, x, cell.initial_state(batch_size))[0]
+    return cell(params, x, initial_state_of(cell, batch_size, jnp.float32, input_shape))[0]
 
   return jax.eval_shape(run)
+
+
+def accepts_input_shape(initial_state) -> bool:
+  """True when a cell's `initial_state` method takes an `input_shape` keyword."""
+  try:
+    parameters = inspect.signature(initial_state).parameters.values()
+  except (TypeError, ValueError):
+    return False
+  return any(p.name == "input_shape" and p.kind != p.POSITIONAL_ONLY or p.kind == p.VAR_KEYWORD
+             for p in parameters)
+
+
+def initial_state_of(cell, batch_size: int, dtype, input_shape=None):
+  """`cell.initial_state(batch_size, dtype)`, with `input_shape=` when the cell accepts it."""
+  if input_shape is not None and accepts_input_shape(cell.initial_state):
+    return cell.initial_state(batch_size, dtype, input_shape=input_shape)
+  return cell.initial_state(batch_size, dtype)
 
 
 def is_shape(x) -> bool:

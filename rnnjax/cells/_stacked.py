@@ -3,8 +3,9 @@
 import dataclasses
 
 import jax
+import jax.numpy as jnp
 
-from ._base import Cell, step_output_shape
+from ._base import Cell, initial_state_of, step_output_shape
 
 
 def _per_step_shape(output) -> tuple:
@@ -56,9 +57,19 @@ class StackedRNNCells(Cell):
       shape = _per_step_shape(step_output_shape(cell, shape))
     return tuple(params)
 
-  def initial_state(self, batch_size, dtype=None):
-    kwargs = {} if dtype is None else {"dtype": dtype}
-    return tuple(tuple(cell.initial_state(batch_size, **kwargs)) for cell in self.cells)
+  def initial_state(self, batch_size, dtype=None, *, input_shape=None):
+    """Each cell's zero state; `input_shape` (per step) is handed on to cells that take it,
+    each cell getting the previous cell's per-step output shape."""
+    if input_shape is None:
+      kwargs = {} if dtype is None else {"dtype": dtype}
+      return tuple(tuple(cell.initial_state(batch_size, **kwargs)) for cell in self.cells)
+    dtype = jnp.float32 if dtype is None else dtype
+    states, shape = [], input_shape
+    for i, cell in enumerate(self.cells):
+      states.append(tuple(initial_state_of(cell, batch_size, dtype, shape)))
+      if i + 1 < len(self.cells):
+        shape = _per_step_shape(step_output_shape(cell, shape))
+    return tuple(states)
 
   def to_keras_weights(self, params) -> list:
     return [w for cell, p in zip(self.cells, params) for w in cell.to_keras_weights(p)]

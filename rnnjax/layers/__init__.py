@@ -4,5 +4,8 @@ from ._base import RNN as RNN
 from ._builtin import GRU as GRU
 from ._builtin import LSTM as LSTM
 from ._builtin import SimpleRNN as SimpleRNN
+from ._conv_lstm import ConvLSTM1D as ConvLSTM1D
+from ._conv_lstm import ConvLSTM2D as ConvLSTM2D
+from ._conv_lstm import ConvLSTM3D as ConvLSTM3D
 
-__all__ = ["GRU", "LSTM", "RNN", "SimpleRNN"]
+__all__ = ["ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "GRU", "LSTM", "RNN", "SimpleRNN"]

@@ -7,8 +7,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .. import engine
+from .. import engine, kernels
 from ..cells import Cell, StackedRNNCells
+from ..cells._base import initial_state_of
 from ..engine._remat import check_remat
 from ..engine._scan import as_tuples
 from . import _checks
@@ -76,9 +77,13 @@ class RecurrentLayer:
     _checks.sequence_dims(inputs, time_major=self.time_major)
     return self.cell.init(key, _checks.step_shapes(inputs))
 
-  def get_initial_state(self, batch_size: int, dtype=jnp.float32) -> tuple:
-    """Zero states for `batch_size` rows, in the cell's state structure."""
-    return as_tuples(self.cell.initial_state(batch_size, dtype))
+  def get_initial_state(self, batch_size: int, dtype=jnp.float32, *, input_shape=None) -> tuple:
+    """Zero states for `batch_size` rows, in the cell's state structure.
+
+    input_shape: per-step input shape(s) (no batch and time axes), for cells whose state
+    shape depends on the inputs (ConvLSTM); handed to cells that accept it.
+    """
+    return as_tuples(initial_state_of(self.cell, batch_size, dtype, input_shape))
 
   def reset_state(self, state, where=None):
     """A fresh (zero) state: for every row, or only rows where `where` (B,) is True."""
@@ -131,24 +136,38 @@ class RecurrentLayer:
 
     if mask is not None and seq_lengths is not None:
       raise ValueError("pass either mask or seq_lengths, not both.")
+    user_mask = mask
     mask = _checks.step_flags(mask, "mask", batch, steps, self.time_major)
     if seq_lengths is not None:
       mask = _checks.lengths_to_mask(seq_lengths, batch, steps, self.time_major)
     reset = _checks.step_flags(reset, "reset", batch, steps, self.time_major)
 
     compute_dtype = self._compute_dtype(cell, inputs)
-    start = self._start_state(cell, initial_state, state, batch, compute_dtype)
+    start = self._start_state(cell, initial_state, state, batch, compute_dtype, input_shape)
     dropout = self._dropout_masks(cell, training, rng, batch, input_shape, compute_dtype)
 
-    result = engine.rnn(
-        cell, params, inputs, start, mask=mask, reset=reset, go_backwards=self.go_backwards,
-        unroll=self.scan_unroll, time_major=self.time_major,
-        zero_output_for_mask=self.zero_output_for_mask,
-        return_sequences=self.return_sequences, training=training, constants=constants,
-        dropout=dropout, remat=self.remat)
+    if self._takes_fused_path(inputs, user_mask, seq_lengths, training, constants, reset):
+      result = kernels.fused_layer_apply(self, params, inputs, start, seq_lengths,
+                                         training=training, dropout=dropout)
+    else:
+      result = engine.rnn(
+          cell, params, inputs, start, mask=mask, reset=reset, go_backwards=self.go_backwards,
+          unroll=self.scan_unroll, time_major=self.time_major,
+          zero_output_for_mask=self.zero_output_for_mask,
+          return_sequences=self.return_sequences, training=training, constants=constants,
+          dropout=dropout, remat=self.remat)
     return self._package(result)
 
   # Helpers ------------------------------------------------------------------
+
+  def _takes_fused_path(self, inputs, mask, seq_lengths, training, constants, reset) -> bool:
+    """Layers with a `fused_request` (LSTM, GRU) ask the kernel dispatch; it raises for
+    use_fused=True on an ineligible call, before anything is traced."""
+    if not hasattr(self, "fused_request"):
+      return False
+    choice = kernels.which_path(self, inputs, mask=mask, seq_lengths=seq_lengths,
+                                training=training, constants=constants, reset=reset)
+    return choice.path == "fused"
 
   def _package(self, result: engine.RNNResult):
     output = result.outputs if self.return_sequences else result.last_output
@@ -161,9 +180,13 @@ class RecurrentLayer:
       return cell.compute_dtype(leaf)
     return jnp.result_type(leaf.dtype, jnp.float32)
 
-  def _start_state(self, cell, initial_state, state, batch, compute_dtype):
+  def _start_state(self, cell, initial_state, state, batch, compute_dtype, input_shape=None):
     carry_dtype = jnp.dtype(self.carry_dtype) if self.carry_dtype is not None else compute_dtype
-    expected = jax.eval_shape(lambda: as_tuples(cell.initial_state(batch, carry_dtype)))
+
+    def zeros():
+      return as_tuples(initial_state_of(cell, batch, carry_dtype, input_shape))
+
+    expected = jax.eval_shape(zeros)
     if state is not None and not self.stateful:
       raise ValueError(
           "state= is only for stateful layers (stateful=True); use initial_state= to start "
@@ -173,7 +196,7 @@ class RecurrentLayer:
       return _checks.state_like(initial_state, expected, argument="initial_state", batch=batch)
     if state is not None:
       return _checks.state_like(state, expected, argument="state", batch=batch)
-    return as_tuples(cell.initial_state(batch, carry_dtype))
+    return zeros()
 
   def _dropout_masks(self, cell, training, rng, batch, input_shape, dtype):
     if not (training and cell.uses_dropout()):

@@ -1,0 +1,133 @@
+"""Which path a layer call takes, the fused kernel or the scan, and why.
+
+`use_fused="auto"` takes the kernel on a GPU when the call is eligible, else the scan;
+`True` takes the kernel or raises a ValueError naming every reason it cannot;
+`False` always takes the scan. Keras's `use_cudnn` is honoured when `use_fused` is
+"auto" (see `FusedOption` in `layers/_builtin.py`).
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .. import _activations
+from ..cells import GRUCell, LSTMCell
+from . import _interpret, _tiling
+from .gru import _config as gru_config
+from .lstm import _config as lstm_config
+
+
+class PathChoice(NamedTuple):
+  """path: "fused" or "scan"; reason: why, listing every reason the kernel declines."""
+
+  path: str
+  reason: str
+
+
+def _is_activation(value, name: str) -> bool:
+  if isinstance(value, str):
+    return value == name
+  return value is _activations.get(name)
+
+
+def _request_name(layer) -> str:
+  if layer.use_fused == "auto" and layer.use_cudnn != "auto":
+    return "use_cudnn"
+  return "use_fused"
+
+
+def _cell_kind(layer):
+  cell = getattr(layer, "cell", None)
+  if isinstance(cell, LSTMCell):
+    return "LSTM", lstm_config
+  if isinstance(cell, GRUCell):
+    return "GRU", gru_config
+  return None, None
+
+
+def _compute_dtype(layer, inputs):
+  leaves = jax.tree.leaves(inputs)
+  if len(leaves) != 1 or not hasattr(leaves[0], "dtype"):
+    return None
+  return jnp.dtype(layer.cell.compute_dtype(leaves[0]))
+
+
+def ineligibility(layer, inputs, *, mask=None, seq_lengths=None, training=False,
+                  constants=None, reset=None) -> list[str]:
+  """Every reason this call cannot take the fused kernel (empty when it can)."""
+  kind, config = _cell_kind(layer)
+  if kind is None:
+    return [f"{type(layer).__name__} has no fused kernel (only the LSTM and GRU layers do)"]
+  reasons = []
+  if not (_interpret.on_gpu() or _interpret.interpret_forced()):
+    reasons.append(f"no GPU (jax.default_backend() is {jax.default_backend()!r})")
+  if not _is_activation(layer.activation, "tanh"):
+    reasons.append(f"activation={layer.activation!r} (the kernel implements tanh)")
+  if not _is_activation(layer.recurrent_activation, "sigmoid"):
+    reasons.append(f"recurrent_activation={layer.recurrent_activation!r} (the kernel "
+                   "implements sigmoid)")
+  if training and layer.recurrent_dropout > 0:
+    reasons.append(f"recurrent_dropout={layer.recurrent_dropout} with training=True (the "
+                   "kernel has no recurrent dropout)")
+  if layer.unroll is not False:
+    reasons.append(f"unroll={layer.unroll!r}: unroll is a scan-only knob (lax.scan's "
+                   "unroll); the kernel has its own time loop")
+  remat = getattr(layer, "remat", None)
+  if remat is not None:
+    reasons.append(f"remat={remat!r}: gradient checkpointing is a scan-only knob (the kernel "
+                   "saves its own compact residuals)")
+  if kind == "GRU" and not layer.reset_after:
+    reasons.append("reset_after=False (the GRU kernel implements reset_after=True)")
+  if mask is not None:
+    reasons.append("mask= given: a boolean mask is data, so it cannot be checked to be "
+                   "right-padded before tracing; pass seq_lengths= (B,) for the fused path")
+  if reset is not None:
+    reasons.append("reset= given (segment resets are scan-only)")
+  if constants is not None:
+    reasons.append("constants given (the kernel takes no constants)")
+  dtype = _compute_dtype(layer, inputs)
+  if dtype is None:
+    reasons.append("inputs are not a single array")
+  else:
+    carry = jnp.dtype(layer.carry_dtype) if layer.carry_dtype is not None else dtype
+    for why in (config.unsupported_reason(layer.units, dtype),
+                _tiling.dtype_reason(carry, "carry dtype")):
+      if why is not None:
+        reasons.append(why)
+  return reasons
+
+
+def which_path(layer, inputs, *, mask=None, seq_lengths=None, initial_state=None,
+               training: bool = False, constants=None, reset=None) -> PathChoice:
+  """The path `layer.apply(params, inputs, ...)` takes with these arguments, and why.
+
+  Raises the ValueError that `apply` raises when the layer asks for `use_fused=True`
+  (or `use_cudnn=True`) and the call is not eligible.
+
+  >>> import jax.numpy as jnp, rnnjax as rj
+  >>> choice = rj.kernels.which_path(rj.LSTM(8), jnp.ones((2, 5, 3)),
+  ...                                mask=jnp.ones((2, 5), bool))
+  >>> choice.path, "pass seq_lengths=" in choice.reason
+  ('scan', True)
+  """
+  del initial_state, seq_lengths   # any initial state and any lengths are fine
+  request = getattr(layer, "fused_request", None)
+  if request is None:
+    return PathChoice("scan", f"{type(layer).__name__} has no fused kernel (only the LSTM and "
+                      "GRU layers do)")
+  name = _request_name(layer)
+  if request is False:
+    return PathChoice("scan", f"{name}=False (the scan is requested)")
+  reasons = ineligibility(layer, inputs, mask=mask, training=training, constants=constants,
+                          reset=reset)
+  if reasons and request is True:
+    raise ValueError(
+        f"{type(layer).__name__}({name}=True) cannot use the fused kernel: "
+        + "; ".join(reasons) + f". Set {name}='auto' to fall back to the scan.")
+  if reasons:
+    return PathChoice("scan", f"{name}='auto' falls back to the scan: " + "; ".join(reasons))
+  where = ("in Pallas interpret mode (forced)" if _interpret.interpret_forced() and
+           not _interpret.on_gpu() else "on the GPU")
+  return PathChoice("fused", f"{name}={request!r} and eligible: fused {type(layer).__name__} "
+                    f"kernel {where}")

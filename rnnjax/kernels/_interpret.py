@@ -1,0 +1,49 @@
+"""Where the Pallas kernels run: compiled for the GPU, or in Pallas interpret mode on
+the CPU (numerics only, slow). Tests force the fused path on the CPU with
+`force_interpret()` (or the environment variable RNNJAX_FORCE_INTERPRET=1)."""
+
+import contextlib
+import contextvars
+import os
+
+import jax
+
+_FORCED = contextvars.ContextVar("rnnjax_force_interpret", default=False)
+ENV_VAR = "RNNJAX_FORCE_INTERPRET"
+
+
+@contextlib.contextmanager
+def force_interpret(enabled: bool = True):
+  """Within this block, fused kernels run in Pallas interpret mode and the dispatch
+  treats the CPU as a GPU (for tests: it lets `use_fused` choose the kernel on a CPU).
+
+  >>> import rnnjax as rj
+  >>> with rj.kernels.force_interpret():
+  ...   rj.kernels.interpret_forced()
+  True
+  """
+  if not isinstance(enabled, bool):
+    raise TypeError(f"enabled must be a bool, got {enabled!r}.")
+  token = _FORCED.set(enabled)
+  try:
+    yield
+  finally:
+    _FORCED.reset(token)
+
+
+def interpret_forced() -> bool:
+  """True inside `force_interpret()` or when RNNJAX_FORCE_INTERPRET=1."""
+  return _FORCED.get() or os.environ.get(ENV_VAR, "") not in ("", "0")
+
+
+def on_gpu() -> bool:
+  return jax.default_backend() == "gpu"
+
+
+def resolve_interpret(interpret) -> bool:
+  """`interpret` argument of the kernels: None -> interpret unless on a GPU (or forced)."""
+  if interpret is None:
+    return interpret_forced() or not on_gpu()
+  if not isinstance(interpret, bool):
+    raise TypeError(f"interpret must be None or a bool, got {interpret!r}.")
+  return interpret
