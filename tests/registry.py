@@ -1,8 +1,8 @@
 """One table of every layer kind under test: the property and transform tests run over
-all of them. An entry builds the layer from sequence options (return_sequences, ...).
+all of them. An entry builds the layer from sequence options (return_sequences, ...);
+STEP_SHAPES gives its per-step input shape (F,) unless the kind needs another.
 
-TODO when they land on main: rj.Bidirectional(rj.LSTM(...)), rj.ConvLSTM1D/2D (these
-take (B, T, ..., C) inputs: add an `input_shape` per entry)."""
+TODO when it lands on main: rj.Bidirectional(rj.LSTM(...))."""
 
 import dataclasses
 
@@ -44,4 +44,9 @@ LAYERS = {
     "lstm": lambda **kw: rj.LSTM(4, **kw),
     "stacked": lambda **kw: rj.RNN([rj.LSTMCell(3), rj.GRUCell(4)], **kw),
     "custom_cell": lambda **kw: rj.RNN(MinimalRNNCell(4), **kw),
+    # ConvLSTM2D/3D share ConvLSTMCell with 1D (and tests/test_conv_lstm.py covers them).
+    "conv_lstm_1d": lambda **kw: rj.ConvLSTM1D(2, 3, padding="same", **kw),
 }
+
+# Per-step input shapes, without batch and time axes.
+STEP_SHAPES = {name: (F,) for name in LAYERS} | {"conv_lstm_1d": (5, F)}

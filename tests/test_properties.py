@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import rnnjax as rj
 
-from tests.registry import F, LAYERS
+from tests.registry import LAYERS, STEP_SHAPES
 
 B, T = 4, 6
 ATOL = 1e-5
@@ -36,11 +36,13 @@ def run(layer, params, x, mask=None, state=None):
 @functools.cache
 def params_for(kind, seed):
   layer = LAYERS[kind]()
-  return layer.init(jax.random.key(seed % 4), jnp.zeros((1, 1, F)))   # few distinct sets
+  x = jnp.zeros((1, 1, *STEP_SHAPES[kind]))
+  return layer.init(jax.random.key(seed % 4), x)   # few distinct sets
 
 
-def inputs(seed, steps=T, batch=B):
-  return jnp.asarray(np.random.default_rng(seed).normal(size=(batch, steps, F)), jnp.float32)
+def inputs(kind, seed, steps=T, batch=B):
+  shape = (batch, steps, *STEP_SHAPES[kind])
+  return jnp.asarray(np.random.default_rng(seed).normal(size=shape), jnp.float32)
 
 
 def assert_trees_close(a, b):
@@ -53,7 +55,7 @@ def assert_trees_close(a, b):
 @given(seed=seeds, steps=st.sampled_from([1, T]), go_backwards=st.booleans())
 def test_an_all_true_mask_equals_no_mask(kind, seed, steps, go_backwards):
   layer = LAYERS[kind](return_sequences=True, return_state=True, go_backwards=go_backwards)
-  x = inputs(seed, steps)
+  x = inputs(kind, seed, steps)
   params = params_for(kind, seed)
   assert_trees_close(run(layer, params, x, jnp.ones((B, steps), bool)), run(layer, params, x))
 
@@ -67,7 +69,7 @@ def test_right_padding_gives_the_trimmed_sequences_results(kind, seed, go_backwa
   valid steps output what the trimmed sequence outputs (in processing order)."""
   layer = LAYERS[kind](return_sequences=True, return_state=True, go_backwards=go_backwards)
   last_only = LAYERS[kind](go_backwards=go_backwards)
-  x = inputs(seed)
+  x = inputs(kind, seed)
   params = params_for(kind, seed)
   mask = jnp.arange(T)[None, :] < jnp.asarray(lengths)[:, None]
   padded_out, *padded_states = run(layer, params, x, mask)
@@ -89,7 +91,7 @@ def test_go_backwards_is_the_forward_run_on_the_reversed_sequence(kind, seed):
   mask (row 0 unmasked, the others random), the mask is reversed with the inputs."""
   backward = LAYERS[kind](return_sequences=True, return_state=True, go_backwards=True)
   forward = LAYERS[kind](return_sequences=True, return_state=True)
-  x = inputs(seed)
+  x = inputs(kind, seed)
   params = params_for(kind, seed)
   mask = np.random.default_rng(seed + 1).random((B, T)) < 0.7
   mask[0] = True
@@ -103,7 +105,7 @@ def test_go_backwards_is_the_forward_run_on_the_reversed_sequence(kind, seed):
 def test_chunked_stateful_runs_equal_one_run(kind, seed, split):
   stateful = LAYERS[kind](return_sequences=True, stateful=True)
   whole = LAYERS[kind](return_sequences=True, return_state=True)
-  x = inputs(seed)
+  x = inputs(kind, seed)
   params = params_for(kind, seed)
   outs, state, start = [], None, 0
   for size in split:
@@ -118,7 +120,7 @@ def test_chunked_stateful_runs_equal_one_run(kind, seed, split):
 def test_long_sequences_stay_finite_with_default_initializers():
   """T = 10,000 steps, default Keras initializers: outputs and gradients are finite."""
   steps = 10_000
-  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, steps, F)), jnp.float32)
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, steps, 3)), jnp.float32)
   for layer in (rj.LSTM(8, return_sequences=True), rj.GRU(8, return_sequences=True)):
     params = layer.init(jax.random.key(0), x)
 
