@@ -10,7 +10,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from . import _remat
+from . import _remat, _sharding
 from ._order import from_scan_order, to_scan_order
 
 
@@ -118,6 +118,9 @@ def rnn(cell, params, inputs, initial_state: tuple, *, mask=None, reset=None,
     return cell.step(params, x_t, state, training=training, constants=constants, **dropout_kw)
 
   x0 = jax.tree.map(lambda a: a[0], projected)
+  # Explicit sharding: start from the carry sharding that one step produces (_sharding.py).
+  initial_state = _sharding.match_sharding(
+      initial_state, jax.eval_shape(lambda x, s: step(s, x)[1], x0, initial_state))
   out_struct = jax.eval_shape(lambda x, s: step(s, x)[0], x0, initial_state)
   previous = _keras_previous_output(initial_state)
   # Keras's masked-step output is the incoming first state; cells whose output has
@@ -127,7 +130,8 @@ def rnn(cell, params, inputs, initial_state: tuple, *, mask=None, reset=None,
   if keras_rule:
     last0 = jax.tree.map(lambda p, o: p.astype(o.dtype), previous, out_struct)
   else:
-    last0 = jax.tree.map(lambda o: jnp.zeros(o.shape, o.dtype), out_struct)
+    last0 = _sharding.match_sharding(
+        jax.tree.map(lambda o: jnp.zeros(o.shape, o.dtype), out_struct), out_struct)
 
   def body(carry, inp):
     state, last = carry

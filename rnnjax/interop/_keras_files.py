@@ -1,0 +1,299 @@
+"""Keras 3 saved files (`.weights.h5`, `.keras`) -> the weights of their RNN layers.
+
+How Keras 3 lays out the HDF5 file (keras/src/saving/saving_lib.py): a group per
+saveable object, named by attribute (`layers/<...>`, `cell`, `forward_layer`) or, in a
+list, by the snake-cased class name made unique in list order (`lstm_cell`,
+`gru_cell`, `lstm_cell_1`); each group's `vars` subgroup holds its own variables as
+datasets `0`, `1`, ... and the object's name in the attribute `name`. An LSTM layer is
+`layers/lstm/cell/vars/{0,1,2}` (kernel, recurrent_kernel, bias), a stacked RNN
+`layers/rnn/cell/cells/<cell>/vars/...`, a Bidirectional `forward_layer/...` then
+`backward_layer/...`. HDF5 lists groups alphabetically, so the order of mixed cells in a
+stack comes from the `.keras` file's config, or from the rnnjax layer they are loaded into.
+"""
+
+import io
+import json
+import os
+import pathlib
+import re
+import zipfile
+
+import numpy as np
+
+from ..cells import StackedRNNCells
+from . import _common
+from ._keras import from_keras
+
+_SUFFIX = re.compile(r"^(.*?)(?:_(\d+))?$")
+
+
+def _snake_case(name: str) -> str:
+  """Keras's `to_snake_case` (keras/src/utils/naming.py): LSTMCell -> lstm_cell."""
+  name = re.sub(r"\W+", "", name)
+  name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+  return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _unique_names(class_names) -> list[str]:
+  """Group names Keras gives a list of objects: snake case, then `_1`, `_2` for repeats."""
+  used, out = {}, []
+  for cls in class_names:
+    base = _snake_case(cls)
+    out.append(base if base not in used else f"{base}_{used[base] + 1}")
+    used[base] = used.get(base, -1) + 1
+  return out
+
+
+# Opening the file ------------------------------------------------------------------------
+
+
+def _open(path):
+  """(h5py.File, config dict or None) for a .weights.h5, a .keras zip or an unzipped .keras."""
+  try:
+    import h5py
+  except ImportError:
+    raise ImportError("reading Keras files needs h5py: pip install h5py") from None
+
+  if isinstance(path, io.IOBase):
+    raise TypeError("path must be a file path (str or os.PathLike), got a file object.")
+  if not isinstance(path, (str, os.PathLike)):
+    raise TypeError(f"path must be a str or os.PathLike, got {_common.describe(path)}.")
+  path = pathlib.Path(path)
+  if not path.exists():
+    raise FileNotFoundError(f"path {str(path)!r} does not exist.")
+  if path.is_dir():
+    config = path / "config.json"
+    weights = path / "model.weights.h5"
+    if not weights.exists():
+      raise ValueError(f"path {str(path)!r} is a directory without model.weights.h5 (an unzipped "
+                       f".keras file has one).")
+    return h5py.File(weights, "r"), json.loads(config.read_text()) if config.exists() else None
+  if zipfile.is_zipfile(path):
+    with zipfile.ZipFile(path) as archive:
+      names = archive.namelist()
+      if "model.weights.h5" not in names:
+        raise ValueError(f"path {str(path)!r} is a zip (.keras) file without model.weights.h5 "
+                         f"(sharded or other weight formats are not read); it holds {names}.")
+      data = archive.read("model.weights.h5")
+      config = json.loads(archive.read("config.json")) if "config.json" in names else None
+    return h5py.File(io.BytesIO(data), "r"), config
+  if not h5py.is_hdf5(path):
+    raise ValueError(f"path {str(path)!r} must be a Keras 3 .weights.h5 (HDF5) or .keras (zip) "
+                     f"file, but it is neither.")
+  return h5py.File(path, "r"), None
+
+
+def _check_keras3(root, path) -> None:
+  if "layer_names" in root.attrs or "model_weights" in root:
+    raise ValueError(
+        f"path {str(path)!r} is a Keras 2 (legacy) HDF5 file; this reads Keras 3 files. Load "
+        f"it in Keras and use rj.interop.from_keras(layer, keras_layer.get_weights())."
+    )
+
+
+# Walking the HDF5 tree -------------------------------------------------------------------
+
+
+def _groups(group) -> list:
+  import h5py
+  return [(k, group[k]) for k in sorted(group) if k != "vars" and isinstance(group[k], h5py.Group)]
+
+
+def _name(group):
+  vars_group = group.get("vars")
+  return None if vars_group is None else vars_group.attrs.get("name")
+
+
+def _own(group) -> list[np.ndarray]:
+  """The object's own variables, datasets `vars/0`, `vars/1`, ... in number order."""
+  vars_group = group.get("vars")
+  if vars_group is None:
+    return []
+  return [np.asarray(vars_group[k]) for k in sorted(vars_group, key=int)]
+
+
+def _is_rnn(group) -> bool:
+  return "cell" in group
+
+
+def _is_bidirectional(group) -> bool:
+  return "forward_layer" in group and "backward_layer" in group
+
+
+def _index(group, prefix: str, out: dict) -> None:
+  """name -> group for every layer below `group`; nested models prefix their layers' names."""
+  for key, child in _groups(group):
+    if group.name == "/" and key == "optimizer":   # a compiled model's optimizer state
+      continue
+    name = _name(child)
+    if name is None:               # a container (a list of layers): look inside
+      _index(child, prefix, out)
+      continue
+    if "layers" in child and not _is_rnn(child):   # a nested model
+      _index(child, f"{prefix}{name}/", out)
+      continue
+    full = prefix + str(name)
+    out[full if full not in out else f"{full}@{child.name}"] = child
+    if not (_is_rnn(child) or _is_bidirectional(child)):
+      _index(child, f"{full}/", out)   # sublayers of a custom layer
+
+
+def _stack_order(cells_group, classes, where: str) -> list[str]:
+  """The group names of a stack's cells in stack order."""
+  names = [k for k, _ in _groups(cells_group)]
+  if classes is not None:
+    expected = _unique_names(classes)
+    if sorted(expected) != sorted(names):
+      raise ValueError(
+          f"the stacked cells of {where} in the file are {names}, but the cells {list(classes)} "
+          f"are saved by Keras as {expected}."
+      )
+    return expected
+  parts = [_SUFFIX.match(n).groups() for n in names]
+  if len({base for base, _ in parts}) > 1:
+    raise ValueError(
+        f"{where} stacks cells of different classes {names}; a .weights.h5 file does not say "
+        f"their order. Read it from the .keras file, or with rj.interop.load_keras_params(path, "
+        f"layer, name), whose rnnjax layer gives the order."
+    )
+  return [n for _, n in sorted(zip([int(i or 0) for _, i in parts], names))]
+
+
+def _cell_arrays(group, classes, where) -> list[np.ndarray]:
+  arrays = _own(group)
+  if "cells" in group:
+    cells = group["cells"]
+    for key in _stack_order(cells, classes, where):
+      arrays += _cell_arrays(cells[key], None, where)
+    return arrays
+  for _, child in _groups(group):
+    arrays += _cell_arrays(child, None, where)
+  return arrays
+
+
+def _arrays(group, hint, where) -> list[np.ndarray]:
+  """A layer's weights in `get_weights()` order. `hint`: the class names of a stacked
+  cell in order (a pair of them for a Bidirectional), or None."""
+  arrays = _own(group)
+  if _is_rnn(group):
+    return arrays + _cell_arrays(group["cell"], hint, where)
+  if _is_bidirectional(group):
+    forward, backward = hint if hint is not None else (None, None)
+    return (arrays + _arrays(group["forward_layer"], forward, f"{where}.forward_layer")
+            + _arrays(group["backward_layer"], backward, f"{where}.backward_layer"))
+  for key, child in _groups(group):
+    arrays += _arrays(child, None, f"{where}/{key}")
+  return arrays
+
+
+# Order hints -------------------------------------------------------------------------------
+
+
+def _config_index(config, prefix: str, out: dict) -> None:
+  """layer name -> its serialized config, for Functional and Sequential models (nested too)."""
+  layers = (config or {}).get("config", {}).get("layers")
+  for layer in layers or []:
+    name = prefix + str(layer.get("config", {}).get("name"))
+    out[name] = layer
+    if layer.get("config", {}).get("layers") is not None:
+      _config_index(layer, name + "/", out)
+
+
+def _config_hint(layer_config):
+  if not layer_config:
+    return None
+  config = layer_config.get("config", {})
+  if layer_config.get("class_name") == "Bidirectional" and "layer" in config:
+    forward = _config_hint(config["layer"])
+    return forward, _config_hint(config.get("backward_layer") or config["layer"])
+  cell = config.get("cell")
+  if isinstance(cell, dict) and cell.get("class_name") == "StackedRNNCells":
+    return [c.get("class_name") for c in cell.get("config", {}).get("cells", [])]
+  return None
+
+
+def _rnnjax_hint(layer):
+  if _common.is_bidirectional(layer):
+    return _rnnjax_hint(layer.forward_layer), _rnnjax_hint(layer.backward_layer)
+  cell = getattr(layer, "cell", layer)
+  if isinstance(cell, StackedRNNCells):
+    return [type(c).__name__ for c in cell.cells]
+  return None
+
+
+# Public ------------------------------------------------------------------------------------
+
+
+def _read(path):
+  root, config = _open(path)
+  try:
+    _check_keras3(root, path)
+    index = {}
+    _index(root, "", index)
+    configs = {}
+    _config_index(config, "", configs)
+  except BaseException:
+    root.close()
+    raise
+  return root, index, configs
+
+
+def load_keras_weights(path) -> dict[str, list[np.ndarray]]:
+  """The weights of every layer in a Keras 3 `.weights.h5` or `.keras` file.
+
+  Returns `{layer name: [arrays]}` for the layers that hold weights, each list in the
+  order of that layer's `get_weights()` (exact for RNN, Bidirectional and plain layers;
+  a custom layer's sublayers follow its own variables in name order), ready for
+  `rj.interop.from_keras`. Layers of a nested model are named `"model/layer"`. A stack
+  of cells of different classes saved in a bare `.weights.h5` has no recorded order:
+  use the `.keras` file or `load_keras_params`.
+  """
+  root, index, configs = _read(path)
+  with root:
+    out = {}
+    for name, group in index.items():
+      arrays = _arrays(group, _config_hint(configs.get(name)), repr(name))
+      if arrays:
+        out[name] = arrays
+    return out
+
+
+def load_keras_params(path, layer, name: str | None = None):
+  """rnnjax params for `layer` from the Keras layer `name` of a saved Keras 3 file.
+
+  Args:
+    path: a `.weights.h5` or `.keras` file.
+    layer: the rnnjax layer (or cell) that will run them, configured like the Keras
+      layer (units, use_bias, reset_after, ...); for a stack of cells it also gives their
+      order.
+    name: the Keras layer's name (`"model/layer"` inside a nested model); may be left out
+      when the file has one layer with weights.
+
+  Returns:
+    params, checked against `layer` as `rj.interop.from_keras` checks them.
+  """
+  if name is not None and not isinstance(name, str):
+    raise TypeError(f"name must be a str (a Keras layer name) or None, got {_common.describe(name)}.")
+  root, index, _ = _read(path)
+  with root:
+    if name is None:
+      holding = [n for n, g in index.items() if _has_datasets(g)]
+      if len(holding) != 1:
+        raise ValueError(f"name must be given: the file has {len(holding)} layers with weights, "
+                         f"{holding}.")
+      name = holding[0]
+    if name not in index:
+      raise ValueError(f"name {name!r} is not a layer of the file; its layers are {sorted(index)}.")
+    arrays = _arrays(index[name], _rnnjax_hint(layer), repr(name))
+  try:
+    return from_keras(layer, arrays)
+  except ValueError as error:
+    raise ValueError(f"Keras layer {name!r} of {str(path)!r} does not fit the rnnjax layer: "
+                     f"{error}") from None
+
+
+def _has_datasets(group) -> bool:
+  import h5py
+  found = []
+  group.visititems(lambda k, obj: found.append(k) if isinstance(obj, h5py.Dataset) else None)
+  return bool(found)

@@ -1,0 +1,52 @@
+"""One table of every layer kind under test: the property and transform tests run over
+all of them. An entry builds the layer from sequence options (return_sequences, ...);
+STEP_SHAPES gives its per-step input shape (F,) unless the kind needs another.
+
+TODO when it lands on main: rj.Bidirectional(rj.LSTM(...))."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import rnnjax as rj
+
+F = 3   # input features of every entry
+
+
+@dataclasses.dataclass(frozen=True)
+class MinimalRNNCell(rj.Cell):
+  """The README's custom cell: h' = tanh(x W + h U)."""
+
+  units: int
+
+  @property
+  def state_size(self):
+    return self.units
+
+  @property
+  def output_size(self):
+    return self.units
+
+  def init(self, key, input_shape):
+    k1, k2 = jax.random.split(key)
+    return {"w": jax.random.normal(k1, (input_shape[-1], self.units)) * 0.5,
+            "u": jax.random.normal(k2, (self.units, self.units)) * 0.5}
+
+  def __call__(self, params, inputs, states, *, training=False, constants=None):
+    h = jnp.tanh(inputs @ params["w"] + states[0] @ params["u"])
+    return h, (h,)
+
+
+LAYERS = {
+    "simple_rnn": lambda **kw: rj.SimpleRNN(4, **kw),
+    "gru": lambda **kw: rj.GRU(4, **kw),
+    "gru_reset_before": lambda **kw: rj.GRU(4, reset_after=False, **kw),
+    "lstm": lambda **kw: rj.LSTM(4, **kw),
+    "stacked": lambda **kw: rj.RNN([rj.LSTMCell(3), rj.GRUCell(4)], **kw),
+    "custom_cell": lambda **kw: rj.RNN(MinimalRNNCell(4), **kw),
+    # ConvLSTM2D/3D share ConvLSTMCell with 1D (and tests/test_conv_lstm.py covers them).
+    "conv_lstm_1d": lambda **kw: rj.ConvLSTM1D(2, 3, padding="same", **kw),
+}
+
+# Per-step input shapes, without batch and time axes.
+STEP_SHAPES = {name: (F,) for name in LAYERS} | {"conv_lstm_1d": (5, F)}
