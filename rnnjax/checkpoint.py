@@ -32,8 +32,6 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 
-from .engine._scan import as_tuples
-
 _METADATA_FILE = "_CHECKPOINT_METADATA"
 
 
@@ -174,9 +172,17 @@ def _key_impl(like_leaf):
   return found[0]
 
 
+def _lists_as_tuples(tree):
+  if isinstance(tree, dict):
+    return {k: _lists_as_tuples(v) for k, v in tree.items()}
+  if isinstance(tree, (list, tuple)) and not hasattr(tree, "_fields"):
+    return tuple(_lists_as_tuples(v) for v in tree)
+  return tree
+
+
 def _decode(tree, like):
   if like is None:
-    return as_tuples(tree)
+    return _lists_as_tuples(tree)
   return jax.tree.map(
       lambda a, ref: jax.random.wrap_key_data(a, impl=_key_impl(ref)) if _is_key(ref) else a,
       tree, like)

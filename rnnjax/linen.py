@@ -6,12 +6,12 @@ Keras parameter layout, and no second implementation (each call runs the pure
 >>> class Classifier(nn.Module):
 ...   @nn.compact
 ...   def __call__(self, tokens):
-...     x = nn.Embed(1000, 64)(tokens)
-...     return nn.Dense(10)(rj.linen.LSTM(128)(x))
+...     x = nn.Embed(100, 8)(tokens)
+...     return nn.Dense(10)(rj.linen.LSTM(16)(x))
 >>> tokens = jnp.zeros((2, 7), jnp.int32)
 >>> variables = Classifier().init(jax.random.key(0), tokens)
 >>> jax.tree.map(jnp.shape, variables["params"]["LSTM_0"])
-{'bias': (512,), 'kernel': (64, 512), 'recurrent_kernel': (128, 512)}
+{'bias': (64,), 'kernel': (8, 64), 'recurrent_kernel': (16, 64)}
 
 Parameters live in the `params` collection under the Keras names: `kernel`,
 `recurrent_kernel`, `bias` for the built-in layers; `cell_0`, `cell_1`, ... (each the

@@ -30,9 +30,9 @@ dropout is on until `eval()`); a call may pass `rngs=` (an `nnx.Rngs`, an
 `nnx.RngStream` or a key) and `training=` explicitly.
 
 Stateful layers keep their state in `model.carry`, an `RNNCarry` variable (None until
-the first call, then the state tuple); each call continues from it and stores the new
-state. `model.reset_state(where=None)` zeroes it; `reset_carry(model)` does so for every
-stateful layer in a model.
+the first call or `model.initialize_carry(batch_size)`, then the state tuple); each call
+continues from it and stores the new state. `model.reset_state(where=None)` zeroes it;
+`reset_carry(model)` does so for every stateful layer in a model.
 """
 
 import dataclasses
@@ -40,6 +40,7 @@ import inspect
 from typing import ClassVar
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
 from . import _adapters
@@ -141,6 +142,22 @@ class RecurrentModule(nnx.Module):
                                  state=self.carry.get_value(), **extra)
     self.carry.set_value(new_state)
     return out
+
+  def initialize_carry(self, batch_size: int, dtype=jnp.float32) -> None:
+    """Sets the carried state to zeros for `batch_size` rows, as a first call on inputs
+    of `dtype` would start from (e.g. before restoring a checkpoint into the model)."""
+    layer = self.pure_layer
+    if not getattr(layer, "stateful", False):
+      raise ValueError(f"{type(self).__name__} is not stateful: it has no state to initialize.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+      raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+    inputs = jax.tree.map(lambda s: jax.ShapeDtypeStruct((batch_size, 1, *s), dtype),
+                          _adapters.step_shape(self.in_features), is_leaf=_adapters.is_shape)
+    if layer.time_major:
+      inputs = jax.tree.map(lambda a: jax.ShapeDtypeStruct((1, batch_size, *a.shape[2:]), dtype),
+                            inputs)
+    _, state = jax.eval_shape(lambda p, x: layer.apply(p, x), self.pure_params(), inputs)
+    self.carry.set_value(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), state))
 
   def reset_state(self, where=None) -> None:
     """Zeroes the carried state: every row, or rows where `where` (B,) bool is True."""

@@ -31,8 +31,10 @@ def test_module_equals_pure_layer_with_the_same_params(case):
   # The params collection holds the pure layer's params pytree (named per top entry).
   assert jax.tree.structure(params) == jax.tree.structure(layer.init(KEY, x))
   assert_trees_equal(rj.linen.named_params(params), variables["params"])
-  want = layer.apply(params, x)
-  assert_trees_equal(module.apply(variables, x), want)
+  # One compilation for both (eager calls compile their scans one by one).
+  run = jax.jit(lambda v: (module.apply(v, x), layer.apply(rj.linen.pure_params(v["params"]), x)))
+  got, want = run(variables)
+  assert_trees_equal(got, want)
 
 
 def test_keras_names_in_the_params_collection():
@@ -66,10 +68,17 @@ def test_call_arguments_reach_the_pure_layer():
   mask = np.arange(T)[None, :] < np.array([T, 3, 1])[:, None]
   reset = np.zeros((B, T), bool)
   reset[:, 2] = True
-  for kwargs in ({"initial_state": (h0, c0), "mask": mask},
-                 {"initial_state": [h0, c0], "reset": reset},
-                 {"seq_lengths": np.array([2, T, 4])}):
-    assert_trees_equal(module.apply(variables, x, **kwargs), layer.apply(params, x, **kwargs))
+  calls = ({"initial_state": (h0, c0), "mask": mask},
+           {"initial_state": [h0, c0], "reset": reset},
+           {"seq_lengths": np.array([2, T, 4])})
+
+  @jax.jit
+  def both(variables):
+    return [(module.apply(variables, x, **kw), layer.apply(variables["params"], x, **kw))
+            for kw in calls]
+
+  for got, want in both(variables):
+    assert_trees_equal(got, want)
 
 
 def test_constructor_mirrors_the_layer():
@@ -124,12 +133,15 @@ class GuideGRUSimpleRNN(nn.Module):
 
 
 class GuideEncoderDecoder(nn.Module):
+  units: int = 64
+  vocab: tuple = (1000, 2000)
+
   @nn.compact
   def __call__(self, encoder_tokens, decoder_tokens):
-    encoded = nn.Embed(1000, 64)(encoder_tokens)
-    _, h, c = rj.linen.LSTM(64, return_state=True, name="encoder")(encoded)
-    decoded = nn.Embed(2000, 64)(decoder_tokens)
-    out = rj.linen.LSTM(64, name="decoder")(decoded, initial_state=[h, c])
+    encoded = nn.Embed(self.vocab[0], 64)(encoder_tokens)
+    _, h, c = rj.linen.LSTM(self.units, return_state=True, name="encoder")(encoded)
+    decoded = nn.Embed(self.vocab[1], 64)(decoder_tokens)
+    out = rj.linen.LSTM(self.units, name="decoder")(decoded, initial_state=[h, c])
     return nn.Dense(10)(out)
 
 
@@ -159,15 +171,18 @@ def test_tabulate_shows_the_keras_guide_parameter_counts(model, inputs, total):
 
 
 def test_encoder_states_feed_the_decoder():
-  model = GuideEncoderDecoder()
-  enc, dec = jnp.arange(12).reshape(2, 6) % 1000, jnp.arange(10).reshape(2, 5) % 2000
-  variables = model.init(KEY, enc, dec)
-  p = variables["params"]
-  encoded = p["Embed_0"]["embedding"][enc]
-  _, h, c = rj.LSTM(64, return_state=True).apply(p["encoder"], encoded)
-  out = rj.LSTM(64).apply(p["decoder"], p["Embed_1"]["embedding"][dec], initial_state=[h, c])
-  want = out @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"].reshape(1, -1)
-  np.testing.assert_allclose(model.apply(variables, enc, dec), want, rtol=1e-6, atol=1e-6)
+  model = GuideEncoderDecoder(units=6, vocab=(20, 30))
+  enc, dec = jnp.arange(12).reshape(2, 6) % 20, jnp.arange(10).reshape(2, 5) % 30
+  variables = jax.jit(model.init)(KEY, enc, dec)
+
+  def by_hand(p):
+    encoded = p["Embed_0"]["embedding"][enc]
+    _, h, c = rj.LSTM(6, return_state=True).apply(p["encoder"], encoded)
+    out = rj.LSTM(6).apply(p["decoder"], p["Embed_1"]["embedding"][dec], initial_state=[h, c])
+    return out @ p["Dense_0"]["kernel"] + p["Dense_0"]["bias"].reshape(1, -1)
+
+  got, want = jax.jit(lambda v: (model.apply(v, enc, dec), by_hand(v["params"])))(variables)
+  np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
 
 
 # Bidirectional (needs rj.Bidirectional) ------------------------------------------------
@@ -321,44 +336,33 @@ def test_stateful_call_without_mutable_carry_says_how():
 # Dropout -------------------------------------------------------------------------------
 
 
-def test_dropout_draws_from_the_dropout_rng():
-  module = rj.linen.LSTM(8, dropout=0.5, recurrent_dropout=0.3, return_sequences=True)
-  pure = module.pure_layer
-  x = normal(14, (B, T, F))
-  variables = module.init(KEY, x)
-  k1, k2 = jax.random.key(1), jax.random.key(2)
-  eval_out = module.apply(variables, x)
-  assert_trees_equal(eval_out, pure.apply(variables["params"], x))
-  out1 = module.apply(variables, x, training=True, rngs={"dropout": k1})
-  again = jax.jit(lambda v, k: module.apply(v, x, training=True, rngs={"dropout": k}))(
-      variables, k1)
-  out2 = module.apply(variables, x, training=True, rngs={"dropout": k2})
-  np.testing.assert_allclose(again, out1, rtol=1e-6, atol=1e-6)
-  assert np.abs(np.asarray(out1 - eval_out)).max() > 1e-2
-  assert np.abs(np.asarray(out1 - out2)).max() > 1e-2
-  grads = jax.grad(lambda p: jnp.sum(module.apply({"params": p}, x, training=True,
-                                                  rngs={"dropout": k1})))(variables["params"])
-  assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
-  with pytest.raises(ValueError, match=r"training=True but no 'dropout' rng: pass rngs="):
-    module.apply(variables, x, training=True)
-
-
-def test_dropout_masks_match_the_pure_layer_given_the_same_key():
-  # The module draws one key per call from the "dropout" stream; capture it by drawing
-  # the same key in a module at the same path.
+def test_dropout_draws_from_the_dropout_rng_as_the_pure_layer_would():
+  # The module draws one key per call from the "dropout" stream; a probe module at the
+  # same path draws the same key, which the pure layer then gets as rng=.
   class Probe(nn.Module):
     @nn.compact
     def __call__(self):
       return self.make_rng("dropout")
 
-  module = rj.linen.GRU(6, dropout=0.4, recurrent_dropout=0.2, return_sequences=True)
-  x = normal(15, (B, T, F))
-  variables = module.init(KEY, x)
-  key = jax.random.key(5)
-  got = module.apply(variables, x, training=True, rngs={"dropout": key})
-  drawn = Probe().apply({}, rngs={"dropout": key})
-  want = module.pure_layer.apply(variables["params"], x, training=True, rng=drawn)
-  assert_trees_equal(got, want)
+  module = rj.linen.LSTM(8, dropout=0.5, return_sequences=True)
+  pure = module.pure_layer
+  x = normal(14, (B, T, F))
+  variables = jax.jit(module.init)(KEY, x)
+  train = jax.jit(lambda v, k: module.apply(v, x, training=True, rngs={"dropout": k}))
+  k1, k2 = jax.random.key(1), jax.random.key(2)
+  out1, out2 = train(variables, k1), train(variables, k2)
+  drawn = Probe().apply({}, rngs={"dropout": k1})
+  want, eval_out = jax.jit(lambda p: (pure.apply(p, x, training=True, rng=drawn),
+                                      module.apply({"params": p}, x)))(variables["params"])
+  assert_trees_equal(out1, want)
+  assert np.abs(np.asarray(out1 - eval_out)).max() > 1e-2
+  assert np.abs(np.asarray(out1 - out2)).max() > 1e-2
+  grads = jax.jit(jax.grad(lambda p: jnp.sum(module.apply({"params": p}, x, training=True,
+                                                          rngs={"dropout": k1}))))(
+      variables["params"])
+  assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
+  with pytest.raises(ValueError, match=r"training=True but no 'dropout' rng: pass rngs="):
+    module.apply(variables, x, training=True)
 
 
 # Import cost ---------------------------------------------------------------------------
