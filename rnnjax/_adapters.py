@@ -110,6 +110,12 @@ def needs_dropout_rng(layer) -> bool | None:
   uses = getattr(cell, "uses_dropout", None)
   if callable(uses):
     return bool(uses())
+  # Wrappers (Bidirectional): the layers they run.
+  inner = [getattr(layer, n) for n in ("layer", "backward_layer")
+           if getattr(layer, n, None) is not None]
+  answers = [needs_dropout_rng(sub) for sub in inner]
+  if answers and all(a is not None for a in answers):
+    return any(answers)
   return None
 
 

@@ -30,7 +30,14 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import orbax.checkpoint as ocp
+
+try:
+  import orbax.checkpoint as ocp
+except ImportError as error:  # an optional dependency: pip install "rnnjax[checkpoint]"
+  raise ImportError(
+      "rj.checkpoint needs orbax-checkpoint: pip install orbax-checkpoint (or "
+      '"rnnjax[checkpoint]").'
+  ) from error
 
 _METADATA_FILE = "_CHECKPOINT_METADATA"
 

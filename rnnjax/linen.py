@@ -119,7 +119,8 @@ class RecurrentModule(nn.Module):
     full_spec = _adapters.param_spec(layer, inputs)
     spec = _adapters.to_named(full_spec)
     full = None
-    if not all(self.has_variable("params", n) for n in spec):
+    missing = not all(self.has_variable("params", n) for n in spec)
+    if missing and self.is_mutable_collection("params"):  # else linen says what is missing
       full = _adapters.to_named(layer.init(self.make_rng("params"), inputs))
 
     def init_entry(rng, name):

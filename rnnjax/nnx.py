@@ -299,8 +299,8 @@ def wrap(layer, in_features, *, rngs: nnx.Rngs, deterministic: bool = False) -> 
   params: e.g. `wrap(rj.LSTM(128), 64, rngs=rngs)` is `rj.nnx.LSTM(64, 128, rngs=rngs)`.
   Any layer dataclass works (its module class is made by `module_for` on first use)."""
   layer_type = type(layer)
-  if (isinstance(layer, type) or not dataclasses.is_dataclass(layer) or isinstance(layer, nnx.Module)
-      or not callable(getattr(layer, "apply", None))):
+  if (isinstance(layer, type) or not dataclasses.is_dataclass(layer)
+      or isinstance(layer, nnx.Module) or not callable(getattr(layer, "apply", None))):
     raise TypeError(f"layer must be an rnnjax layer such as rj.LSTM(64), got {layer!r}.")
   if layer_type not in _BY_LAYER_TYPE:
     _BY_LAYER_TYPE[layer_type] = module_for(layer_type)

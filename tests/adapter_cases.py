@@ -97,3 +97,12 @@ def assert_trees_equal(got, want):
   for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
     assert g.dtype == w.dtype
     np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+
+
+def assert_trees_close(got, want, tol=1e-6):
+  """Equal structure and dtypes, values within `tol` (a few float32 ulps): for results of
+  separately compiled programs, where XLA may fuse differently by one rounding."""
+  assert jax.tree.structure(got) == jax.tree.structure(want)
+  for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    assert g.dtype == w.dtype
+    np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=tol, atol=tol)
