@@ -32,6 +32,23 @@ from . import kernels as kernels
 
 __version__ = "0.1.0"
 
+# Flax adapters and checkpoints load on first use: `import rnnjax` stays free of
+# flax.linen, flax.nnx and orbax (`rj.linen.LSTM`, `rj.nnx.LSTM`, `rj.checkpoint.save`).
+_LAZY_SUBMODULES = ("checkpoint", "linen", "nnx")
+
+
+def __getattr__(name):
+  if name in _LAZY_SUBMODULES:
+    import importlib
+
+    return importlib.import_module(f"{__name__}.{name}")
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+  return sorted(set(globals()) | set(_LAZY_SUBMODULES))
+
+
 __all__ = [
     "Bidirectional",
     "Cell",
@@ -58,8 +75,11 @@ __all__ = [
     "StackedRNNCells",
     "UnitNorm",
     "apply_constraints",
+    "checkpoint",
     "interop",
     "kernels",
+    "linen",
+    "nnx",
     "regularization_loss",
     "with_constraints",
 ]

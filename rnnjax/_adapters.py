@@ -1,0 +1,168 @@
+"""What the Flax adapters (`rj.linen`, `rj.nnx`) share, without importing Flax: the
+constructor fields of a layer class, the naming of a layer's parameter pytree as
+top-level variables, the dropout-rng rule, and zeroing carried states.
+
+Parameter names (the same in linen and NNX):
+  a dict of str keys (the built-in cells: kernel, recurrent_kernel, bias; a
+    Bidirectional layer: forward, backward) -> one variable per key;
+  a tuple or list (StackedRNNCells: one entry per cell) -> cell_0, cell_1, ...;
+  anything else (a custom cell's array or other pytree) -> one variable named cell.
+"""
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from .layers import _checks
+
+
+def layer_fields(layer_type) -> list[dataclasses.Field]:
+  """The constructor fields of a layer dataclass, positional ones first; `name` is left
+  out (the Flax module's own name takes its place)."""
+  fields = [f for f in dataclasses.fields(layer_type) if f.init and f.name != "name"]
+  return [f for f in fields if not f.kw_only] + [f for f in fields if f.kw_only]
+
+
+def _spec(layer, inputs):
+  leaves = jax.tree.leaves(inputs)
+  for leaf in leaves:
+    if not hasattr(leaf, "shape") or not hasattr(leaf, "dtype"):
+      raise TypeError(f"inputs must hold arrays, got {_checks.describe(leaf)}.")
+  return jax.eval_shape(layer.init, jax.random.key(0), inputs)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_spec(layer, treedef, shapes):
+  inputs = jax.tree.unflatten(treedef, [jax.ShapeDtypeStruct(s, d) for s, d in shapes])
+  return _spec(layer, inputs)
+
+
+def param_spec(layer, inputs):
+  """Shapes and dtypes of `layer.init(key, inputs)` (a pytree of ShapeDtypeStruct)."""
+  leaves, treedef = jax.tree.flatten(inputs)
+  try:
+    shapes = tuple((tuple(a.shape), jnp.dtype(a.dtype)) for a in leaves)
+    return _cached_spec(layer, treedef, shapes)
+  except (TypeError, AttributeError):  # unhashable layer (or not arrays): no caching
+    return _spec(layer, inputs)
+
+
+def layout(params) -> tuple:
+  """The top-level structure of a parameter pytree, hashable: ("dict", keys),
+  ("seq", tuple or list, length) or ("single",)."""
+  if isinstance(params, dict) and params and all(isinstance(k, str) for k in params):
+    return ("dict", tuple(params))
+  if isinstance(params, (tuple, list)) and not hasattr(params, "_fields"):
+    return ("seq", type(params), len(params))
+  return ("single",)
+
+
+def _reserved(keys) -> bool:
+  """True when dict keys read as the names of a tuple or a non-dict (see `layout_of_names`)."""
+  keys = set(keys)
+  return keys == {"cell"} or keys == {f"cell_{i}" for i in range(len(keys))}
+
+
+def to_named(params) -> dict:
+  """A layer's parameter pytree as {variable name: subtree} (see the module docstring)."""
+  kind = layout(params)
+  if kind[0] == "dict":
+    if _reserved(params):
+      raise ValueError(
+          f"a cell's params dict may not have exactly the keys {sorted(params)}: the Flax "
+          "adapters name a tuple of params cell_0, cell_1, ... and other params cell; "
+          "rename the keys."
+      )
+    return dict(params)
+  if kind[0] == "seq":
+    return {f"cell_{i}": p for i, p in enumerate(params)}
+  return {"cell": params}
+
+
+def layout_of_names(named) -> tuple:
+  """The `layout` that `to_named` came from, read off the variable names alone."""
+  keys = list(named)
+  if keys == ["cell"]:
+    return ("single",)
+  if keys and _reserved(keys):
+    return ("seq", tuple, len(keys))
+  return ("dict", tuple(keys))
+
+
+def from_named(named: dict, kind: tuple):
+  """Inverse of `to_named`, for a tree of top-level structure `kind` (see `layout`)."""
+  if kind[0] == "dict":
+    return {k: named[k] for k in kind[1]}
+  if kind[0] == "seq":
+    return kind[1](named[f"cell_{i}"] for i in range(kind[2]))
+  return named["cell"]
+
+
+def needs_dropout_rng(layer) -> bool | None:
+  """Whether `training=True` makes `layer.apply` draw dropout masks: True / False, or
+  None when the layer does not say (then a dropout rng is passed if one is available)."""
+  uses = getattr(layer, "uses_dropout", None)
+  if callable(uses):
+    return bool(uses())
+  cell = getattr(layer, "cell", None)
+  uses = getattr(cell, "uses_dropout", None)
+  if callable(uses):
+    return bool(uses())
+  # Wrappers (Bidirectional): the layers they run.
+  inner = [getattr(layer, n) for n in ("layer", "backward_layer")
+           if getattr(layer, n, None) is not None]
+  answers = [needs_dropout_rng(sub) for sub in inner]
+  if answers and all(a is not None for a in answers):
+    return any(answers)
+  return None
+
+
+def check_training(training) -> None:
+  if not isinstance(training, bool):
+    raise TypeError(f"training must be a Python bool, got {_checks.describe(training)}.")
+
+
+def zero_rows(state, where=None):
+  """`state` (a pytree of (B, ...) arrays) set to zeros: every row, or the rows where
+  `where` (B,) bool is True."""
+  leaves = jax.tree.leaves(state)
+  if not leaves:
+    return state
+  if where is None:
+    return jax.tree.map(jnp.zeros_like, state)
+  batch = leaves[0].shape[0]
+  where = jnp.asarray(where)
+  if tuple(where.shape) != (batch,) or not jnp.issubdtype(where.dtype, jnp.bool_):
+    raise ValueError(
+        f"where must be a bool array of shape (B,) = ({batch},), got {_checks.describe(where)}."
+    )
+  return jax.tree.map(
+      lambda s: jnp.where(where.reshape((batch,) + (1,) * (s.ndim - 1)), jnp.zeros_like(s), s),
+      state)
+
+
+def is_shape(x) -> bool:
+  return isinstance(x, tuple) and all(isinstance(d, int) and not isinstance(d, bool) for d in x)
+
+
+def step_shape(in_features, argument: str = "in_features"):
+  """Per-step input shape(s) from an NNX-style `in_features`: an int F -> (F,), or a
+  shape tuple / pytree of shape tuples (custom cells with nested inputs)."""
+  if isinstance(in_features, int) and not isinstance(in_features, bool):
+    if in_features <= 0:
+      raise ValueError(f"{argument} must be a positive int or a shape tuple, got {in_features}.")
+    return (in_features,)
+  leaves = jax.tree.leaves(in_features, is_leaf=is_shape)
+  if not leaves or not all(is_shape(s) and all(d > 0 for d in s) for s in leaves):
+    raise TypeError(
+        f"{argument} must be a positive int (features F), a per-step shape tuple such as "
+        f"(64, 32), or a pytree of them for nested inputs; got {in_features!r}."
+    )
+  return in_features
+
+
+def abstract_inputs(shape, dtype=jnp.float32):
+  """A one-row, one-step input (B = T = 1) of per-step `shape`, as ShapeDtypeStructs."""
+  return jax.tree.map(lambda s: jax.ShapeDtypeStruct((1, 1, *s), dtype), shape, is_leaf=is_shape)
