@@ -42,6 +42,10 @@ import jax.numpy as jnp
 
 from . import _adapters
 from .layers import GRU as _GRU
+from .layers import Bidirectional as _Bidirectional
+from .layers import ConvLSTM1D as _ConvLSTM1D
+from .layers import ConvLSTM2D as _ConvLSTM2D
+from .layers import ConvLSTM3D as _ConvLSTM3D
 from .layers import LSTM as _LSTM
 from .layers import RNN as _RNN
 from .layers import SimpleRNN as _SimpleRNN
@@ -228,13 +232,28 @@ cell's dict entries, or `cell_0`, `cell_1`, ... for a list of cells.
 """)
 
 
+def _conv_doc(layer: str) -> str:
+  return (
+      f"`rj.{layer}` as a flax.linen module: the same arguments; params `kernel`, "
+      f"`recurrent_kernel`, `bias` in the Keras layout (see rnnjax.linen)."
+  )
+
+
+ConvLSTM1D = module_for(_ConvLSTM1D, doc=_conv_doc("ConvLSTM1D"))
+ConvLSTM2D = module_for(_ConvLSTM2D, doc=_conv_doc("ConvLSTM2D") + """\n\n>>> import jax, jax.numpy as jnp, rnnjax as rj
+>>> module = rj.linen.ConvLSTM2D(4, 3, padding="same", return_sequences=True)
+>>> x = jnp.ones((2, 5, 6, 6, 3))
+>>> module.apply(module.init(jax.random.key(0), x), x).shape
+(2, 5, 6, 6, 4)
+""")
+ConvLSTM3D = module_for(_ConvLSTM3D, doc=_conv_doc("ConvLSTM3D"))
+
+
 class Bidirectional(RecurrentModule):
   """`rj.Bidirectional` as a flax.linen module, wrapping an rnnjax linen module:
   `rj.linen.Bidirectional(rj.linen.LSTM(64, return_sequences=True))`. As in Keras, the
   wrapped module only provides the configuration; the params are
   `forward/...` and `backward/...`, what `rj.Bidirectional.init` returns.
-
-  Needs `rj.Bidirectional`; raises NotImplementedError when this rnnjax has none.
   """
 
   layer: Any
@@ -243,14 +262,6 @@ class Bidirectional(RecurrentModule):
 
   @property
   def pure_layer(self):
-    import rnnjax  # noqa: PLC0415 -- the package imports this module lazily
-
-    pure = getattr(rnnjax, "Bidirectional", None)
-    if pure is None:
-      raise NotImplementedError(
-          "rj.linen.Bidirectional wraps rj.Bidirectional, which this rnnjax version does "
-          "not provide."
-      )
     for argument, value in (("layer", self.layer), ("backward_layer", self.backward_layer)):
       if value is not None and not isinstance(value, RecurrentModule):
         raise TypeError(
@@ -258,7 +269,7 @@ class Bidirectional(RecurrentModule):
             f"{value!r}."
         )
     backward = None if self.backward_layer is None else self.backward_layer.pure_layer
-    return pure(self.layer.pure_layer, merge_mode=self.merge_mode, backward_layer=backward)
+    return _Bidirectional(self.layer.pure_layer, merge_mode=self.merge_mode, backward_layer=backward)
 
 
 def pure_params(named):
@@ -307,5 +318,5 @@ def reset_carry(variables, where=None):
   return {**variables, CARRY: _adapters.zero_rows(variables[CARRY], where)}
 
 
-__all__ = ["CARRY", "DROPOUT", "GRU", "LSTM", "RNN", "Bidirectional", "RecurrentModule",
+__all__ = ["ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "CARRY", "DROPOUT", "GRU", "LSTM", "RNN", "Bidirectional", "RecurrentModule",
            "SimpleRNN", "module_for", "named_params", "pure_params", "reset_carry", "wrap"]

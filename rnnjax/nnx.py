@@ -45,6 +45,10 @@ from flax import nnx
 
 from . import _adapters
 from .layers import GRU as _GRU
+from .layers import Bidirectional as _Bidirectional
+from .layers import ConvLSTM1D as _ConvLSTM1D
+from .layers import ConvLSTM2D as _ConvLSTM2D
+from .layers import ConvLSTM3D as _ConvLSTM3D
 from .layers import LSTM as _LSTM
 from .layers import RNN as _RNN
 from .layers import SimpleRNN as _SimpleRNN
@@ -260,26 +264,32 @@ RNN = module_for(_RNN, doc="""\
 """)
 
 
+def _conv_doc(layer: str) -> str:
+  return (
+      f"`rj.{layer}` as a flax.nnx module: the same arguments; params `kernel`, "
+      f"`recurrent_kernel`, `bias` in the Keras layout (see rnnjax.nnx)."
+  )
+
+
+ConvLSTM1D = module_for(_ConvLSTM1D, doc=_conv_doc("ConvLSTM1D"))
+ConvLSTM2D = module_for(_ConvLSTM2D, doc=_conv_doc("ConvLSTM2D") + """\n\n>>> import jax, jax.numpy as jnp, flax.nnx as nnx, rnnjax as rj
+>>> module = rj.nnx.ConvLSTM2D((6, 6, 3), 4, 3, padding="same", rngs=nnx.Rngs(0))
+>>> module(jnp.ones((2, 5, 6, 6, 3))).shape
+(2, 6, 6, 4)
+""")
+ConvLSTM3D = module_for(_ConvLSTM3D, doc=_conv_doc("ConvLSTM3D"))
+
+
 class Bidirectional(RecurrentModule):
   """`rj.Bidirectional` as a flax.nnx module, wrapping an rnnjax NNX module:
   `rj.nnx.Bidirectional(rj.nnx.LSTM(10, 64, return_sequences=True, rngs=rngs),
   rngs=rngs)`. As in Keras, the wrapped module only provides the configuration (and
   `in_features`); fresh params are made for both directions, attributes `forward` and
   `backward`, what `rj.Bidirectional.init` returns.
-
-  Needs `rj.Bidirectional`; raises NotImplementedError when this rnnjax has none.
   """
 
   def __init__(self, layer, *, merge_mode="concat", backward_layer=None, rngs: nnx.Rngs,
                deterministic: bool = False):
-    import rnnjax  # noqa: PLC0415 -- the package imports this module lazily
-
-    pure = getattr(rnnjax, "Bidirectional", None)
-    if pure is None:
-      raise NotImplementedError(
-          "rj.nnx.Bidirectional wraps rj.Bidirectional, which this rnnjax version does "
-          "not provide."
-      )
     for argument, value in (("layer", layer), ("backward_layer", backward_layer)):
       if value is not None and not isinstance(value, RecurrentModule):
         raise TypeError(
@@ -287,7 +297,7 @@ class Bidirectional(RecurrentModule):
             f"got {value!r}."
         )
     backward = None if backward_layer is None else backward_layer.pure_layer
-    bidirectional = pure(layer.pure_layer, merge_mode=merge_mode, backward_layer=backward)
+    bidirectional = _Bidirectional(layer.pure_layer, merge_mode=merge_mode, backward_layer=backward)
     self._build(layer.in_features, bidirectional, rngs, deterministic)
 
 
@@ -318,5 +328,5 @@ def reset_carry(model, where=None) -> None:
       module.reset_state(where)
 
 
-__all__ = ["DROPOUT", "GRU", "LSTM", "RNN", "Bidirectional", "RNNCarry", "RecurrentModule",
+__all__ = ["ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "DROPOUT", "GRU", "LSTM", "RNN", "Bidirectional", "RNNCarry", "RecurrentModule",
            "SimpleRNN", "module_for", "reset_carry", "wrap"]

@@ -85,6 +85,8 @@ CASES = {
     "nested": (rj.RNN(NestedCell(4), return_sequences=True), nested_inputs(5),
                ((4,), (2, 3))),
     "array_params": (rj.RNN(ArrayParamsCell(F)), normal(6, (B, T, F)), F),
+    "conv_lstm_1d": (rj.ConvLSTM1D(2, 3, padding="same", return_state=True),
+                     normal(7, (B, T, 5, F)), (5, F)),
 }
 
 

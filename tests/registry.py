@@ -1,8 +1,9 @@
 """One table of every layer kind under test: the property and transform tests run over
 all of them. An entry builds the layer from sequence options (return_sequences, ...);
 STEP_SHAPES gives its per-step input shape (F,) unless the kind needs another.
-
-TODO when it lands on main: rj.Bidirectional(rj.LSTM(...))."""
+Bidirectional is not here: chunked streaming, go_backwards reversal and trimming do not
+hold for a layer that reads the sequence both ways (tests/test_bidirectional.py and
+tests/test_stateful.py cover it)."""
 
 import dataclasses
 

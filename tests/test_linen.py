@@ -18,10 +18,6 @@ from tests.adapter_cases import (B, CASES, F, T, assert_trees_close, assert_tree
                                  normal)
 
 KEY = jax.random.key(0)
-NEEDS_BIDIRECTIONAL = pytest.mark.skipif(not hasattr(rj, "Bidirectional"),
-                                         reason="rj.Bidirectional is not on this branch")
-
-
 # Equality with the pure layers -------------------------------------------------------
 
 
@@ -163,8 +159,7 @@ TOKENS = jnp.zeros((1, 10), jnp.int32)
     (GuideLSTM(), (TOKENS,), 164_106),
     (GuideGRUSimpleRNN(), (TOKENS,), 361_866),
     (GuideEncoderDecoder(), (TOKENS, TOKENS[:, :7]), 258_698),
-    pytest.param(GuideBidirectional(), (jnp.zeros((1, 5, 10)),), 80_266,
-                 marks=NEEDS_BIDIRECTIONAL),
+    (GuideBidirectional(), (jnp.zeros((1, 5, 10)),), 80_266),
 ])
 def test_tabulate_shows_the_keras_guide_parameter_counts(model, inputs, total):
   table = _tabulated_total(model, *inputs)
@@ -190,7 +185,6 @@ def test_encoder_states_feed_the_decoder():
 # Bidirectional (needs rj.Bidirectional) ------------------------------------------------
 
 
-@NEEDS_BIDIRECTIONAL
 def test_bidirectional_equals_pure_bidirectional():
   x = normal(7, (B, T, F))
   for module, pure in [
@@ -206,12 +200,6 @@ def test_bidirectional_equals_pure_bidirectional():
     assert set(variables["params"]) == {"forward", "backward"}
     assert jax.tree.structure(variables["params"]) == jax.tree.structure(pure.init(KEY, x))
     assert_trees_close(module.apply(variables, x), pure.apply(variables["params"], x))
-
-
-@pytest.mark.skipif(hasattr(rj, "Bidirectional"), reason="rj.Bidirectional exists")
-def test_bidirectional_says_it_needs_rj_bidirectional():
-  with pytest.raises(NotImplementedError, match="rj.Bidirectional"):
-    rj.linen.Bidirectional(rj.linen.LSTM(4, return_sequences=True))
 
 
 # Transforms ---------------------------------------------------------------------------

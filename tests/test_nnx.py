@@ -259,18 +259,6 @@ def test_bad_arguments():
     rj.nnx.reset_carry({"carry": 1})
 
 
-@pytest.mark.skipif(hasattr(rj, "Bidirectional"), reason="rj.Bidirectional exists")
-def test_bidirectional_says_it_needs_rj_bidirectional():
-  rngs = nnx.Rngs(0)
-  with pytest.raises(NotImplementedError, match="rj.Bidirectional"):
-    rj.nnx.Bidirectional(rj.nnx.LSTM(3, 2, return_sequences=True, rngs=rngs), rngs=rngs)
-
-
-NEEDS_BIDIRECTIONAL = pytest.mark.skipif(not hasattr(rj, "Bidirectional"),
-                                         reason="rj.Bidirectional is not on this branch")
-
-
-@NEEDS_BIDIRECTIONAL
 def test_bidirectional_equals_pure_bidirectional_and_counts_like_keras():
   rngs = nnx.Rngs(0)
   model = rj.nnx.Bidirectional(rj.nnx.LSTM(10, 64, return_sequences=True, rngs=rngs), rngs=rngs)

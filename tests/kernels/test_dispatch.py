@@ -134,8 +134,6 @@ def test_force_interpret_checks_its_argument():
       pass
 
 
-@pytest.mark.skipif("remat" not in {f.name for f in dataclasses.fields(rj.LSTM)},
-                    reason="the layers' remat option is not on this branch")
 def test_remat_is_a_scan_knob():
   with rj.kernels.force_interpret():
     choice = path(rj.LSTM(8, remat="sqrt"))
