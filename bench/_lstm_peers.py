@@ -126,6 +126,31 @@ def keras_stateless(b, t, d, h, mode):
   return _finish(apply, trainable, x, mode)
 
 
+def keras_fit(b, t, d, h, mode, batches: int = 8):
+  """Keras 3 on JAX through `model.fit` (train) or `model.predict` (forward) over
+  `batches` batches: the step function returns seconds per batch of one such call, so
+  Keras's own loop (data adapter, callbacks) is in the time."""
+  import time
+
+  import keras
+
+  model = keras.Sequential([keras.Input((t, d)), keras.layers.LSTM(h, return_sequences=True)])
+  model.compile(optimizer=keras.optimizers.SGD(LR), loss="mse", jit_compile=True)
+  x = np.tile(np.asarray(_data(b, t, d)), (batches, 1, 1))
+  y = np.zeros((b * batches, t, h), np.float32)
+
+  def step():
+    start = time.perf_counter()
+    with jax.numpy_rank_promotion("allow"):
+      if mode == "train":
+        model.fit(x, y, batch_size=b, epochs=1, verbose=0, shuffle=False)
+      else:
+        model.predict(x, batch_size=b, verbose=0)
+    return (time.perf_counter() - start) / batches
+
+  return step, ()
+
+
 def haiku_dynamic_unroll(b, t, d, h, mode):
   import haiku as hk
 
@@ -169,6 +194,7 @@ PEERS = {
     "flax OptimizedLSTMCell": flax_optimized_lstm,
     "flax LSTMCell": flax_lstm,
     "keras stateless": keras_stateless,
+    "keras fit": keras_fit,
     "haiku dynamic_unroll": haiku_dynamic_unroll,
     "equinox scan+vmap": equinox_scan_vmap,
 }
