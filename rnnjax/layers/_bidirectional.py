@@ -74,6 +74,9 @@ class Bidirectional:
       segments at the segment ends, so each packed segment is processed on its own both
       ways.
 
+  Two LSTM directions that each take the fused kernel (see `rj.kernels.which_path`) run in
+  one launch of the fused bidirectional kernel; other pairs run each direction on its path.
+
   >>> import jax, jax.numpy as jnp, rnnjax as rj
   >>> layer = rj.Bidirectional(rj.LSTM(64, return_sequences=True))
   >>> x = jnp.ones((2, 5, 10))
