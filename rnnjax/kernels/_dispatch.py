@@ -4,6 +4,10 @@
 `True` takes the kernel or raises a ValueError naming every reason it cannot;
 `False` always takes the scan. Keras's `use_cudnn` is honoured when `use_fused` is
 "auto" (see `FusedOption` in `layers/_builtin.py`).
+
+A Bidirectional layer whose two directions are LSTM layers that each take the kernel, with
+the same units and compute dtype, runs both directions in one launch of the fused
+bidirectional kernel (grid axis 0 = direction); otherwise each direction takes its own path.
 """
 
 from typing import NamedTuple
@@ -98,6 +102,54 @@ def ineligibility(layer, inputs, *, mask=None, seq_lengths=None, training=False,
   return reasons
 
 
+def _where() -> str:
+  return ("in Pallas interpret mode (forced)" if _interpret.interpret_forced() and
+          not _interpret.on_gpu() else "on the GPU")
+
+
+# Cell kinds whose two directions share one launch (the fused GRU can run D directions
+# too, but its one-launch bidirectional path is not wired or tested yet).
+ONE_LAUNCH_KINDS = ("LSTM",)
+
+
+def pair_ineligibility(forward, backward, inputs) -> list[str]:
+  """Why two direction layers, each taking the fused kernel, cannot share one launch."""
+  kinds = [_cell_kind(layer)[0] for layer in (forward, backward)]
+  if any(kind not in ONE_LAUNCH_KINDS for kind in kinds):
+    names = " and ".join(type(layer).__name__ for layer in (forward, backward))
+    return [f"the one-launch bidirectional kernel needs two LSTM layers, got {names}"]
+  reasons = []
+  for name in ("units", "time_major", "return_sequences", "zero_output_for_mask"):
+    f, b = getattr(forward, name), getattr(backward, name)
+    if f != b:
+      reasons.append(f"{name} differs ({f} forward, {b} backward)")
+  if forward.go_backwards == backward.go_backwards:
+    reasons.append(f"both directions have go_backwards={forward.go_backwards}")
+  f, b = _compute_dtype(forward, inputs), _compute_dtype(backward, inputs)
+  if f != b:
+    reasons.append(f"compute dtypes differ ({f} forward, {b} backward)")
+  return reasons
+
+
+def bidirectional_path(forward, backward, inputs, **call) -> tuple[PathChoice, bool]:
+  """The path of a Bidirectional call whose directions are `forward` and `backward`, and
+  whether both share one launch of the fused bidirectional kernel. `call`: which_path's
+  keyword arguments. Raises as `which_path` does for a direction with use_fused=True."""
+  choices = [which_path(layer, inputs, **call) for layer in (forward, backward)]
+  per_direction = (f"forward layer: {choices[0].reason}; "
+                   f"backward layer: {choices[1].reason}")
+  if any(c.path != "fused" for c in choices):
+    return PathChoice("scan", "not every direction takes the fused kernel; "
+                      + per_direction), False
+  pair = pair_ineligibility(forward, backward, inputs)
+  if pair:
+    return PathChoice("fused", "each direction takes its own fused kernel (two launches), "
+                      "not the one-launch bidirectional LSTM kernel: " + "; ".join(pair)
+                      ), False
+  return PathChoice("fused", "both directions eligible: one-launch fused bidirectional LSTM "
+                    f"kernel (grid axis 0 = direction) {_where()}"), True
+
+
 def which_path(layer, inputs, *, mask=None, seq_lengths=None, initial_state=None,
                training: bool = False, constants=None, reset=None) -> PathChoice:
   """The path `layer.apply(params, inputs, ...)` takes with these arguments, and why.
@@ -105,13 +157,22 @@ def which_path(layer, inputs, *, mask=None, seq_lengths=None, initial_state=None
   Raises the ValueError that `apply` raises when the layer asks for `use_fused=True`
   (or `use_cudnn=True`) and the call is not eligible.
 
+  For an rj.Bidirectional layer: "fused" when every direction runs a fused kernel (the
+  reason says whether both share one launch of the bidirectional LSTM kernel), "scan"
+  when a direction takes the scan (the reason gives each direction's).
+
   >>> import jax.numpy as jnp, rnnjax as rj
   >>> choice = rj.kernels.which_path(rj.LSTM(8), jnp.ones((2, 5, 3)),
   ...                                mask=jnp.ones((2, 5), bool))
   >>> choice.path, "pass seq_lengths=" in choice.reason
   ('scan', True)
   """
-  del initial_state, seq_lengths   # any initial state and any lengths are fine
+  del initial_state   # any initial state and any lengths are fine
+  directions = getattr(layer, "direction_layers", None)
+  if directions is not None:
+    return bidirectional_path(*directions, inputs, mask=mask, seq_lengths=seq_lengths,
+                              training=training, constants=constants, reset=reset)[0]
+  del seq_lengths
   request = getattr(layer, "fused_request", None)
   if request is None:
     return PathChoice("scan", f"{type(layer).__name__} has no fused kernel (only the LSTM and "
@@ -127,7 +188,5 @@ def which_path(layer, inputs, *, mask=None, seq_lengths=None, initial_state=None
         + "; ".join(reasons) + f". Set {name}='auto' to fall back to the scan.")
   if reasons:
     return PathChoice("scan", f"{name}='auto' falls back to the scan: " + "; ".join(reasons))
-  where = ("in Pallas interpret mode (forced)" if _interpret.interpret_forced() and
-           not _interpret.on_gpu() else "on the GPU")
   return PathChoice("fused", f"{name}={request!r} and eligible: fused {type(layer).__name__} "
-                    f"kernel {where}")
+                    f"kernel {_where()}")

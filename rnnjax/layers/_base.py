@@ -2,7 +2,7 @@
 over any cell, through the one engine. `RNN(cell)` is this layer for a given cell."""
 
 import dataclasses
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -56,6 +56,23 @@ def _check_constants(cell, params, constants, batch: int):
   if validate is not None:
     validate(params, constants, batch)
   return constants
+
+
+class PreparedCall(NamedTuple):
+  """A checked layer call, ready to run: inputs (B, T, ...) (or (T, B, ...)), the start
+  state in the carry dtype, mask (B, T) bool or None (seq_lengths turned into one),
+  seq_lengths (B,) or None as given, reset, constants, dropout masks, training, and
+  whether it takes the fused kernel."""
+
+  inputs: Any
+  start: tuple
+  mask: Any
+  seq_lengths: Any
+  reset: Any
+  constants: Any
+  dropout: Any
+  training: bool
+  fused: bool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,6 +167,15 @@ class RecurrentLayer:
       output (B, T, U) with return_sequences else (B, U) (the last valid output);
       with return_state: (output, *states); with stateful: (that, new_state).
     """
+    prepared = self._prepare(params, inputs, initial_state, mask, training, rng, constants,
+                             state=state, reset=reset, seq_lengths=seq_lengths)
+    return self._package(self._run(params, prepared))
+
+  def _prepare(self, params, inputs, initial_state=None, mask=None, training: bool = False,
+               rng=None, constants=None, *, state=None, reset=None,
+               seq_lengths=None) -> PreparedCall:
+    """Everything `apply` checks and derives before running (arguments as `apply`): the
+    start state, dropout masks, step flags and the path, decided before tracing."""
     cell = self.cell
     if not isinstance(training, bool):
       raise TypeError(f"training must be a Python bool, got {_checks.describe(training)}.")
@@ -170,18 +196,21 @@ class RecurrentLayer:
     compute_dtype = self._compute_dtype(cell, inputs)
     start = self._start_state(cell, initial_state, state, batch, compute_dtype, input_shape)
     dropout = self._dropout_masks(cell, training, rng, batch, input_shape, compute_dtype)
+    fused = self._takes_fused_path(inputs, user_mask, seq_lengths, training, constants, reset)
+    return PreparedCall(inputs, start, mask, seq_lengths, reset, constants, dropout, training,
+                        fused)
 
-    if self._takes_fused_path(inputs, user_mask, seq_lengths, training, constants, reset):
-      result = kernels.fused_layer_apply(self, params, inputs, start, seq_lengths,
-                                         training=training, dropout=dropout)
-    else:
-      result = engine.rnn(
-          cell, params, inputs, start, mask=mask, reset=reset, go_backwards=self.go_backwards,
-          unroll=self.scan_unroll, time_major=self.time_major,
-          zero_output_for_mask=self.zero_output_for_mask,
-          return_sequences=self.return_sequences, training=training, constants=constants,
-          dropout=dropout, remat=self.remat)
-    return self._package(result)
+  def _run(self, params, call: PreparedCall) -> engine.RNNResult:
+    """The prepared call on its path: the fused kernel or the scan engine."""
+    if call.fused:
+      return kernels.fused_layer_apply(self, params, call.inputs, call.start, call.seq_lengths,
+                                       training=call.training, dropout=call.dropout)
+    return engine.rnn(
+        self.cell, params, call.inputs, call.start, mask=call.mask, reset=call.reset,
+        go_backwards=self.go_backwards, unroll=self.scan_unroll, time_major=self.time_major,
+        zero_output_for_mask=self.zero_output_for_mask,
+        return_sequences=self.return_sequences, training=call.training,
+        constants=call.constants, dropout=call.dropout, remat=self.remat)
 
   # Helpers ------------------------------------------------------------------
 

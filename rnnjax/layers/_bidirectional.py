@@ -9,6 +9,8 @@ import jax.numpy as jnp
 
 from .. import _regularizers
 from ..engine._scan import as_tuples
+from ..kernels._dispatch import pair_ineligibility
+from ..kernels._layer import fused_layers_apply
 from . import _checks
 from ._base import RecurrentLayer, reset_state_tree
 
@@ -71,6 +73,9 @@ class Bidirectional:
     reset: (B, T) True where a new segment starts; the backward direction starts its
       segments at the segment ends, so each packed segment is processed on its own both
       ways.
+
+  Two LSTM directions that each take the fused kernel (see `rj.kernels.which_path`) run in
+  one launch of the fused bidirectional kernel; other pairs run each direction on its path.
 
   >>> import jax, jax.numpy as jnp, rnnjax as rj
   >>> layer = rj.Bidirectional(rj.LSTM(64, return_sequences=True))
@@ -153,6 +158,11 @@ class Bidirectional:
   @property
   def forward_layer(self):
     return self._forward
+
+  @property
+  def direction_layers(self) -> tuple:
+    """(forward, backward): the layers `apply` runs (Keras's forced zero_output_for_mask)."""
+    return self._forward, self._backward
 
   @property
   def return_sequences(self) -> bool:
@@ -251,8 +261,7 @@ class Bidirectional:
     b_kw = dict(common, rng=b_rng, reset=b_reset)
     if self.stateful:
       f_kw["state"], b_kw["state"] = f_state, b_state
-    f_out = self._forward.apply(params["forward"], inputs, f_init, **f_kw)
-    b_out = self._backward.apply(params["backward"], inputs, b_init, **b_kw)
+    f_out, b_out = self._run_directions(params, inputs, (f_init, b_init), (f_kw, b_kw))
     if self.stateful:
       (f_out, f_new), (b_out, b_new) = f_out, b_out
     if self.return_state:
@@ -272,6 +281,24 @@ class Bidirectional:
     if self.stateful:
       return out, (*as_tuples(f_new), *as_tuples(b_new))
     return out
+
+  def _run_directions(self, params, inputs, inits, kwargs):
+    """Each direction's `apply` result. Two LSTM directions that each take the fused
+    kernel run in one launch of the fused bidirectional kernel (see `which_path`)."""
+    layers = self.direction_layers
+    keys = ("forward", "backward")
+    if not all(hasattr(layer, "fused_request") for layer in layers):
+      return tuple(layer.apply(params[k], inputs, init, **kw)
+                   for layer, k, init, kw in zip(layers, keys, inits, kwargs))
+    calls = [layer._prepare(params[k], inputs, init, **kw)
+             for layer, k, init, kw in zip(layers, keys, inits, kwargs)]
+    if all(c.fused for c in calls) and not pair_ineligibility(*layers, calls[0].inputs):
+      results = fused_layers_apply(layers, [params[k] for k in keys], calls[0].inputs,
+                                   [c.start for c in calls], calls[0].seq_lengths,
+                                   dropouts=[c.dropout for c in calls])
+    else:
+      results = [layer._run(params[k], c) for layer, k, c in zip(layers, keys, calls)]
+    return tuple(layer._package(r) for layer, r in zip(layers, results))
 
   def _in_time_order(self, outputs, layer):
     """A go_backwards layer's sequence (processing order) flipped back to input order."""
