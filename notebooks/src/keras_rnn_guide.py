@@ -101,7 +101,7 @@ simple = rj.SimpleRNN(128)
 x = jax.ShapeDtypeStruct((2, 10, 64), jnp.float32)   # shapes only: nothing is computed
 
 
-def model(key, x):
+def gru_simple(key, x):
   k1, k2 = jax.random.split(key)
   gru_params = gru.init(k1, x)
   seq = gru.apply(gru_params, x)                     # (B, T, 256)
@@ -109,7 +109,7 @@ def model(key, x):
   return (gru_params, simple_params), seq, simple.apply(simple_params, seq)
 
 
-(gru_params, simple_params), seq, last = jax.eval_shape(model, KEY, x)
+(gru_params, simple_params), seq, last = jax.eval_shape(gru_simple, KEY, x)
 print("GRU params", jax.tree.map(jnp.shape, gru_params))
 print("SimpleRNN params", jax.tree.map(jnp.shape, simple_params))
 print("GRU", seq.shape, "-> SimpleRNN", last.shape)
