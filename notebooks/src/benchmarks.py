@@ -13,7 +13,9 @@
 #
 # For the full tables run `python bench/cpu_lstm.py` (writes `bench/results/cpu.md`);
 # this notebook runs a shorter version: fewer shapes and shorter timing loops (in CI, one
-# small shape).
+# small shape). The timings saved in this notebook are those of the machine that built it
+# (the first cell prints its core count and load average); on a shared or busy machine
+# they are noisy, so read the ratios as rough.
 
 # %%
 import os
@@ -33,7 +35,8 @@ import remat  # noqa: E402
 
 SMALL = os.environ.get("RNNJAX_NOTEBOOK_SMALL") == "1"
 print("jax", jax.__version__, "|", jax.local_device_count(), "CPU device(s) |",
-      os.cpu_count(), "cores", "| small run" if SMALL else "")
+      os.cpu_count(), "cores | load average", " ".join(f"{v:.1f}" for v in os.getloadavg()),
+      "| small run" if SMALL else "")
 
 # %% [markdown]
 # ## LSTM train step against the peers
