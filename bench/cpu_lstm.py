@@ -27,13 +27,14 @@ TORCH = "torch nn.LSTM"
 HERE = pathlib.Path(__file__).resolve().parent
 
 
-def torch_seconds(shape, mode, torch_python):
+def torch_seconds(shape, mode, torch_python, **timing):
   """PyTorch in-process when importable, else in `torch_python`; None when neither works."""
   try:
     import _torch_peer
     import torch  # noqa: F401
 
-    return _torch_peer.median_seconds(*shape, mode)
+    return _torch_peer.median_seconds(*shape, mode, **{
+        k: v for k, v in timing.items() if k in ("min_time", "min_reps", "max_reps")})
   except ImportError:
     if not torch_python:
       return None
@@ -42,14 +43,17 @@ def torch_seconds(shape, mode, torch_python):
   return float(out.stdout.strip().splitlines()[-1])
 
 
-def run(peers, shapes, modes, torch_python=None):
+def run(peers, shapes, modes, torch_python=None, **timing):
+  """[(mode, shape, {peer: median seconds})] for every mode and shape; peers that are not
+  installed are skipped. `timing` goes to `median_seconds` (e.g. min_time=0.2 for a quick
+  run, as the benchmarks notebook does)."""
   rows = []
   for mode in modes:
     for shape in shapes:
       times = {}
       for name in peers:
         if name == TORCH:
-          seconds = torch_seconds(shape, mode, torch_python)
+          seconds = torch_seconds(shape, mode, torch_python, **timing)
           if seconds is None:
             print(f"  skip {name}: torch not importable and no --torch-python", flush=True)
             continue
@@ -61,7 +65,7 @@ def run(peers, shapes, modes, torch_python=None):
         except ImportError as e:
           print(f"  skip {name}: {e}", flush=True)
           continue
-        times[name] = median_seconds(fn, *args)
+        times[name] = median_seconds(fn, *args, **timing)
         if name == "keras fit":   # its step function measures itself (seconds per batch)
           times[name] = statistics.median(fn() for _ in range(3))
         print(f"{mode:7s} {shape}  {name:26s} {1e3 * times[name]:9.2f} ms", flush=True)

@@ -35,6 +35,21 @@ def measure(remat, steps, batch=8, features=16, units=64):
   return memory, seconds
 
 
+def read_table(path) -> dict:
+  """The table `main` writes, read back: {scheme label: [(T, MiB, seconds), ...]} with
+  labels as in its header (e.g. "remat='step'")."""
+  lines = [l for l in pathlib.Path(path).read_text().splitlines() if l.startswith("|")]
+  labels = [c.strip() for c in lines[0].strip("|").split("|")][1:]
+  table = {label: [] for label in labels}
+  for line in lines[2:]:
+    steps, *cells = (c.strip() for c in line.strip("|").split("|"))
+    for label, cell in zip(labels, cells):
+      memory, seconds = cell.split(" / ")
+      table[label].append((int(steps.replace(",", "")), float(memory.split()[0]),
+                           float(seconds.split()[0])))
+  return table
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--steps", type=int, nargs="*", default=[1_000, 10_000, 100_000])

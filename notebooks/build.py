@@ -9,13 +9,23 @@ CI re-executes the committed notebooks with nbmake (`pytest --nbmake`); the
 conftest, shrinks their problem sizes.
 """
 
+import os
 import pathlib
 import sys
+import time
 
 import jupytext
 import nbclient
 
 HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+def use_this_checkout() -> None:
+  """Kernels started from here import this checkout's rnnjax (and not, say, another
+  editable install): its root goes first on PYTHONPATH, which kernels inherit."""
+  path = os.environ.get("PYTHONPATH")
+  os.environ["PYTHONPATH"] = str(ROOT) + (os.pathsep + path if path else "")
 
 
 def build(name: str) -> pathlib.Path:
@@ -30,6 +40,9 @@ def build(name: str) -> pathlib.Path:
 
 
 if __name__ == "__main__":
+  use_this_checkout()
   names = sys.argv[1:] or sorted(p.stem for p in (HERE / "src").glob("*.py"))
   for name in names:
-    print(f"built {build(name)}")
+    start = time.perf_counter()
+    target = build(name)
+    print(f"built {target} in {time.perf_counter() - start:.0f} s", flush=True)
