@@ -5,7 +5,7 @@ import jax.numpy as jnp
 
 from ..cells import GRUCell, LSTMCell
 from ..engine import RNNResult
-from . import _interpret
+from . import _cpu_path, _interpret
 from .gru import _api as gru_api
 from .lstm import _api as lstm_api
 
@@ -31,7 +31,8 @@ def fused_layer_apply(layer, params, inputs, initial_state, seq_lengths=None, *,
     seq_lengths: (B,) int or None.
     training: unused by the kernel (input dropout comes in `dropout`).
     dropout: the cell's DropoutMasks (input dropout only) or None.
-    interpret: None: Pallas interpret mode unless on a GPU.
+    interpret: None: the kernel on a GPU; on a CPU the custom-VJP scan for an LSTM
+      (`_cpu_path`), Pallas interpret mode otherwise. A bool forces the Pallas kernel.
 
   Returns:
     RNNResult(outputs (B, T, U) or (T, B, U) if return_sequences else None,
@@ -41,6 +42,9 @@ def fused_layer_apply(layer, params, inputs, initial_state, seq_lengths=None, *,
   if dropout is not None and dropout.recurrent is not None:
     raise ValueError("the fused kernel has no recurrent dropout; use the scan path.")
   cell = layer.cell
+  if interpret is None and isinstance(cell, LSTMCell) and _cpu_path.available("LSTM"):
+    return _cpu_path.layer_apply(layer, params, inputs, initial_state, seq_lengths,
+                                 dropout=dropout)
   x = jnp.asarray(inputs)
   cd = jnp.dtype(cell.compute_dtype(x))
   projected = _project(cell, params, x, layer.time_major, dropout)[:, :, None]

@@ -1,0 +1,130 @@
+"""The fused LSTM recurrence as plain XLA (no Pallas): the CPU backend of the fused path.
+
+Same structure as the Pallas kernels (`_api.recurrence`): a `jax.custom_vjp` whose
+forward `lax.scan` saves only the gate activations (i, f, g, o), tanh(c') and the carried
+c per step, and whose backward is a reverse `lax.scan` with one matmul per step
+(dz @ W^T for dh). The recurrent-weight gradient dW = sum_t h_{t-1}^T dz_t is then ONE
+time-parallel matmul outside the loop, instead of a small matmul accumulated inside
+every backward step as autodiff of the scan does; the input projection's gradients
+(dx, dkernel, dbias) come from autodiff of the hoisted projection (further big matmuls).
+
+Everything is time-major (T, B, ...) in processing order, float32.
+"""
+
+import jax
+import jax.numpy as jnp
+
+F32 = jnp.float32
+
+
+def _split(z, units):
+  return tuple(z[:, k * units:(k + 1) * units] for k in range(4))
+
+
+def _scan_forward(xs, w, h0, c0, valid):
+  """xs (T, B, 4U); w (U, 4U); h0, c0 (B, U); valid (T, B) bool or None.
+
+  Returns hs (T, B, U) (the carried h: masked steps repeat it), hT, cT (B, U), and the
+  residuals: gate activations (i, f, g, o) each (T, B, U), tanh(c') (T, B, U) and the
+  carried c (T, B, U).
+  """
+  units = w.shape[0]
+
+  def step(carry, inp):
+    h, c = carry
+    x_t, v = inp
+    zi, zf, zg, zo = _split(x_t + jnp.matmul(h, w, preferred_element_type=F32), units)
+    i, f, g, o = jax.nn.sigmoid(zi), jax.nn.sigmoid(zf), jnp.tanh(zg), jax.nn.sigmoid(zo)
+    c_new = f * c + i * g
+    tc = jnp.tanh(c_new)
+    h_new = o * tc
+    if v is not None:
+      v = v[:, None]
+      h_new, c_new = jnp.where(v, h_new, h), jnp.where(v, c_new, c)
+    return (h_new, c_new), (h_new, (i, f, g, o), tc, c_new)
+
+  (hT, cT), (hs, acts, tcs, cs) = jax.lax.scan(step, (h0, c0), (xs, valid))
+  return hs, hT, cT, (acts, tcs, cs)
+
+
+@jax.custom_vjp
+def recurrence(xs, w, h0, c0, valid):
+  """The LSTM recurrence over projected inputs (shapes in `_scan_forward`): (hs, hT, cT)."""
+  hs, hT, cT, _ = _scan_forward(xs, w, h0, c0, valid)
+  return hs, hT, cT
+
+
+def _recurrence_fwd(xs, w, h0, c0, valid):
+  hs, hT, cT, res = _scan_forward(xs, w, h0, c0, valid)
+  return (hs, hT, cT), (w, h0, c0, valid, hs, res)
+
+
+def _recurrence_bwd(saved, cts):
+  """Per step s, last to first: dh += dhs[s]; masked rows pass (dh, dc) through and get
+  dz = 0; dc_tot = dc + dh o (1 - tanh(c')^2); dz = (dc_tot g i(1-i), dc_tot c_prev f(1-f),
+  dc_tot i (1-g^2), dh tanh(c') o(1-o)); dh <- dz @ W^T; dc <- dc_tot f."""
+  w, h0, c0, valid, hs, (acts, tcs, cs) = saved
+  dhs, dhT, dcT = cts
+  wt = w.T
+  c_prev = jnp.concatenate([c0[None], cs[:-1]], 0)
+
+  def step(carry, inp):
+    dh, dc = carry
+    dh_t, (i, f, g, o), tc, cp, v = inp
+    dh = dh + dh_t
+    if v is None:
+      dh_v, dc_v = dh, dc
+    else:
+      v = v[:, None]
+      dh_v, dc_v = jnp.where(v, dh, 0.0), jnp.where(v, dc, 0.0)
+    dc_tot = dc_v + dh_v * o * (1.0 - tc * tc)
+    dz = jnp.concatenate([dc_tot * g * i * (1.0 - i), dc_tot * cp * f * (1.0 - f),
+                          dc_tot * i * (1.0 - g * g), dh_v * tc * o * (1.0 - o)], -1)
+    dh_prev, dc_prev = jnp.matmul(dz, wt, preferred_element_type=F32), dc_tot * f
+    if v is not None:
+      dh_prev, dc_prev = jnp.where(v, dh_prev, dh), jnp.where(v, dc_prev, dc)
+    return (dh_prev, dc_prev), dz
+
+  (dh0, dc0), dz = jax.lax.scan(step, (dhT.astype(F32), dcT.astype(F32)),
+                                (dhs.astype(F32), acts, tcs, c_prev, valid), reverse=True)
+  h_prev = jnp.concatenate([h0[None], hs[:-1]], 0)
+  steps, batch, gu = dz.shape
+  dw = jnp.matmul(h_prev.reshape(steps * batch, -1).T, dz.reshape(steps * batch, gu),
+                  preferred_element_type=F32)
+  return dz, dw.astype(w.dtype), dh0, dc0, None
+
+
+recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
+
+
+def valid_steps(lengths, steps: int, go_backwards: bool):
+  """(T, B) bool in processing order, or None when `lengths` is None."""
+  if lengths is None:
+    return None
+  t = jnp.arange(steps)
+  if go_backwards:
+    t = steps - 1 - t
+  return t[:, None] < jnp.asarray(lengths)[None, :]
+
+
+def run(projected, recurrent_kernel, h0, c0, lengths, *, go_backwards: bool,
+        zero_output_for_mask: bool = False):
+  """The recurrence of one direction on time-major projected inputs.
+
+  Args:
+    projected: (T, B, 4U) = x @ kernel + bias, already in processing order (reversed in
+      time when go_backwards).
+    recurrent_kernel: (U, 4U) Keras layout.
+    h0, c0: (B, U).
+    lengths: (B,) int or None (right padding, in input time order).
+
+  Returns:
+    outputs (T, B, U) float32 in processing order; h, c (B, U) float32 final states.
+  """
+  steps = projected.shape[0]
+  valid = valid_steps(lengths, steps, go_backwards)
+  hs, h, c = recurrence(projected.astype(F32), recurrent_kernel.astype(F32), h0.astype(F32),
+                        c0.astype(F32), valid)
+  if zero_output_for_mask and valid is not None:
+    hs = jnp.where(valid[..., None], hs, jnp.zeros((), hs.dtype))
+  return hs, h, c
