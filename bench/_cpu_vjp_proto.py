@@ -19,7 +19,7 @@ from _timing import median_seconds  # noqa: E402
 
 SHAPES = [(64, 28, 28, 64), (64, 128, 128, 256), (32, 512, 64, 128)]
 F32 = jnp.float32
-ROUNDS = [40, 8, 8]
+ROUNDS = [60, 10, 8]
 
 
 def _gates(z, c):
@@ -183,14 +183,26 @@ VARIANTS = {
     "vjp tm tuple save_tc": functools.partial(vjp_lstm, layout="tm", save_tc=True,
                                               concat_gates=False),
 }
+def rnnjax_engine(b, t, d, h, mode):
+  import rnnjax as rj
+
+  layer = rj.LSTM(h, return_sequences=True, use_fused=False)
+  x = _data(b, t, d)
+  return _finish(layer.apply, layer.init(jax.random.key(0), x), x, mode)
+
+
+VARIANTS["rnnjax engine scan"] = rnnjax_engine
 NAMES = ["rnnjax", "flax OptimizedLSTMCell", "keras stateless", "scan (per-step x@W)"]
 
 
 def main():
-  idx = [int(a) for a in sys.argv[1:]] or range(len(SHAPES))
+  idx = [int(a) for a in sys.argv[1:] if a.isdigit()] or range(len(SHAPES))
+  only = [a for a in sys.argv[1:] if not a.isdigit()]
   for k in idx:
     shape = SHAPES[k]
     builders = {n: PEERS[n] for n in NAMES} | VARIANTS
+    if only:
+      builders = {n: b for n, b in builders.items() if n in only or n in NAMES}
     fns = {}
     for name, build in builders.items():
       fn, args = build(*shape, "train")
@@ -198,16 +210,18 @@ def main():
         jax.block_until_ready(fn(*args))
       fns[name] = (fn, args)
     samples = {n: [] for n in fns}
+    cpu = {n: [] for n in fns}
     rounds = ROUNDS[k]
     for _ in range(rounds):
       for name, (fn, args) in fns.items():
-        t0 = time.perf_counter()
+        t0, p0 = time.perf_counter(), time.process_time()
         jax.block_until_ready(fn(*args))
         samples[name].append(time.perf_counter() - t0)
+        cpu[name].append(time.process_time() - p0)
     times = {n: min(v) for n, v in samples.items()}
     for n, v in samples.items():
-      print(f"{shape} {n:26s} min {1e3 * min(v):8.2f}  median {1e3 * statistics.median(v):8.2f} ms",
-            flush=True)
+      print(f"{shape} {n:26s} min {1e3 * min(v):8.2f}  median {1e3 * statistics.median(v):8.2f}"
+            f"  cpu-min {1e3 * min(cpu[n]):8.2f} ms", flush=True)
     best_peer = min(times[n] for n in NAMES[1:])
     print(f"  best peer {1e3 * best_peer:.2f} ms; ratios: " + ", ".join(
         f"{n}={times[n] / best_peer:.2f}" for n in times), flush=True)

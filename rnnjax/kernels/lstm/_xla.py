@@ -8,7 +8,8 @@ time-parallel matmul outside the loop, instead of a small matmul accumulated ins
 every backward step as autodiff of the scan does; the input projection's gradients
 (dx, dkernel, dbias) come from autodiff of the hoisted projection (further big matmuls).
 
-Everything is time-major (T, B, ...) in processing order, float32.
+Everything is time-major (T, B, ...) in processing order, in one float dtype (`run`
+uses float32).
 """
 
 import jax
@@ -33,7 +34,7 @@ def _scan_forward(xs, w, h0, c0, valid):
   def step(carry, inp):
     h, c = carry
     x_t, v = inp
-    zi, zf, zg, zo = _split(x_t + jnp.matmul(h, w, preferred_element_type=F32), units)
+    zi, zf, zg, zo = _split(x_t + h @ w, units)
     i, f, g, o = jax.nn.sigmoid(zi), jax.nn.sigmoid(zf), jnp.tanh(zg), jax.nn.sigmoid(zo)
     c_new = f * c + i * g
     tc = jnp.tanh(c_new)
@@ -80,18 +81,17 @@ def _recurrence_bwd(saved, cts):
     dc_tot = dc_v + dh_v * o * (1.0 - tc * tc)
     dz = jnp.concatenate([dc_tot * g * i * (1.0 - i), dc_tot * cp * f * (1.0 - f),
                           dc_tot * i * (1.0 - g * g), dh_v * tc * o * (1.0 - o)], -1)
-    dh_prev, dc_prev = jnp.matmul(dz, wt, preferred_element_type=F32), dc_tot * f
+    dh_prev, dc_prev = dz @ wt, dc_tot * f
     if v is not None:
       dh_prev, dc_prev = jnp.where(v, dh_prev, dh), jnp.where(v, dc_prev, dc)
     return (dh_prev, dc_prev), dz
 
-  (dh0, dc0), dz = jax.lax.scan(step, (dhT.astype(F32), dcT.astype(F32)),
-                                (dhs.astype(F32), acts, tcs, c_prev, valid), reverse=True)
+  (dh0, dc0), dz = jax.lax.scan(step, (dhT.astype(c0.dtype), dcT.astype(c0.dtype)),
+                                (dhs.astype(c0.dtype), acts, tcs, c_prev, valid), reverse=True)
   h_prev = jnp.concatenate([h0[None], hs[:-1]], 0)
   steps, batch, gu = dz.shape
-  dw = jnp.matmul(h_prev.reshape(steps * batch, -1).T, dz.reshape(steps * batch, gu),
-                  preferred_element_type=F32)
-  return dz, dw.astype(w.dtype), dh0, dc0, None
+  dw = h_prev.reshape(steps * batch, -1).T @ dz.reshape(steps * batch, gu)
+  return dz, dw, dh0, dc0, None
 
 
 recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
