@@ -212,8 +212,10 @@ def main():
     samples = {n: [] for n in fns}
     cpu = {n: [] for n in fns}
     rounds = ROUNDS[k]
-    for _ in range(rounds):
-      for name, (fn, args) in fns.items():
+    order = list(fns)
+    for r in range(rounds):
+      for name in order[r % len(order):] + order[:r % len(order)]:   # rotate: no fixed slot
+        fn, args = fns[name]
         t0, p0 = time.perf_counter(), time.process_time()
         jax.block_until_ready(fn(*args))
         samples[name].append(time.perf_counter() - t0)
