@@ -1,9 +1,12 @@
 """The fused path on the CPU: an eligible LSTM layer call runs its recurrence as a
 custom-VJP `lax.scan` (`lstm/_xla.py`) instead of the Pallas kernel, which exists for GPUs.
 
-Time-major throughout: the inputs (B, T, F) are transposed once (cheap, F is small) and
-projected as one flat (T*B, F) @ (F, 4U) matmul; a batch-major projection followed by a
-transpose of the (B, T, 4U) result is slower on the CPU (bench/_cpu_vjp_proto.py).
+Time-major throughout: the inputs (B, T, F) are transposed once (cheap, F is small). The
+input projection x_t @ kernel + bias runs inside the forward loop, as the engine does on
+the CPU, and its gradients (dx, dkernel, dbias) are flat (T*B, ...) matmuls after the
+reverse loop. A hoisted projection, batch-major (then transposing the (B, T, 4U) result)
+or time-major, measured slower (bench/_cpu_vjp_proto.py, docs/cpu_perf.md); it is kept
+for input dropout, whose masks are applied to the whole sequence.
 """
 
 import jax
@@ -44,18 +47,20 @@ def layer_apply(layer, params, inputs, initial_state, seq_lengths=None, *,
   x_tm = x if layer.time_major else jnp.swapaxes(x, 0, 1)        # (T, B, F)
   if layer.go_backwards:
     x_tm = jnp.flip(x_tm, 0)
-  steps, batch, features = x_tm.shape
-  if dropout is not None and dropout.inputs is not None:   # masks (N, B, F) broadcast over T
-    projected = cell.project(params, x_tm, dropout=dropout)    # (T, B, 4U)
+  if dropout is not None and dropout.inputs is not None:
+    # masks (N, B, F) broadcast over T: project once, before the loop (hoisted).
+    inputs_tm, projection = cell.project(params, x_tm, dropout=dropout), None   # (T, B, 4U)
   else:
-    # A 2-D (T*B, F) matmul: its kernel gradient is one GEMM over (T*B); the 3-D form
-    # makes XLA transpose dz first (about 20% of the train step at (64, 28, 28, 64)).
-    projected = cell.project(params, x_tm.reshape(steps * batch, features))
-    projected = projected.reshape(steps, batch, -1)
+    # x_t @ kernel + bias inside the loop; its gradients are big matmuls after it.
+    bias = cell.input_bias(params)
+    if bias is None:
+      bias = jnp.zeros((params["kernel"].shape[1],), F32)
+    inputs_tm, projection = x_tm, (params["kernel"], bias)
   h0, c0 = initial_state
-  outputs, h, c = _xla.run(projected, params["recurrent_kernel"], jnp.asarray(h0),
+  outputs, h, c = _xla.run(inputs_tm, params["recurrent_kernel"], jnp.asarray(h0),
                            jnp.asarray(c0), seq_lengths, go_backwards=layer.go_backwards,
-                           zero_output_for_mask=layer.zero_output_for_mask)
+                           zero_output_for_mask=layer.zero_output_for_mask,
+                           projection=projection)
   final_state = (h.astype(jnp.asarray(h0).dtype), c.astype(jnp.asarray(c0).dtype))
   sequence = None
   if layer.return_sequences:

@@ -90,10 +90,18 @@ def test_recurrence_check_grads(masked):
     hs, h, c = _xla.recurrence(xs, w, h0, c0, valid)
     return jnp.sum(jnp.sin(hs)) + jnp.sum(h * c) + jnp.sum(c ** 2)
 
+  x, kernel, bias = _rand(5, (4, 2, 3)), _rand(6, (3, 12), 0.5), _rand(7, (12,))
+
+  def g(x, kernel, bias, w, h0, c0):
+    hs, h, c = _xla.projected_recurrence(x, kernel, bias, w, h0, c0, valid)
+    return jnp.sum(jnp.sin(hs)) + jnp.sum(h * c) + jnp.sum(c ** 2)
+
   jax.config.update("jax_enable_x64", True)
   try:
     args = [a.astype(jnp.float64) for a in (xs, w, h0, c0)]
     check_grads(f, args, order=1, modes=["rev"], atol=1e-6, rtol=1e-6)
+    args = [a.astype(jnp.float64) for a in (x, kernel, bias, w, h0, c0)]
+    check_grads(g, args, order=1, modes=["rev"], atol=1e-6, rtol=1e-6)
   finally:
     jax.config.update("jax_enable_x64", False)
 
