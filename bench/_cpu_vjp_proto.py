@@ -1,6 +1,11 @@
-"""Prototype: a hand-written-VJP LSTM scan on CPU against rnnjax and its peers (train step).
+"""Prototype: hand-written-VJP LSTM scans on the CPU against rnnjax and its peers (train
+step), timed round-robin in one process (the order rotates every round) to share the noise
+of a loaded machine; reports min and median wall time and min process CPU time.
 
-    PYTHONPATH=. python bench/_cpu_vjp_proto.py [shape index ...]
+    PYTHONPATH=. python bench/_cpu_vjp_proto.py [shape index ...] [variant name ...]
+
+(with variant names, only those variants run beside the peers). The winner became
+rnnjax/kernels/lstm/_xla.py; results in docs/cpu_perf.md.
 """
 
 import functools
@@ -253,15 +258,7 @@ VARIANTS = {
     "vjp tm tuple save_tc": functools.partial(vjp_lstm, layout="tm", save_tc=True,
                                               concat_gates=False),
 }
-def rnnjax_engine(b, t, d, h, mode):
-  import rnnjax as rj
-
-  layer = rj.LSTM(h, return_sequences=True, use_fused=False)
-  x = _data(b, t, d)
-  return _finish(layer.apply, layer.init(jax.random.key(0), x), x, mode)
-
-
-VARIANTS["rnnjax engine scan"] = rnnjax_engine
+VARIANTS["rnnjax engine scan"] = PEERS["rnnjax scan (use_fused=False)"]
 NAMES = ["rnnjax", "flax OptimizedLSTMCell", "keras stateless", "scan (per-step x@W)"]
 
 
