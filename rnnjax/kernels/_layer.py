@@ -42,11 +42,12 @@ def fused_layer_apply(layer, params, inputs, initial_state, seq_lengths=None, *,
   if dropout is not None and dropout.recurrent is not None:
     raise ValueError("the fused kernel has no recurrent dropout; use the scan path.")
   cell = layer.cell
-  if interpret is None and isinstance(cell, LSTMCell) and _cpu_path.available("LSTM"):
-    return _cpu_path.layer_apply(layer, params, inputs, initial_state, seq_lengths,
-                                 dropout=dropout)
   x = jnp.asarray(inputs)
   cd = jnp.dtype(cell.compute_dtype(x))
+  if (interpret is None and isinstance(cell, LSTMCell) and _cpu_path.available("LSTM")
+      and _cpu_path.dtype_reason(cd, jnp.asarray(initial_state[0]).dtype) is None):
+    return _cpu_path.layer_apply(layer, params, inputs, initial_state, seq_lengths,
+                                 dropout=dropout)
   projected = _project(cell, params, x, layer.time_major, dropout)[:, :, None]
   interpret = _interpret.resolve_interpret(interpret)
   lengths = None if seq_lengths is None else jnp.asarray(seq_lengths)
