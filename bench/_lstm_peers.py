@@ -37,12 +37,18 @@ def _finish(apply_fn, params, x, mode):
   return step, (params, x)
 
 
-def rnnjax_lstm(b, t, d, h, mode):
+def rnnjax_lstm(b, t, d, h, mode, use_fused="auto"):
+  """rj.LSTM as a user calls it (on a CPU: the fused path's custom-VJP scan backend)."""
   import rnnjax as rj
 
-  layer = rj.LSTM(h, return_sequences=True)
+  layer = rj.LSTM(h, return_sequences=True, use_fused=use_fused)
   x = _data(b, t, d)
   return _finish(layer.apply, layer.init(jax.random.key(0), x), x, mode)
+
+
+def rnnjax_engine_lstm(b, t, d, h, mode):
+  """rj.LSTM forced onto the engine's scan (autodiff of lax.scan)."""
+  return rnnjax_lstm(b, t, d, h, mode, use_fused=False)
 
 
 def _scan_params(d, h):
@@ -189,6 +195,7 @@ def equinox_scan_vmap(b, t, d, h, mode):
 
 PEERS = {
     "rnnjax": rnnjax_lstm,
+    "rnnjax scan (use_fused=False)": rnnjax_engine_lstm,
     "scan (per-step x@W)": handwritten_scan,
     "scan (hoisted btd->tbg)": handwritten_scan_hoisted,
     "flax OptimizedLSTMCell": flax_optimized_lstm,

@@ -1,6 +1,8 @@
 """Which path a layer call takes, the fused kernel or the scan, and why.
 
-`use_fused="auto"` takes the kernel on a GPU when the call is eligible, else the scan;
+`use_fused="auto"` takes the kernel on a GPU when the call is eligible, else the scan; on
+a CPU an eligible float32 LSTM call takes the fused path's CPU backend (a custom-VJP
+scan recurrence, `_cpu_path`), which trains faster than the engine's autodiffed scan;
 `True` takes the kernel or raises a ValueError naming every reason it cannot;
 `False` always takes the scan. Keras's `use_cudnn` is honoured when `use_fused` is
 "auto" (see `FusedOption` in `layers/_builtin.py`).
@@ -17,7 +19,7 @@ import jax.numpy as jnp
 
 from .. import _activations
 from ..cells import GRUCell, LSTMCell
-from . import _interpret, _tiling
+from . import _cpu_path, _interpret, _tiling
 from .gru import _config as gru_config
 from .lstm import _config as lstm_config
 
@@ -64,7 +66,8 @@ def ineligibility(layer, inputs, *, mask=None, seq_lengths=None, training=False,
   if kind is None:
     return [f"{type(layer).__name__} has no fused kernel (only the LSTM and GRU layers do)"]
   reasons = []
-  if not (_interpret.on_gpu() or _interpret.interpret_forced()):
+  cpu = _cpu_path.available(kind)
+  if not (_interpret.on_gpu() or _interpret.interpret_forced() or cpu):
     reasons.append(f"no GPU (jax.default_backend() is {jax.default_backend()!r})")
   if not _is_activation(layer.activation, "tanh"):
     reasons.append(f"activation={layer.activation!r} (the kernel implements tanh)")
@@ -95,14 +98,19 @@ def ineligibility(layer, inputs, *, mask=None, seq_lengths=None, training=False,
     reasons.append("inputs are not a single array")
   else:
     carry = jnp.dtype(layer.carry_dtype) if layer.carry_dtype is not None else dtype
-    for why in (config.unsupported_reason(layer.units, dtype),
-                _tiling.dtype_reason(carry, "carry dtype")):
+    whys = ((_cpu_path.dtype_reason(dtype, carry),) if cpu else
+            (config.unsupported_reason(layer.units, dtype),
+             _tiling.dtype_reason(carry, "carry dtype")))
+    for why in whys:
       if why is not None:
         reasons.append(why)
   return reasons
 
 
-def _where() -> str:
+def _where(kind: str | None = None) -> str:
+  """Where an eligible call of this cell kind runs its fused kernel."""
+  if _cpu_path.available(kind):
+    return "as a custom-VJP scan recurrence on the CPU"
   return ("in Pallas interpret mode (forced)" if _interpret.interpret_forced() and
           not _interpret.on_gpu() else "on the GPU")
 
@@ -118,6 +126,9 @@ def pair_ineligibility(forward, backward, inputs) -> list[str]:
   if any(kind not in ONE_LAUNCH_KINDS for kind in kinds):
     names = " and ".join(type(layer).__name__ for layer in (forward, backward))
     return [f"the one-launch bidirectional kernel needs two LSTM layers, got {names}"]
+  if _cpu_path.available(kinds[0]):
+    return ["on the CPU each direction runs its own custom-VJP scan recurrence (the "
+            "one-launch kernel is the GPU's)"]
   reasons = []
   for name in ("units", "time_major", "return_sequences", "zero_output_for_mask"):
     f, b = getattr(forward, name), getattr(backward, name)
@@ -189,4 +200,4 @@ def which_path(layer, inputs, *, mask=None, seq_lengths=None, initial_state=None
   if reasons:
     return PathChoice("scan", f"{name}='auto' falls back to the scan: " + "; ".join(reasons))
   return PathChoice("fused", f"{name}={request!r} and eligible: fused {type(layer).__name__} "
-                    f"kernel {_where()}")
+                    f"kernel {_where(_cell_kind(layer)[0])}")

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 
 from ..cells import GRUCell, LSTMCell
 from ..engine import RNNResult
-from . import _interpret
+from . import _cpu_path, _interpret
 from .gru import _api as gru_api
 from .lstm import _api as lstm_api
 
@@ -115,7 +115,8 @@ def fused_layer_apply(layer, params, inputs, initial_state, seq_lengths=None, *,
     seq_lengths: (B,) int or None.
     training: unused by the kernel (input dropout comes in `dropout`).
     dropout: the cell's DropoutMasks (input dropout only) or None.
-    interpret: None: Pallas interpret mode unless on a GPU.
+    interpret: None: the kernel on a GPU; on a CPU the custom-VJP scan for an LSTM
+      (`_cpu_path`), Pallas interpret mode otherwise. A bool forces the Pallas kernel.
 
   Returns:
     RNNResult(outputs (B, T, U) or (T, B, U) if return_sequences else None,
@@ -124,5 +125,10 @@ def fused_layer_apply(layer, params, inputs, initial_state, seq_lengths=None, *,
   del training
   if not isinstance(getattr(layer, "cell", None), (LSTMCell, GRUCell)):
     raise TypeError(f"layer must be an rj.LSTM or rj.GRU layer, got {type(layer).__name__}.")
+  if (interpret is None and isinstance(layer.cell, LSTMCell) and _cpu_path.available("LSTM")
+      and _cpu_path.dtype_reason(layer.cell.compute_dtype(jnp.asarray(inputs)),
+                                 jnp.asarray(initial_state[0]).dtype) is None):
+    return _cpu_path.layer_apply(layer, params, inputs, initial_state, seq_lengths,
+                                 dropout=dropout)
   return fused_layers_apply((layer,), (params,), inputs, (initial_state,), seq_lengths,
                             dropouts=(dropout,), interpret=interpret)[0]

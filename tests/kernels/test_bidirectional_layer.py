@@ -152,12 +152,17 @@ def _traced_launches(layer, launches, inputs=X, **kw):
 
 def test_which_path_one_launch_and_apply_agree(launches):
   bidir = rj.Bidirectional(rj.LSTM(8, return_sequences=True))
-  choice = _path(bidir)
-  assert choice.path == "scan"
-  assert choice.reason.startswith("not every direction takes the fused kernel; forward "
-                                  "layer: use_fused='auto' falls back to the scan: no GPU")
-  assert "; backward layer: use_fused='auto' falls back to the scan: no GPU" in choice.reason
+  # On the CPU each direction runs the fused LSTM's custom-VJP recurrence, no Pallas launch.
+  assert _path(bidir) == (
+      "fused", "each direction takes its own fused kernel (two launches), not the one-launch "
+      "bidirectional LSTM kernel: on the CPU each direction runs its own custom-VJP scan "
+      "recurrence (the one-launch kernel is the GPU's)")
   assert _traced_launches(bidir, launches) == []
+  gru = _path(rj.Bidirectional(rj.GRU(8)))
+  assert gru.path == "scan"
+  assert gru.reason.startswith("not every direction takes the fused kernel; forward "
+                               "layer: use_fused='auto' falls back to the scan: no GPU")
+  assert "; backward layer: use_fused='auto' falls back to the scan: no GPU" in gru.reason
   with rj.kernels.force_interpret():
     assert _path(bidir, seq_lengths=jnp.array([5, 2])) == (
         "fused", "both directions eligible: one-launch fused bidirectional LSTM kernel "
@@ -206,9 +211,9 @@ def test_mixed_and_kernelless_directions_take_the_scan(launches):
 
 
 def test_use_fused_true_inner_layer_still_raises():
-  bidir = rj.Bidirectional(rj.LSTM(8, use_fused=True, activation="relu"))
+  bidir = rj.Bidirectional(rj.GRU(8, use_fused=True, activation="relu"))
   params = bidir.init(jax.random.key(0), X)
-  msg = (r"LSTM\(use_fused=True\) cannot use the fused kernel: no GPU \(jax.default_backend\(\) "
+  msg = (r"GRU\(use_fused=True\) cannot use the fused kernel: no GPU \(jax.default_backend\(\) "
          r"is 'cpu'\); activation='relu' \(the kernel implements tanh\)\. Set use_fused='auto'")
   with pytest.raises(ValueError, match=msg):
     _path(bidir)
@@ -216,7 +221,8 @@ def test_use_fused_true_inner_layer_still_raises():
     bidir.apply(params, X)
   with rj.kernels.force_interpret():
     with pytest.raises(ValueError, match="mask= given: a boolean mask is data"):
-      rj.Bidirectional(rj.LSTM(8, use_fused=True)).apply(params, X, mask=jnp.ones((2, 5), bool))
+      lstm = rj.Bidirectional(rj.LSTM(8, use_fused=True))
+      lstm.apply(lstm.init(jax.random.key(0), X), X, mask=jnp.ones((2, 5), bool))
 
 
 def test_direction_layers_are_the_layers_apply_runs():

@@ -21,7 +21,8 @@ def path(layer, inputs=X, **kw):
 
 
 def test_cpu_declines_with_no_gpu_reason():
-  choice = path(rj.LSTM(8))
+  # (an LSTM takes the fused path's CPU backend instead: tests/kernels/test_cpu_path.py)
+  choice = path(rj.GRU(8))
   assert choice == rj.kernels.PathChoice("scan", choice.reason)
   assert "no GPU (jax.default_backend() is 'cpu')" in choice.reason
 
@@ -32,7 +33,7 @@ def test_forced_interpret_makes_an_eligible_call_fused():
       choice = path(layer, seq_lengths=np.array([1, 5]), initial_state=(X[:, 0], X[:, 0]))
       assert choice.path == "fused", choice
       assert "interpret" in choice.reason
-  assert path(rj.LSTM(8)).path == "scan"
+  assert path(rj.GRU(8)).path == "scan"
 
 
 def test_env_var_forces_interpret(monkeypatch):
@@ -82,7 +83,7 @@ def test_eligible_configurations_beyond_keras_cudnn_rules():
 
 
 def test_all_reasons_are_listed_together():
-  choice = path(rj.LSTM(8, activation="relu", unroll=True), mask=jnp.ones((2, 5), bool))
+  choice = path(rj.GRU(8, activation="relu", unroll=True), mask=jnp.ones((2, 5), bool))
   assert choice.path == "scan"
   assert choice.reason.startswith("use_fused='auto' falls back to the scan: ")
   for part in ("no GPU", "activation='relu'", "unroll=True", "mask= given"):
@@ -98,9 +99,9 @@ def test_use_fused_false_and_layers_without_kernel():
 
 
 def test_use_fused_true_raises_every_reason_before_tracing():
-  layer = rj.LSTM(8, use_fused=True, activation="relu")
+  layer = rj.GRU(8, use_fused=True, activation="relu")
   params = layer.init(jax.random.key(0), X)
-  msg = (r"LSTM\(use_fused=True\) cannot use the fused kernel: no GPU \(jax.default_backend\(\) "
+  msg = (r"GRU\(use_fused=True\) cannot use the fused kernel: no GPU \(jax.default_backend\(\) "
          r"is 'cpu'\); activation='relu' \(the kernel implements tanh\)\. Set use_fused='auto'")
   with pytest.raises(ValueError, match=msg):
     layer.apply(params, X)
