@@ -10,7 +10,7 @@ from ._dispatch import which_path as which_path
 from ._interpret import force_interpret as force_interpret
 from ._interpret import interpret_forced as interpret_forced
 from ._layer import fused_layer_apply as fused_layer_apply
-from ._tiling import max_units as max_units
+from ._tiling import max_block_h as max_block_h
 from .gru._api import fused_gru as fused_gru
 from .lstm._api import fused_lstm as fused_lstm
 from .lstm._bidirectional import fused_bidirectional_lstm as fused_bidirectional_lstm
@@ -23,6 +23,6 @@ __all__ = [
     "fused_layer_apply",
     "fused_lstm",
     "interpret_forced",
-    "max_units",
+    "max_block_h",
     "which_path",
 ]

@@ -99,7 +99,7 @@ def ineligibility(layer, inputs, *, mask=None, seq_lengths=None, training=False,
   else:
     carry = jnp.dtype(layer.carry_dtype) if layer.carry_dtype is not None else dtype
     whys = ((_cpu_path.dtype_reason(dtype, carry),) if cpu else
-            (config.unsupported_reason(layer.units, dtype),
+            (config.unsupported_reason(dtype),
              _tiling.dtype_reason(carry, "carry dtype")))
     for why in whys:
       if why is not None:

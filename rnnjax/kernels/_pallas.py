@@ -5,6 +5,10 @@ Layouts (Bp batch padded to the tile, T time in input order, D directions, G gat
 Hp units padded): sequences (Bp, T, D, G, Hp) and (Bp, T, D, Hp); weights (D, G, Hp, Hp);
 states (D, Bp, Hp); lengths (Bp,). Grid = (D, Bp // block_b). Inside a kernel the D
 axis is squeezed away: a program sees (bB, T, G, Hp), (G, Hp, Hp), (bB, Hp), (bB,).
+
+Inside a kernel the hidden dimension is handled in chunks of `block_h` units: every load
+and store reads or writes one chunk (a static slice of a ref, so every tensor Triton sees
+is a power of two), and states are tuples of (bB, block_h) chunks.
 """
 
 import jax.numpy as jnp
@@ -80,9 +84,36 @@ def dot(a, w, precision):
   return jnp.dot(a.astype(w.dtype), w, preferred_element_type=F32, precision=precision)
 
 
-def load_blocks(w_ref, slots, resident: bool):
-  """The per-gate (Hp, Hp) blocks: loaded now (resident) or a loader for each step."""
-  if resident:
-    blocks = [w_ref[k] for k in range(slots)]
-    return lambda k: blocks[k]
-  return lambda k: w_ref[k]
+def chunks(hp: int, block_h: int) -> list[slice]:
+  """The static column slices of the Hp // block_h hidden chunks."""
+  return [slice(a * block_h, (a + 1) * block_h) for a in range(hp // block_h)]
+
+
+def load_chunks(ref, cols, *index):
+  """A state or a step of a sequence as chunks: ref[(*index, chunk)] for each chunk."""
+  return tuple(ref[(*index, c)] for c in cols)
+
+
+def load_blocks(w_ref, slots: int, cols, resident: bool):
+  """A loader of the (block_h, block_h) recurrent blocks: w(k, a, b) is gate k's block of
+  input chunk a and output chunk b, read once now (resident) or at every call."""
+  def block(k, a, b):
+    return w_ref[k, cols[a], cols[b]]
+  if not resident:
+    return block
+  blocks = {(k, a, b): block(k, a, b) for k in range(slots)
+            for a in range(len(cols)) for b in range(len(cols))}
+  return lambda k, a, b: blocks[k, a, b]
+
+
+def chunked_dot(xs, w, k: int, precision) -> list:
+  """(bB, Hp) @ gate k's (Hp, Hp) block, chunked: output chunk b is
+  sum_a xs[a] @ w(k, a, b), each dot on the tensor cores with f32 accumulation."""
+  n = len(xs)
+  outs = []
+  for b in range(n):
+    acc = dot(xs[0], w(k, 0, b), precision)
+    for a in range(1, n):
+      acc = acc + dot(xs[a], w(k, a, b), precision)
+    outs.append(acc)
+  return outs

@@ -18,7 +18,7 @@ GATES = {"lstm": 4, "gru": 3}
 @dataclasses.dataclass(frozen=True)
 class Case:
   """One problem: B, T, F, U, dtype, lengths pattern, go_backwards, zero_output_for_mask,
-  initial states given, use_bias, time_major, block_b."""
+  initial states given, use_bias, time_major, block_b, block_h."""
 
   b: int
   t: int
@@ -32,12 +32,14 @@ class Case:
   bias: bool = True
   time_major: bool = False
   block_b: int | None = None
+  block_h: int | None = None
 
   def __str__(self):
     flags = [n for n, on in (("len", self.lengths), ("bwd", self.backwards),
                              ("zero", self.zero_output), ("init", self.init),
                              ("nobias", not self.bias), ("tm", self.time_major)) if on]
     bb = f"-bb{self.block_b}" if self.block_b else ""
+    bb += f"-bh{self.block_h}" if self.block_h else ""
     return f"B{self.b}-T{self.t}-U{self.u}-{self.dtype}{bb}-" + "-".join(flags)
 
 

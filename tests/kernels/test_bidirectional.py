@@ -13,6 +13,7 @@ from tests.kernels._helpers import Case, assert_trees_close, problem, scan_oracl
 CASES = [
     Case(b=17, t=9, u=20, zero_output=True),
     Case(b=5, t=12, u=20, dtype="bfloat16", time_major=True),
+    Case(b=6, t=7, u=40, block_h=16),   # 3 hidden chunks per direction
 ]
 
 
@@ -46,7 +47,7 @@ def test_bidirectional_matches_two_scans(implementation, case):
     return rj.kernels.fused_bidirectional_lstm(
         pf, pb, x, initial_state=states, seq_lengths=lengths,
         zero_output_for_mask=case.zero_output, time_major=case.time_major, dtype=case.dtype,
-        implementation=implementation)
+        implementation=implementation, block_h=case.block_h)
 
   got, got_grads = with_grads(fused, pf, pb, x, states, primal=implementation == "pallas")
   want, want_grads = _two_scans(case)

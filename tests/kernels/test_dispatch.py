@@ -58,8 +58,6 @@ def test_env_var_forces_interpret(monkeypatch):
     (rj.LSTM(8, dtype="float16"), {}, "compute dtype float16 (the kernel supports float32 and "
      "bfloat16)"),
     (rj.LSTM(8, carry_dtype="float16"), {}, "carry dtype float16"),
-    (rj.LSTM(200), {}, "units=200 is too large for the single-CTA kernel"),
-    (rj.GRU(300, dtype="bfloat16"), {}, "the largest supported units is 256 for bfloat16"),
 ])
 def test_each_reason_declines_even_when_forced(layer, kw, reason):
   with rj.kernels.force_interpret():
@@ -77,6 +75,8 @@ def test_eligible_configurations_beyond_keras_cudnn_rules():
                       (rj.GRU(8, dropout=0.3), {"training": True}),
                       (rj.LSTM(8, recurrent_dropout=0.3), {"training": False}),
                       (rj.LSTM(256, param_dtype="bfloat16"), {"inputs": X16}),
+                      (rj.LSTM(1024, dtype="bfloat16"), {}),   # any units: tiled
+                      (rj.GRU(300), {}),
                       (rj.GRU(8, time_major=True, go_backwards=True), {})]:
       inputs = kw.pop("inputs", X)
       assert path(layer, inputs, **kw).path == "fused", layer

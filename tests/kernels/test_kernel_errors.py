@@ -46,6 +46,10 @@ def lstm(**kw):
      r"implementation must be one of \('auto', 'pallas', 'reference'\), got 'cuda'"),
     ({"block_b": 24}, ValueError, r"block_b must be a power of two >= 16, got 24"),
     ({"block_b": 16.0}, TypeError, r"block_b must be None or an int, got 16.0"),
+    ({"block_h": 48}, ValueError, r"block_h must be a power of two >= 16, got 48"),
+    ({"block_h": True}, TypeError, r"block_h must be None or an int, got True"),
+    ({"block_h": 256}, ValueError,
+     r"block_h must be at most 128 for float32 \(one gate block on chip\), got 256"),
     ({"interpret": "yes"}, TypeError, r"interpret must be None or a bool, got 'yes'"),
     ({"dtype": "float16", "implementation": "pallas"}, ValueError,
      r"implementation='pallas' cannot run this call: compute dtype float16 \(the kernel "
@@ -57,13 +61,15 @@ def test_fused_lstm_errors(kw, error, message):
     lstm(**kw)
 
 
-def test_too_many_units_for_pallas_names_the_limit_and_auto_falls_back():
+def test_units_over_one_chunk_run_tiled():
+  """Units over the largest chunk (128 in float32) are tiled, not refused: units=130 runs
+  as two 128-unit chunks (Hp = 256) and equals the reference."""
   params, x, _, _ = problem("lstm", Case(b=2, t=2, u=130, f=3))
-  with pytest.raises(ValueError, match=r"units=130 is too large for the single-CTA kernel: one "
-                     r"gate's recurrent block \(units padded to 256\) is 256 KiB of float32"):
-    rj.kernels.fused_lstm(params, x, implementation="pallas")
-  out, _ = rj.kernels.fused_lstm(params, x)   # "auto": the reference
+  out, (h, c) = rj.kernels.fused_lstm(params, x, implementation="pallas")
+  want, (h_ref, c_ref) = rj.kernels.fused_lstm(params, x, implementation="reference")
   assert out.shape == (2, 2, 130)
+  np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(c, c_ref, rtol=1e-5, atol=1e-5)
 
 
 def test_fused_gru_errors():

@@ -2,10 +2,12 @@
 CPU-only machine (reference/perf.md sections 3.8 and 6.2): the inference forward, the
 residual-saving forward and the backward kernel of the LSTM, the GRU and the
 bidirectional LSTM, in float32 and bfloat16, with the recurrent blocks resident (small
-units) and streamed (the largest supported units). Interpret mode cannot catch what
+units), streamed as one chunk (the largest chunk) and tiled in three chunks of the hidden
+dimension (units over a chunk, padded to a multiple of it, not to a power of two). Interpret mode cannot catch what
 Triton rejects (non-power-of-two blocks, value slicing, unsupported primitives); this
 does. It does not prove that the PTX compiles or runs fast."""
 
+import dataclasses
 import re
 
 import pytest
@@ -68,7 +70,7 @@ def _loss(kind):
 CONFIGS = [(kind, dtype, units)
            for kind in ("lstm", "gru", "bidirectional")
            for dtype in (jnp.float32, jnp.bfloat16)
-           for units in (20, _tiling.max_units(dtype))]
+           for units in (20, _tiling.max_block_h(dtype), 2 * _tiling.max_block_h(dtype) + 40)]
 
 
 @pytest.mark.parametrize("kind, dtype, units", CONFIGS,
@@ -87,16 +89,21 @@ def test_resident_and_streamed_configurations_are_both_covered():
   for dtype in (jnp.float32, jnp.bfloat16):
     small = lstm_config.options(batch=B, units=20, dtype=dtype, directions=(False,),
                                 interpret=False)
-    large = lstm_config.options(batch=B, units=_tiling.max_units(dtype), dtype=dtype,
+    large = lstm_config.options(batch=B, units=_tiling.max_block_h(dtype), dtype=dtype,
                                 directions=(False,), interpret=False)
-    assert small.resident and not large.resident
+    tiled = lstm_config.options(batch=B, units=2 * _tiling.max_block_h(dtype) + 40,
+                                dtype=dtype, directions=(False,), interpret=False)
+    assert small.resident and not large.resident and not tiled.resident
+    assert large.block_h == tiled.block_h == _tiling.max_block_h(dtype)
+    assert _tiling.units_pad(2 * tiled.block_h + 40, tiled.block_h) == 3 * tiled.block_h
 
 
 def test_lowering_rejects_what_interpret_mode_accepts():
-  """The check has teeth: a hidden size that is not a power of two (no padding) fails in
+  """The check has teeth: a hidden chunk that is not a power of two (no padding) fails in
   the Triton lowering, although interpret mode would run it."""
-  opts = lstm_config.options(batch=16, units=48, dtype=jnp.float32, directions=(False,),
-                             interpret=False)
+  opts = dataclasses.replace(lstm_config.options(batch=16, units=48, dtype=jnp.float32,
+                                                 directions=(False,), interpret=False),
+                             block_h=48)
   args = (S((16, 5, 1, 4, 48), jnp.float32), S((1, 4, 48, 48), jnp.float32),
           S((1, 16, 48), jnp.float32), S((1, 16, 48), jnp.float32), S((16,), jnp.int32))
   with pytest.raises(Exception, match="power of 2|power of two"):

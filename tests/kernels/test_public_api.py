@@ -4,7 +4,7 @@ import rnnjax as rj
 
 DOCUMENTED = {
     "PathChoice", "force_interpret", "fused_bidirectional_lstm", "fused_gru",
-    "fused_layer_apply", "fused_lstm", "interpret_forced", "max_units", "which_path",
+    "fused_layer_apply", "fused_lstm", "interpret_forced", "max_block_h", "which_path",
 }
 
 
@@ -16,5 +16,5 @@ def test_all_is_the_documented_api():
 
 
 def test_largest_supported_units():
-  assert rj.kernels.max_units("bfloat16") == 256
-  assert rj.kernels.max_units("float32") == 128
+  assert rj.kernels.max_block_h("bfloat16") == 256
+  assert rj.kernels.max_block_h("float32") == 128

@@ -2,7 +2,8 @@
 reference and the Pallas kernel (interpret mode on the CPU). Each is compared, forward
 and gradient (through the custom_vjp for the kernel), with the rnnjax scan engine,
 which the parity tests check against Keras. Shapes are odd on purpose: U not a power of
-two, B not a multiple of the batch tile, T = 1, a long T, lengths 0, 1 and T."""
+two, B not a multiple of the batch tile, T = 1, a long T, lengths 0, 1 and T; and the
+hidden dimension tiled in chunks (`block_h`), with units padded to a multiple of it."""
 
 import functools
 
@@ -18,6 +19,8 @@ LSTM_CASES = [
     Case(b=17, t=9, u=48),
     Case(b=17, t=9, u=48, backwards=True, zero_output=True, bias=False, time_major=True),
     Case(b=40, t=6, u=100, block_b=32),               # units padded to 128: streamed W
+    Case(b=17, t=9, u=40, block_h=16),                # 3 hidden chunks, Hp = 48
+    Case(b=5, t=7, u=50, block_h=16, dtype="bfloat16", backwards=True, zero_output=True),
     Case(b=5, t=513, u=20, backwards=True),           # long
     Case(b=17, t=33, u=20, dtype="bfloat16", backwards=True, zero_output=True),
     Case(b=3, t=257, u=48, dtype="bfloat16"),         # long, bf16
@@ -28,12 +31,14 @@ GRU_CASES = [
     Case(b=17, t=9, u=48, backwards=True),
     Case(b=17, t=9, u=48, zero_output=True, bias=False, time_major=True),
     Case(b=5, t=513, u=20),                           # long
+    Case(b=17, t=9, u=40, block_h=16, backwards=True),   # 3 hidden chunks, Hp = 48
+    Case(b=5, t=7, u=50, block_h=16, dtype="bfloat16", zero_output=True),
     Case(b=17, t=33, u=20, dtype="bfloat16", backwards=True, zero_output=True),
 ]
 
 FUNCTIONS = {"lstm": rj.kernels.fused_lstm, "gru": rj.kernels.fused_gru}
 # Cases whose forward is also run without differentiation (the inference kernel).
-PRIMAL_CASES = (LSTM_CASES[2], GRU_CASES[4])
+PRIMAL_CASES = (LSTM_CASES[2], LSTM_CASES[4], GRU_CASES[5], GRU_CASES[6])
 
 
 def _states(kind, case, states):
@@ -71,7 +76,8 @@ class _RecurrenceTests:
       return fused(params, x, initial_state=states, seq_lengths=lengths,
                    go_backwards=case.backwards, zero_output_for_mask=case.zero_output,
                    time_major=case.time_major, dtype=case.dtype,
-                   implementation=self.implementation, block_b=case.block_b)
+                   implementation=self.implementation, block_b=case.block_b,
+                   block_h=case.block_h)
 
     got, got_grads = with_grads(run, params, x, states, primal=case in PRIMAL_CASES)
     want, want_grads = _oracle(kind, case)

@@ -43,7 +43,8 @@ recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 
 def run(projected, recurrent_kernels, recurrent_bias, h0, lengths, *, dtype, directions,
-        zero_output_for_mask=False, interpret=False, block_b=None, precision=None):
+        zero_output_for_mask=False, interpret=False, block_b=None, block_h=None,
+        precision=None):
   """The fused recurrence for D directions sharing one launch.
 
   Args:
@@ -60,8 +61,9 @@ def run(projected, recurrent_kernels, recurrent_bias, h0, lengths, *, dtype, dir
   b, steps, d, gu = projected.shape
   u = gu // _config.GATES
   opts = _config.options(batch=b, units=u, dtype=dtype, directions=directions,
-                         interpret=interpret, block_b=block_b, precision=precision)
-  hp, bp = _tiling.units_pad(u), _tiling.batch_pad(b, opts.block_b)
+                         interpret=interpret, block_b=block_b, block_h=block_h,
+                         precision=precision)
+  hp, bp = _tiling.units_pad(u, opts.block_h), _tiling.batch_pad(b, opts.block_b)
   folded, bh = _layout.fold_recurrent_bias(projected.astype(F32), recurrent_bias)
   xp = _layout.projection_slots(folded, bp, hp)
   w = _layout.recurrent_blocks(recurrent_kernels.astype(dtype), hp)
@@ -79,7 +81,8 @@ def run(projected, recurrent_kernels, recurrent_bias, h0, lengths, *, dtype, dir
 def fused_gru(params, inputs, *, initial_state=None, seq_lengths=None,
               go_backwards: bool = False, zero_output_for_mask: bool = False,
               time_major: bool = False, dtype=None, implementation: str = "auto",
-              interpret: bool | None = None, block_b: int | None = None, precision=None):
+              interpret: bool | None = None, block_b: int | None = None,
+               block_h: int | None = None, precision=None):
   """A Keras-semantics GRU (reset_after=True, tanh, sigmoid) as one fused Pallas kernel.
 
   Args:
@@ -108,9 +111,9 @@ def fused_gru(params, inputs, *, initial_state=None, seq_lengths=None,
   (h0,) = _checks.check_states(initial_state, 1, batch, units)
   lengths = _checks.check_lengths(seq_lengths, batch)
   cd = _checks.compute_dtype(dtype, inputs, params)
-  _tiling.check_block_b(block_b)
-  impl, interpret = _checks.resolve(implementation, _config.unsupported_reason(units, cd),
-                                    interpret)
+  _tiling.check_block(block_b, "block_b")
+  _tiling.check_block(block_h, "block_h", cd)
+  impl, interpret = _checks.resolve(implementation, _config.unsupported_reason(cd), interpret)
   x = _shapes.batch_major(jnp.asarray(inputs), time_major)
   bias = params.get("bias")
   if impl == "reference":
@@ -122,6 +125,6 @@ def fused_gru(params, inputs, *, initial_state=None, seq_lengths=None,
     outputs, h = run(projected[:, :, None], params["recurrent_kernel"][None],
                      None if bias is None else bias[1][None], h0[None], lengths, dtype=cd,
                      directions=(go_backwards,), zero_output_for_mask=zero_output_for_mask,
-                     interpret=interpret, block_b=block_b, precision=precision)
+                     interpret=interpret, block_b=block_b, block_h=block_h, precision=precision)
     outputs, h = outputs[:, :, 0], h[0]
   return _shapes.batch_major(outputs, time_major), h

@@ -25,32 +25,43 @@ def _kernel(len_ref, dhs_ref, dhT_ref, gs_ref, hs_ref, h0_ref, wt_ref,
             dxp_ref, dq_ref, dh0_ref, *, opts: KernelOptions):
   # dhs_ref/hs_ref (bB, T, Hp); dhT/h0 (bB, Hp) f32; gs_ref (bB, T, 4, Hp) z, r, n, q;
   # wt_ref (3, Hp, Hp) = W_k^T; dxp_ref (bB, T, 3, Hp); dq_ref (bB, T, Hp); dh0 (bB, Hp).
+  # dh is carried as a tuple of (bB, block_h) chunks (see `_pallas`).
   steps = dhs_ref.shape[1]
+  cols = _pallas.chunks(dhs_ref.shape[-1], opts.block_h)
   rev = _pallas.reversed_direction(opts.directions)
   lengths = len_ref[...]
-  wt = _pallas.load_blocks(wt_ref, GATES, opts.resident)
-  h0 = h0_ref[...]
+  wt = _pallas.load_blocks(wt_ref, GATES, cols, opts.resident)
+  h0 = _pallas.load_chunks(h0_ref, cols, slice(None))
 
-  def body(j, dh):
+  def body(j, dhs):
     s = steps - 1 - j
     t = _pallas.time_index(rev, s, steps)
     valid = _pallas.valid_rows(t, lengths)
-    dh = dh + dhs_ref[:, s, :].astype(F32)
-    z, r, n, q = (gs_ref[:, s, k, :].astype(F32) for k in range(RESIDUAL_SLOTS))
-    h_prev = jnp.where(s > 0, hs_ref[:, jnp.maximum(s - 1, 0), :].astype(F32), h0)
-    dh_v = jnp.where(valid, dh, 0.0)
-    dn = dh_v * (1.0 - z) * (1.0 - n * n)
-    dz = dh_v * (h_prev - n) * z * (1.0 - z)
-    dq = dn * r
-    dr = dn * q * r * (1.0 - r)
-    rec = (dh_v * z + _pallas.dot(dz, wt(0), opts.precision)
-           + _pallas.dot(dr, wt(1), opts.precision) + _pallas.dot(dq, wt(2), opts.precision))
-    for k, g in enumerate((dz, dr, dn)):
-      dxp_ref[:, t, k, :] = g.astype(dxp_ref.dtype)
-    dq_ref[:, t, :] = dq.astype(dq_ref.dtype)
-    return jnp.where(valid, rec, dh)
+    grads, direct, new_dh = [[] for _ in range(GATES)], [], []
+    for b, col in enumerate(cols):
+      dh = dhs[b] + dhs_ref[:, s, col].astype(F32)
+      z, r, n, q = (gs_ref[:, s, k, col].astype(F32) for k in range(RESIDUAL_SLOTS))
+      h_prev = jnp.where(s > 0, hs_ref[:, jnp.maximum(s - 1, 0), col].astype(F32), h0[b])
+      dh_v = jnp.where(valid, dh, 0.0)
+      dn = dh_v * (1.0 - z) * (1.0 - n * n)
+      dz = dh_v * (h_prev - n) * z * (1.0 - z)
+      dq = dn * r
+      dr = dn * q * r * (1.0 - r)
+      for k, g in enumerate((dz, dr, dn)):
+        dxp_ref[:, t, k, col] = g.astype(dxp_ref.dtype)
+      dq_ref[:, t, col] = dq.astype(dq_ref.dtype)
+      for k, g in enumerate((dz, dr, dq)):   # the recurrent products' operands
+        grads[k].append(g)
+      direct.append(dh_v * z)
+      new_dh.append(dh)
+    rec = direct
+    for k in range(GATES):
+      rec = [r + p for r, p in zip(rec, _pallas.chunked_dot(grads[k], wt, k, opts.precision))]
+    return tuple(jnp.where(valid, r, dh) for r, dh in zip(rec, new_dh))
 
-  dh0_ref[...] = jax.lax.fori_loop(0, steps, body, dhT_ref[...])
+  dhT = _pallas.load_chunks(dhT_ref, cols, slice(None))
+  for col, dh in zip(cols, jax.lax.fori_loop(0, steps, body, dhT)):
+    dh0_ref[:, col] = dh
 
 
 def backward(dhs, dhT, gates, hs, h0, wt, lengths, opts: KernelOptions, *, dz_dtype):

@@ -4,7 +4,8 @@ Per step s (processing order; input-order time t):
   z = sigmoid(xp[t, z] + h @ W_z);  r = sigmoid(xp[t, r] + h @ W_r)
   q = h @ W_h + b_h;  n = tanh(xp[t, h] + r * q);  h' = z * h + (1 - z) * n
 (xp holds x @ kernel + input bias + the z, r recurrent biases.) Rows whose length <= t
-keep h. h is an f32 carry in registers; W stays on chip when it fits. With `save`, the
+keep h. h is an f32 carry in registers, in chunks of block_h units; W stays on chip
+when it fits. With `save`, the
 residuals z, r, n, q go out for the backward kernel.
 """
 
@@ -23,28 +24,36 @@ def _kernel(len_ref, xp_ref, w_ref, bh_ref, h0_ref, hs_ref, hT_ref, *res_refs,
             opts: KernelOptions, save: bool):
   # xp_ref (bB, T, 3, Hp); w_ref (3, Hp, Hp); bh_ref (Hp,) f32; h0 (bB, Hp); len_ref (bB,);
   # hs_ref (bB, T, Hp); hT (bB, Hp); res_refs: (bB, T, 4, Hp) z, r, n, q.
+  # h is carried as a tuple of (bB, block_h) chunks (see `_pallas`).
   steps = xp_ref.shape[1]
+  cols = _pallas.chunks(hs_ref.shape[-1], opts.block_h)
   rev = _pallas.reversed_direction(opts.directions)
   lengths = len_ref[...]
-  w = _pallas.load_blocks(w_ref, GATES, opts.resident)
-  bh = bh_ref[...][None, :]
+  w = _pallas.load_blocks(w_ref, GATES, cols, opts.resident)
+  bh = [b[None, :] for b in _pallas.load_chunks(bh_ref, cols)]
 
-  def body(s, h):
+  def body(s, hs):
     t = _pallas.time_index(rev, s, steps)
-    z = jax.nn.sigmoid(xp_ref[:, t, 0, :].astype(F32) + _pallas.dot(h, w(0), opts.precision))
-    r = jax.nn.sigmoid(xp_ref[:, t, 1, :].astype(F32) + _pallas.dot(h, w(1), opts.precision))
-    q = _pallas.dot(h, w(2), opts.precision) + bh
-    n = jnp.tanh(xp_ref[:, t, 2, :].astype(F32) + r * q)
-    h_new = z * h + (1.0 - z) * n
-    h = jnp.where(_pallas.valid_rows(t, lengths), h_new, h)
-    hs_ref[:, s, :] = h.astype(hs_ref.dtype)
-    if save:
-      (gs_ref,) = res_refs
-      for k, a in enumerate((z, r, n, q)):
-        gs_ref[:, s, k, :] = a.astype(gs_ref.dtype)
-    return h
+    valid = _pallas.valid_rows(t, lengths)
+    rec = [_pallas.chunked_dot(hs, w, k, opts.precision) for k in range(GATES)]
+    new_h = []
+    for b, col in enumerate(cols):
+      z = jax.nn.sigmoid(xp_ref[:, t, 0, col].astype(F32) + rec[0][b])
+      r = jax.nn.sigmoid(xp_ref[:, t, 1, col].astype(F32) + rec[1][b])
+      q = rec[2][b] + bh[b]
+      n = jnp.tanh(xp_ref[:, t, 2, col].astype(F32) + r * q)
+      h = jnp.where(valid, z * hs[b] + (1.0 - z) * n, hs[b])
+      hs_ref[:, s, col] = h.astype(hs_ref.dtype)
+      if save:
+        (gs_ref,) = res_refs
+        for k, a in enumerate((z, r, n, q)):
+          gs_ref[:, s, k, col] = a.astype(gs_ref.dtype)
+      new_h.append(h)
+    return tuple(new_h)
 
-  hT_ref[...] = jax.lax.fori_loop(0, steps, body, h0_ref[...].astype(F32))
+  h0 = tuple(h.astype(F32) for h in _pallas.load_chunks(h0_ref, cols, slice(None)))
+  for col, h in zip(cols, jax.lax.fori_loop(0, steps, body, h0)):
+    hT_ref[:, col] = h
 
 
 def forward(xp, w, bh, h0, lengths, opts: KernelOptions, *, save: bool):

@@ -44,7 +44,8 @@ recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
 
 
 def run(projected, recurrent_kernels, h0, c0, lengths, *, dtype, directions,
-        zero_output_for_mask=False, interpret=False, block_b=None, precision=None):
+        zero_output_for_mask=False, interpret=False, block_b=None, block_h=None,
+        precision=None):
   """The fused recurrence for D directions sharing one launch.
 
   Args:
@@ -62,8 +63,9 @@ def run(projected, recurrent_kernels, h0, c0, lengths, *, dtype, directions,
   b, steps, d, gu = projected.shape
   u = gu // _config.GATES
   opts = _config.options(batch=b, units=u, dtype=dtype, directions=directions,
-                         interpret=interpret, block_b=block_b, precision=precision)
-  hp, bp = _tiling.units_pad(u), _tiling.batch_pad(b, opts.block_b)
+                         interpret=interpret, block_b=block_b, block_h=block_h,
+                         precision=precision)
+  hp, bp = _tiling.units_pad(u, opts.block_h), _tiling.batch_pad(b, opts.block_b)
   xp = _layout.projection_slots(projected.astype(F32), bp, hp)
   w = _layout.recurrent_blocks(recurrent_kernels.astype(dtype), hp)
   padded = _shapes.pad_lengths(lengths, b, steps, bp)
@@ -80,7 +82,8 @@ def run(projected, recurrent_kernels, h0, c0, lengths, *, dtype, directions,
 def fused_lstm(params, inputs, *, initial_state=None, seq_lengths=None,
                go_backwards: bool = False, zero_output_for_mask: bool = False,
                time_major: bool = False, dtype=None, implementation: str = "auto",
-               interpret: bool | None = None, block_b: int | None = None, precision=None):
+               interpret: bool | None = None, block_b: int | None = None,
+               block_h: int | None = None, precision=None):
   """A Keras-semantics LSTM (tanh, sigmoid) as one fused Pallas kernel, with a backward.
 
   Args:
@@ -99,6 +102,8 @@ def fused_lstm(params, inputs, *, initial_state=None, seq_lengths=None,
       pure-JAX lax.scan), or "auto" (the kernel on a GPU when supported, else reference).
     interpret: None: interpret mode unless on a GPU; or force it either way.
     block_b: batch rows per kernel program (power of two >= 16); None: heuristic.
+    block_h: units per hidden chunk (power of two >= 16, at most 256 for bfloat16, 128
+      for float32); units are padded to a multiple. None: one chunk up to that size.
     precision: precision of the kernel's float32 dots (None: TF32 on the GPU).
 
   Returns:
@@ -119,9 +124,9 @@ def fused_lstm(params, inputs, *, initial_state=None, seq_lengths=None,
   h0, c0 = _checks.check_states(initial_state, 2, batch, units)
   lengths = _checks.check_lengths(seq_lengths, batch)
   cd = _checks.compute_dtype(dtype, inputs, params)
-  _tiling.check_block_b(block_b)
-  impl, interpret = _checks.resolve(implementation, _config.unsupported_reason(units, cd),
-                                    interpret)
+  _tiling.check_block(block_b, "block_b")
+  _tiling.check_block(block_h, "block_h", cd)
+  impl, interpret = _checks.resolve(implementation, _config.unsupported_reason(cd), interpret)
   x = _shapes.batch_major(jnp.asarray(inputs), time_major)
   if impl == "reference":
     outputs, h, c = _reference.lstm(
@@ -132,6 +137,6 @@ def fused_lstm(params, inputs, *, initial_state=None, seq_lengths=None,
     outputs, h, c = run(projected[:, :, None], params["recurrent_kernel"][None], h0[None],
                         c0[None], lengths, dtype=cd, directions=(go_backwards,),
                         zero_output_for_mask=zero_output_for_mask, interpret=interpret,
-                        block_b=block_b, precision=precision)
+                        block_b=block_b, block_h=block_h, precision=precision)
     outputs, h, c = outputs[:, :, 0], h[0], c[0]
   return _shapes.batch_major(outputs, time_major), (h, c)

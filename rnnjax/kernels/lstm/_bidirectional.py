@@ -17,7 +17,8 @@ def fused_bidirectional_lstm(forward_params, backward_params, inputs, *, initial
                              seq_lengths=None, zero_output_for_mask: bool = False,
                              time_major: bool = False, dtype=None,
                              implementation: str = "auto", interpret: bool | None = None,
-                             block_b: int | None = None, precision=None):
+                             block_b: int | None = None, block_h: int | None = None,
+                             precision=None):
   """Forward and backward LSTM over the same inputs, fused into one kernel call.
 
   Equivalent to `fused_lstm(forward_params, inputs)` and
@@ -31,7 +32,7 @@ def fused_bidirectional_lstm(forward_params, backward_params, inputs, *, initial
     inputs: (B, T, F), or (T, B, F) when time_major.
     initial_state: None or (h_f, c_f, h_b, c_b), each (B, U) (Keras Bidirectional order).
     seq_lengths, zero_output_for_mask, dtype, implementation, interpret, block_b,
-      precision: as `fused_lstm`.
+      block_h, precision: as `fused_lstm`.
 
   Returns:
     (forward_outputs, backward_outputs, (h_f, c_f), (h_b, c_b)): outputs (B, T, U) (or
@@ -61,9 +62,9 @@ def fused_bidirectional_lstm(forward_params, backward_params, inputs, *, initial
   h_f, c_f, h_b, c_b = _checks.check_states(initial_state, 4, batch, units)
   lengths = _checks.check_lengths(seq_lengths, batch)
   cd = _checks.compute_dtype(dtype, inputs, forward_params)
-  _tiling.check_block_b(block_b)
-  impl, interpret = _checks.resolve(implementation, _config.unsupported_reason(units, cd),
-                                    interpret)
+  _tiling.check_block(block_b, "block_b")
+  _tiling.check_block(block_h, "block_h", cd)
+  impl, interpret = _checks.resolve(implementation, _config.unsupported_reason(cd), interpret)
   x = _shapes.batch_major(jnp.asarray(inputs), time_major)
   if impl == "reference":
     runs = [_reference.lstm(x, p["kernel"], p["recurrent_kernel"], p.get("bias"), h, c,
@@ -82,7 +83,7 @@ def fused_bidirectional_lstm(forward_params, backward_params, inputs, *, initial
         projected.reshape(b, t, 2, 4 * units), rec, jnp.stack([h_f, h_b]),
         jnp.stack([c_f, c_b]), lengths, dtype=cd, directions=(False, True),
         zero_output_for_mask=zero_output_for_mask, interpret=interpret, block_b=block_b,
-        precision=precision)
+        block_h=block_h, precision=precision)
     yf, yb = outputs[:, :, 0], outputs[:, :, 1]
     hf, hb, cf, cb = h[0], h[1], c[0], c[1]
   return (_shapes.batch_major(yf, time_major), _shapes.batch_major(yb, time_major),

@@ -26,36 +26,46 @@ def _kernel(len_ref, dhs_ref, dhT_ref, dcT_ref, gs_ref, cs_ref, c0_ref, wt_ref,
             dz_ref, dh0_ref, dc0_ref, *, opts: KernelOptions):
   # dhs_ref (bB, T, Hp); dhT/dcT/c0 (bB, Hp) f32; gs_ref (bB, T, 4, Hp); cs_ref (bB, T, Hp)
   # f32; wt_ref (4, Hp, Hp) = W_k^T; dz_ref (bB, T, 4, Hp); dh0/dc0 (bB, Hp).
+  # dh and dc are carried as tuples of (bB, block_h) chunks (see `_pallas`).
   steps = dhs_ref.shape[1]
+  cols = _pallas.chunks(dhs_ref.shape[-1], opts.block_h)
   rev = _pallas.reversed_direction(opts.directions)
   lengths = len_ref[...]
-  wt = _pallas.load_blocks(wt_ref, GATES, opts.resident)
-  c0 = c0_ref[...]
+  wt = _pallas.load_blocks(wt_ref, GATES, cols, opts.resident)
+  c0 = _pallas.load_chunks(c0_ref, cols, slice(None))
 
   def body(j, carry):
-    dh, dc = carry
+    dhs, dcs = carry
     s = steps - 1 - j
     t = _pallas.time_index(rev, s, steps)
     valid = _pallas.valid_rows(t, lengths)
-    dh = dh + dhs_ref[:, s, :].astype(F32)
-    i, f, g, o = (gs_ref[:, s, k, :].astype(F32) for k in range(RESIDUAL_SLOTS))
-    c_new = cs_ref[:, s, :]
-    c_prev = jnp.where(s > 0, cs_ref[:, jnp.maximum(s - 1, 0), :], c0)
-    tc = jnp.tanh(c_new)
-    dh_v = jnp.where(valid, dh, 0.0)
-    dc_tot = jnp.where(valid, dc, 0.0) + dh_v * o * (1.0 - tc * tc)
-    dz = (dc_tot * g * i * (1.0 - i), dc_tot * c_prev * f * (1.0 - f),
-          dc_tot * i * (1.0 - g * g), dh_v * tc * o * (1.0 - o))
-    rec = _pallas.dot(dz[0], wt(0), opts.precision)
+    dzs, new_dh, new_dc = [[] for _ in range(GATES)], [], []
+    for b, col in enumerate(cols):
+      dh = dhs[b] + dhs_ref[:, s, col].astype(F32)
+      i, f, g, o = (gs_ref[:, s, k, col].astype(F32) for k in range(RESIDUAL_SLOTS))
+      c_new = cs_ref[:, s, col]
+      c_prev = jnp.where(s > 0, cs_ref[:, jnp.maximum(s - 1, 0), col], c0[b])
+      tc = jnp.tanh(c_new)
+      dh_v = jnp.where(valid, dh, 0.0)
+      dc_tot = jnp.where(valid, dcs[b], 0.0) + dh_v * o * (1.0 - tc * tc)
+      dz = (dc_tot * g * i * (1.0 - i), dc_tot * c_prev * f * (1.0 - f),
+            dc_tot * i * (1.0 - g * g), dh_v * tc * o * (1.0 - o))
+      for k in range(GATES):
+        dz_ref[:, t, k, col] = dz[k].astype(dz_ref.dtype)
+        dzs[k].append(dz[k])
+      new_dh.append(dh)
+      new_dc.append(jnp.where(valid, dc_tot * f, dcs[b]))
+    rec = _pallas.chunked_dot(dzs[0], wt, 0, opts.precision)
     for k in range(1, GATES):
-      rec = rec + _pallas.dot(dz[k], wt(k), opts.precision)
-    for k in range(GATES):
-      dz_ref[:, t, k, :] = dz[k].astype(dz_ref.dtype)
-    return jnp.where(valid, rec, dh), jnp.where(valid, dc_tot * f, dc)
+      rec = [r + q for r, q in zip(rec, _pallas.chunked_dot(dzs[k], wt, k, opts.precision))]
+    return (tuple(jnp.where(valid, r, dh) for r, dh in zip(rec, new_dh)), tuple(new_dc))
 
-  dh0, dc0 = jax.lax.fori_loop(0, steps, body, (dhT_ref[...], dcT_ref[...]))
-  dh0_ref[...] = dh0
-  dc0_ref[...] = dc0
+  dhT = _pallas.load_chunks(dhT_ref, cols, slice(None))
+  dcT = _pallas.load_chunks(dcT_ref, cols, slice(None))
+  dh0, dc0 = jax.lax.fori_loop(0, steps, body, (dhT, dcT))
+  for col, dh, dc in zip(cols, dh0, dc0):
+    dh0_ref[:, col] = dh
+    dc0_ref[:, col] = dc
 
 
 def backward(dhs, dhT, dcT, gates, cs, c0, wt, lengths, opts: KernelOptions, *, dz_dtype):

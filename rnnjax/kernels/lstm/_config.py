@@ -6,12 +6,14 @@ GATES = 4     # i, f, c, o
 RESIDUAL_SLOTS = 4   # saved gate activations i, f, g, o
 
 
-def options(*, batch, units, dtype, directions, interpret, block_b=None, precision=None):
+def options(*, batch, units, dtype, directions, interpret, block_b=None, block_h=None,
+            precision=None):
   return _tiling.choose(batch=batch, units=units, gates=GATES, dtype=dtype,
                         directions=directions, interpret=interpret, block_b=block_b,
-                        precision=precision)
+                        block_h=block_h, precision=precision)
 
 
-def unsupported_reason(units: int, dtype) -> str | None:
-  """Why the kernel cannot run this LSTM, or None."""
-  return _tiling.dtype_reason(dtype) or _tiling.units_reason(units, dtype)
+def unsupported_reason(dtype) -> str | None:
+  """Why the kernel cannot run this LSTM, or None (any units runs: the kernel tiles the
+  hidden dimension)."""
+  return _tiling.dtype_reason(dtype)
