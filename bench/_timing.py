@@ -1,4 +1,5 @@
-"""Timing helpers shared by the benchmarks: warm up, then the median of repeated runs."""
+"""Timing helpers shared by the benchmarks: warm up, then the median of repeated runs;
+or several candidates interleaved round-robin, so that they share the machine's noise."""
 
 import statistics
 import time
@@ -18,3 +19,26 @@ def median_seconds(fn, *args, warmup: int = 2, min_reps: int = 5, min_time: floa
     jax.block_until_ready(fn(*args))
     times.append(time.perf_counter() - t0)
   return statistics.median(times)
+
+
+def interleaved_seconds(candidates, *, warmup: int = 2, min_rounds: int = 7,
+                        min_time: float = 2.0, max_rounds: int = 200) -> dict:
+  """{name: (min, median) wall seconds} of each `candidates[name]()` (results blocked on),
+  timed one call per candidate per round, the order rotating every round: on a shared
+  machine a burst of load then hits every candidate alike, and the minimum is each one's
+  least-disturbed run. A candidate returning a float is self-timed (its seconds are used)."""
+  names = list(candidates)
+  for name in names:
+    for _ in range(warmup):
+      jax.block_until_ready(candidates[name]())
+  times = {name: [] for name in names}
+  start = time.perf_counter()
+  rounds = 0
+  while rounds < min_rounds or (time.perf_counter() - start < min_time * len(names)
+                                and rounds < max_rounds):
+    for name in names[rounds % len(names):] + names[:rounds % len(names)]:
+      t0 = time.perf_counter()
+      out = jax.block_until_ready(candidates[name]())
+      times[name].append(out if isinstance(out, float) else time.perf_counter() - t0)
+    rounds += 1
+  return {name: (min(ts), statistics.median(ts)) for name, ts in times.items()}

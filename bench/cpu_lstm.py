@@ -10,7 +10,6 @@ bench/results/cpu.md (and cpu.png with --plot).
 import argparse
 import pathlib
 import platform
-import statistics
 import subprocess
 import sys
 
@@ -19,7 +18,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import jax  # noqa: E402
 
 from _lstm_peers import PEERS  # noqa: E402
-from _timing import median_seconds  # noqa: E402
+from _timing import interleaved_seconds  # noqa: E402
 
 SHAPES = [(64, 28, 28, 64), (64, 128, 128, 256), (32, 512, 64, 128)]
 BASELINE = "scan (per-step x@W)"
@@ -44,31 +43,43 @@ def torch_seconds(shape, mode, torch_python, **timing):
 
 
 def run(peers, shapes, modes, torch_python=None, **timing):
-  """[(mode, shape, {peer: median seconds})] for every mode and shape; peers that are not
-  installed are skipped. `timing` goes to `median_seconds` (e.g. min_time=0.2 for a quick
-  run, as the benchmarks notebook does)."""
+  """[(mode, shape, {peer: seconds})] for every mode and shape; peers that are not
+  installed are skipped. The JAX peers of one (mode, shape) are timed interleaved
+  (`interleaved_seconds`: the minimum over rounds); PyTorch, in its own process, by
+  its median. `timing` goes to the timers (e.g. min_time=0.2 for a quick run, as the
+  benchmarks notebook does)."""
   rows = []
   for mode in modes:
     for shape in shapes:
-      times = {}
+      candidates = {}
       for name in peers:
         if name == TORCH:
-          seconds = torch_seconds(shape, mode, torch_python, **timing)
-          if seconds is None:
-            print(f"  skip {name}: torch not importable and no --torch-python", flush=True)
-            continue
-          times[name] = seconds
-          print(f"{mode:7s} {shape}  {name:26s} {1e3 * times[name]:9.2f} ms", flush=True)
           continue
         try:
           fn, args = PEERS[name](*shape, mode)
         except ImportError as e:
           print(f"  skip {name}: {e}", flush=True)
           continue
-        times[name] = median_seconds(fn, *args, **timing)
-        if name == "keras fit":   # its step function measures itself (seconds per batch)
-          times[name] = statistics.median(fn() for _ in range(3))
-        print(f"{mode:7s} {shape}  {name:26s} {1e3 * times[name]:9.2f} ms", flush=True)
+        # keras fit's step function measures itself (seconds per batch)
+        candidates[name] = fn if name == "keras fit" else (lambda fn=fn, args=args: fn(*args))
+      interleaved = interleaved_seconds(
+          candidates, **{k: v for k, v in timing.items() if k in ("warmup", "min_time")})
+      times = {}
+      for name in peers:
+        if name in interleaved:
+          times[name] = interleaved[name][0]
+          median = 1e3 * interleaved[name][1]
+        elif name == TORCH:
+          seconds = torch_seconds(shape, mode, torch_python, **timing)
+          if seconds is None:
+            print(f"  skip {name}: torch not importable and no --torch-python", flush=True)
+            continue
+          times[name] = median = seconds
+          median *= 1e3
+        else:
+          continue
+        print(f"{mode:7s} {shape}  {name:30s} {1e3 * times[name]:9.2f} ms "
+              f"(median {median:.2f})", flush=True)
       rows.append((mode, shape, times))
   return rows
 
@@ -78,8 +89,9 @@ def to_markdown(rows) -> str:
   for _, _, times in rows:
     names += [n for n in times if n not in names]
   out = [f"CPU: {platform.processor() or platform.machine()}, {jax.local_device_count()} JAX device(s), "
-         f"jax {jax.__version__}. Milliseconds per step (median); in brackets the time relative "
-         f"to `{BASELINE}` (lower is faster).", ""]
+         f"jax {jax.__version__}. Milliseconds per step: JAX peers timed interleaved round-robin "
+         f"in one process, minimum over rounds; {TORCH} in its own process, median. In "
+         f"brackets the time relative to `{BASELINE}` (lower is faster).", ""]
   out.append("| mode | (B, T, D, H) | " + " | ".join(names) + " |")
   out.append("|---|---|" + "---|" * len(names))
   for mode, shape, times in rows:
