@@ -4,7 +4,8 @@
     python bench/cpu_lstm.py --mode train --peers rnnjax "flax OptimizedLSTMCell"
 
 Prints milliseconds per step and the ratio to the hand-written scan, writes
-bench/results/cpu.md (and cpu.png with --plot).
+bench/results/cpu.md and a bar plot of the ratios, cpu.png (`--replot` redraws the plot
+from an existing cpu.md without timing anything).
 """
 
 import argparse
@@ -107,18 +108,64 @@ def to_markdown(rows) -> str:
   return "\n".join(out) + "\n"
 
 
+def read_table(path):
+  """The rows `to_markdown` wrote, read back: [(mode, shape, {peer: seconds})]."""
+  lines = [l for l in pathlib.Path(path).read_text().splitlines() if l.startswith("|")]
+  names = [c.strip() for c in lines[0].strip("|").split("|")][2:]
+  rows = []
+  for line in lines[2:]:
+    mode, shape, *cells = (c.strip() for c in line.strip("|").split("|"))
+    times = {n: float(c.split()[0]) / 1e3 for n, c in zip(names, cells) if c != "—"}
+    rows.append((mode, tuple(int(v) for v in shape.strip("()").split(",")), times))
+  return rows
+
+
+def plot(rows, path) -> None:
+  """One panel per mode: each peer's time relative to the hand-written scan, per shape."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  modes = list(dict.fromkeys(mode for mode, _, _ in rows))
+  fig, axes = plt.subplots(len(modes), 1, figsize=(11, 3.6 * len(modes)), squeeze=False)
+  for ax, mode in zip(axes[:, 0], modes):
+    panel = [(shape, times) for m, shape, times in rows if m == mode]
+    names = list(dict.fromkeys(n for _, times in panel for n in times))
+    width = 0.8 / len(names)
+    for k, name in enumerate(names):
+      xs = [i + k * width for i, (_, t) in enumerate(panel) if name in t]
+      ys = [t[name] / t[BASELINE] for _, t in panel if name in t]
+      ax.bar(xs, ys, width, label=name, color="black" if name == "rnnjax" else None)
+    ax.axhline(1.0, color="grey", linewidth=0.8)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(panel))],
+                  [str(shape) for shape, _ in panel])
+    ax.set_ylabel(f"time / {BASELINE}")
+    ax.set_title(f"LSTM {mode} step, (B, T, D, H); lower is faster")
+  axes[0, 0].legend(fontsize=7, ncol=4)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--peers", nargs="*", default=[*PEERS, TORCH])
   parser.add_argument("--torch-python", help="an interpreter with torch, when this one has none")
   parser.add_argument("--mode", choices=["train", "forward", "both"], default="both")
   parser.add_argument("--out", default=str(pathlib.Path(__file__).parent / "results" / "cpu.md"))
+  parser.add_argument("--replot", action="store_true",
+                      help="only redraw the plot from the table at --out")
   args = parser.parse_args()
+  out = pathlib.Path(args.out)
+  if args.replot:
+    plot(read_table(out), out.with_suffix(".png"))
+    return
   modes = ["train", "forward"] if args.mode == "both" else [args.mode]
   rows = run(args.peers, SHAPES, modes, args.torch_python)
   table = to_markdown(rows)
   print(table)
-  pathlib.Path(args.out).write_text(table)
+  out.write_text(table)
+  plot(rows, out.with_suffix(".png"))
 
 
 if __name__ == "__main__":
