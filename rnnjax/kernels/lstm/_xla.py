@@ -22,14 +22,14 @@ def _split(z, units):
   return tuple(z[:, k * units:(k + 1) * units] for k in range(4))
 
 
-def _scan_forward(xs, w, h0, c0, valid, projection=None):
+def _scan_forward(xs, w, h0, c0, valid, projection=None, save: bool = True):
   """xs (T, B, 4U) projected inputs, or (T, B, F) inputs when `projection` = (kernel
   (F, 4U), bias (4U,)) is given: x_t @ kernel + bias then runs inside the loop;
   w (U, 4U); h0, c0 (B, U); valid (T, B) bool or None.
 
   Returns hs (T, B, U) (the carried h: masked steps repeat it), hT, cT (B, U), and the
   residuals: gate activations (i, f, g, o) each (T, B, U), tanh(c') (T, B, U) and the
-  carried c (T, B, U).
+  carried c (T, B, U); None without `save` (inference writes no residuals).
   """
   units = w.shape[0]
 
@@ -46,16 +46,16 @@ def _scan_forward(xs, w, h0, c0, valid, projection=None):
     if v is not None:
       v = v[:, None]
       h_new, c_new = jnp.where(v, h_new, h), jnp.where(v, c_new, c)
-    return (h_new, c_new), (h_new, (i, f, g, o), tc, c_new)
+    return (h_new, c_new), (h_new, ((i, f, g, o), tc, c_new) if save else None)
 
-  (hT, cT), (hs, acts, tcs, cs) = jax.lax.scan(step, (h0, c0), (xs, valid))
-  return hs, hT, cT, (acts, tcs, cs)
+  (hT, cT), (hs, res) = jax.lax.scan(step, (h0, c0), (xs, valid))
+  return hs, hT, cT, res
 
 
 @jax.custom_vjp
 def recurrence(xs, w, h0, c0, valid):
   """The LSTM recurrence over projected inputs (shapes in `_scan_forward`): (hs, hT, cT)."""
-  hs, hT, cT, _ = _scan_forward(xs, w, h0, c0, valid)
+  hs, hT, cT, _ = _scan_forward(xs, w, h0, c0, valid, save=False)
   return hs, hT, cT
 
 
@@ -117,7 +117,7 @@ def projected_recurrence(x, kernel, bias, w, h0, c0, valid):
   Backward: the same reverse scan gives dz; then dx = dz @ kernel^T, dkernel = x^T dz and
   dbias = sum dz are time-parallel matmuls over all T*B rows.
   """
-  hs, hT, cT, _ = _scan_forward(x, w, h0, c0, valid, (kernel, bias))
+  hs, hT, cT, _ = _scan_forward(x, w, h0, c0, valid, (kernel, bias), save=False)
   return hs, hT, cT
 
 
