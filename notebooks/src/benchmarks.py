@@ -7,7 +7,8 @@
 #
 # Every peer computes the same thing: an LSTM over `(B, T, D)` inputs with `H` units, the
 # loss `mean(outputs ** 2)` over the whole output sequence, its gradient and an SGD update,
-# all under one `jax.jit`. Times are medians after warm-up; the ratio is to the textbook
+# all under one `jax.jit`. The JAX peers are timed interleaved round-robin after warm-up and
+# each reports its fastest round (PyTorch, in its own process, its median); the ratio is to the textbook
 # `lax.scan` LSTM (`x_t @ W + h @ U` inside the loop), lower is faster. Peers that are not
 # installed (Haiku, Equinox, PyTorch) are skipped.
 #
