@@ -4,8 +4,6 @@ state reused as another layer's initial_state; go_backwards chunking (each chunk
 as Keras); the Keras RNN guide's cross-batch statefulness and state-reuse examples
 reproduced against Keras 3 with weights copied across."""
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import keras
@@ -15,35 +13,11 @@ import pytest
 import rnnjax as rj
 
 from tests import fast_jit, keras_reference as ref
+from tests.registry import MinimalRNNCell
 from tests.test_errors import raises
 
 B, T, F = 8, 7, 3
 SPLIT = 4
-
-
-@dataclasses.dataclass(frozen=True)
-class MinimalRNNCell(rj.Cell):
-  """The README's custom cell: h' = tanh(x W + h U)."""
-
-  units: int
-
-  @property
-  def state_size(self):
-    return self.units
-
-  @property
-  def output_size(self):
-    return self.units
-
-  def init(self, key, input_shape):
-    k1, k2 = jax.random.split(key)
-    return {"w": jax.random.normal(k1, (input_shape[-1], self.units)),
-            "u": 0.5 * jax.random.normal(k2, (self.units, self.units))}
-
-  def __call__(self, params, inputs, states, *, training=False, constants=None):
-    h = jnp.tanh(inputs @ params["w"] + states[0] @ params["u"])
-    return h, (h,)
-
 
 KINDS = {
     "simple_rnn": lambda **kw: rj.SimpleRNN(4, **kw),
