@@ -15,7 +15,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from .layers import _checks
+from . import _validation as _checks
 
 
 def layer_fields(layer_type) -> list[dataclasses.Field]:

@@ -17,7 +17,7 @@ from ._dropout import DropoutMasks, apply_mask, check_rate, keep_mask
 PREACTIVATION = "rnnjax_preactivation"
 
 
-def check_units(units, argument: str = "units") -> None:
+def check_units(units, argument: str = "units") -> None:  # noqa: D103
   if isinstance(units, bool) or not isinstance(units, int):
     raise TypeError(f"{argument} must be a positive int, got {units!r}.")
   if units <= 0:

@@ -9,21 +9,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._validation import describe
 from ..cells import Cell, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 
 # Converter kinds by name (the built-in cells, Keras layout).
 KINDS = {"lstm": LSTMCell, "gru": GRUCell, "rnn": SimpleRNNCell}
 DIRECTIONS = ("forward", "backward")
-
-
-def describe(x) -> str:
-  if hasattr(x, "shape") and hasattr(x, "dtype"):
-    return f"an array of shape {tuple(x.shape)} and dtype {x.dtype}"
-  if isinstance(x, dict):
-    return f"a dict with keys {sorted(map(str, x))}"
-  if isinstance(x, (list, tuple)):
-    return f"a {type(x).__name__} of {len(x)}"
-  return f"{type(x).__name__} {x!r}"[:200]
 
 
 def cell_name(cell) -> str:

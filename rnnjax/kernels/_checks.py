@@ -3,20 +3,10 @@ the argument, what it got and what was expected."""
 
 import jax.numpy as jnp
 
+from .._validation import check_bool, check_lengths, describe  # noqa: F401 (re-exported)
 from . import _interpret
 
 IMPLEMENTATIONS = ("auto", "pallas", "reference")
-
-
-def _describe(x) -> str:
-  if hasattr(x, "shape") and hasattr(x, "dtype"):
-    return f"an array of shape {tuple(x.shape)} and dtype {x.dtype}"
-  return f"{type(x).__name__} {x!r}"[:200]
-
-
-def check_bool(value, name: str) -> None:
-  if not isinstance(value, bool):
-    raise TypeError(f"{name} must be a bool, got {value!r}.")
 
 
 def check_params(params, gates: int, *, argument: str = "params", bias_rows: int | None = None):
@@ -24,14 +14,14 @@ def check_params(params, gates: int, *, argument: str = "params", bias_rows: int
   optional bias (G*U,) or (bias_rows, G*U)}."""
   if not isinstance(params, dict) or "kernel" not in params or "recurrent_kernel" not in params:
     got = (f"a dict with keys {sorted(params)}" if isinstance(params, dict)
-           else _describe(params))
+           else describe(params))
     raise TypeError(
         f"{argument} must be a dict with keys kernel, recurrent_kernel and optionally bias "
         f"(the layer's params), got {got}.")
   kernel, rec = params["kernel"], params["recurrent_kernel"]
   for name, a in (("kernel", kernel), ("recurrent_kernel", rec)):
     if not hasattr(a, "shape") or a.ndim != 2:
-      raise ValueError(f"{argument}['{name}'] must be a 2-D array, got {_describe(a)}.")
+      raise ValueError(f"{argument}['{name}'] must be a 2-D array, got {describe(a)}.")
   units = rec.shape[0]
   if units == 0 or tuple(rec.shape) != (units, gates * units):
     raise ValueError(
@@ -44,7 +34,7 @@ def check_params(params, gates: int, *, argument: str = "params", bias_rows: int
   if bias is not None:
     want = (gates * units,) if bias_rows is None else (bias_rows, gates * units)
     if tuple(getattr(bias, "shape", ())) != want:
-      raise ValueError(f"{argument}['bias'] must have shape {want}, got {_describe(bias)}.")
+      raise ValueError(f"{argument}['bias'] must have shape {want}, got {describe(bias)}.")
   return kernel.shape[0], units
 
 
@@ -52,7 +42,7 @@ def check_inputs(inputs, features: int, *, time_major: bool):
   """(batch, steps) of inputs (B, T, F), or (T, B, F) when time_major."""
   layout = "(T, B, F)" if time_major else "(B, T, F)"
   if not hasattr(inputs, "shape") or not hasattr(inputs, "dtype"):
-    raise TypeError(f"inputs must be an array of shape {layout}, got {_describe(inputs)}.")
+    raise TypeError(f"inputs must be an array of shape {layout}, got {describe(inputs)}.")
   if inputs.ndim != 3 or inputs.shape[2] != features:
     raise ValueError(
         f"inputs must have shape {layout} with F = {features} (the kernel's rows), got shape "
@@ -76,29 +66,16 @@ def check_states(states, count: int, batch: int, units: int, *, argument="initia
   if not isinstance(states, (tuple, list)) or len(states) != count:
     raise ValueError(
         f"{argument} must be a tuple of {count} arrays of shape (B, U) = ({batch}, {units}), "
-        f"got {_describe(states) if not isinstance(states, (tuple, list)) else len(states)}"
+        f"got {describe(states) if not isinstance(states, (tuple, list)) else len(states)}"
         + (" arrays." if isinstance(states, (tuple, list)) else "."))
   out = []
   for s in states:
     if tuple(getattr(s, "shape", ())) != (batch, units):
       raise ValueError(
           f"{argument} must hold arrays of shape (B, U) = ({batch}, {units}), got "
-          f"{_describe(s)}.")
+          f"{describe(s)}.")
     out.append(jnp.asarray(s).astype(jnp.float32))
   return tuple(out)
-
-
-def check_lengths(seq_lengths, batch: int):
-  if seq_lengths is None:
-    return None
-  if not hasattr(seq_lengths, "shape"):
-    seq_lengths = jnp.asarray(seq_lengths)
-  if tuple(seq_lengths.shape) != (batch,):
-    raise ValueError(
-        f"seq_lengths must have shape (B,) = ({batch},), got shape {tuple(seq_lengths.shape)}.")
-  if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
-    raise TypeError(f"seq_lengths must be an integer array, got dtype {seq_lengths.dtype}.")
-  return jnp.asarray(seq_lengths)
 
 
 def compute_dtype(dtype, inputs, params) -> jnp.dtype:

@@ -7,19 +7,11 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .. import _regularizers, engine, kernels
+from .. import _regularizers, _validation as _checks, engine, kernels
 from ..cells import Cell, StackedRNNCells
 from ..cells._base import initial_state_of
 from ..engine._remat import check_remat
 from ..engine._scan import as_tuples
-from . import _checks
-
-
-def _check_bool(obj, *names):
-  for name in names:
-    value = getattr(obj, name)
-    if not isinstance(value, bool):
-      raise TypeError(f"{name} must be a bool, got {value!r}.")
 
 
 def reset_state_tree(state, where=None):
@@ -100,8 +92,9 @@ class SequenceOptions:
   name: str | None = None
 
   def __post_init__(self):
-    _check_bool(self, "return_sequences", "return_state", "go_backwards", "stateful",
-                "time_major", "zero_output_for_mask")
+    for name in ("return_sequences", "return_state", "go_backwards", "stateful", "time_major",
+                 "zero_output_for_mask"):
+      _checks.check_bool(getattr(self, name), name)
     if not isinstance(self.unroll, (bool, int)) or (
         not isinstance(self.unroll, bool) and self.unroll < 1):
       raise ValueError(f"unroll must be a bool or a positive int, got {self.unroll!r}.")

@@ -1,5 +1,9 @@
-"""Argument checks for layer calls: run before tracing, with messages that name the
-argument, what it got and what it expected."""
+"""The one validation module: every public function of rnnjax (layers, cells, kernels,
+interop, the Flax adapters) checks its arguments with these, before tracing.
+
+One vocabulary of messages: `<argument> must be <what was expected>, got <what it got>.`
+`TypeError` for the wrong kind of thing, `ValueError` for a wrong value. `describe` says
+what was got the same way everywhere."""
 
 import jax
 import jax.numpy as jnp
@@ -7,9 +11,56 @@ import numpy as np
 
 
 def describe(x) -> str:
+  """What `x` is, for an error message: an array's shape and dtype, a dict's keys, a
+  sequence's length, else its type and repr (cut to 200 characters)."""
   if hasattr(x, "shape") and hasattr(x, "dtype"):
     return f"an array of shape {tuple(x.shape)} and dtype {x.dtype}"
+  if isinstance(x, dict):
+    return f"a dict with keys {sorted(map(str, x))}"
+  if isinstance(x, (list, tuple)) and not hasattr(x, "_fields"):
+    return f"a {type(x).__name__} of {len(x)}"
   return f"{type(x).__name__} {x!r}"[:200]
+
+
+def check_bool(value, argument: str) -> bool:
+  """`value` if it is a Python bool, else a TypeError naming `argument`."""
+  if not isinstance(value, bool):
+    raise TypeError(f"{argument} must be a bool, got {value!r}.")
+  return value
+
+
+def check_positive_int(value, argument: str) -> int:
+  """`value` if it is a positive Python int (not a bool)."""
+  if isinstance(value, bool) or not isinstance(value, int):
+    raise TypeError(f"{argument} must be a positive int, got {value!r}.")
+  if value <= 0:
+    raise ValueError(f"{argument} must be a positive int, got {value}.")
+  return value
+
+
+def check_dtype(value, argument: str, *, optional: bool = True):
+  """`value` as a jnp.dtype (None stays None when `optional`)."""
+  if value is None and optional:
+    return None
+  try:
+    return jnp.dtype(value)
+  except TypeError:
+    raise TypeError(f"{argument} must be a dtype or dtype name, got {value!r}.") from None
+
+
+def check_lengths(seq_lengths, batch: int):
+  """(B,) integer `seq_lengths` as a jax array, or None."""
+  if seq_lengths is None:
+    return None
+  if not hasattr(seq_lengths, "shape"):
+    seq_lengths = np.asarray(seq_lengths)
+  if tuple(seq_lengths.shape) != (batch,):
+    raise ValueError(
+        f"seq_lengths must have shape (B,) = ({batch},), got shape {tuple(seq_lengths.shape)}."
+    )
+  if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
+    raise TypeError(f"seq_lengths must be an integer array, got dtype {seq_lengths.dtype}.")
+  return jnp.asarray(seq_lengths)
 
 
 def check_key(key, argument: str) -> None:
@@ -80,15 +131,8 @@ def step_flags(flags, argument: str, batch: int, steps: int, time_major: bool):
 
 def lengths_to_mask(seq_lengths, batch: int, steps: int, time_major: bool):
   """Right-padded mask from per-row lengths (B,): step t is valid when t < length."""
-  if not hasattr(seq_lengths, "shape"):
-    seq_lengths = np.asarray(seq_lengths)
-  if tuple(seq_lengths.shape) != (batch,):
-    raise ValueError(
-        f"seq_lengths must have shape (B,) = ({batch},), got shape {tuple(seq_lengths.shape)}."
-    )
-  if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
-    raise TypeError(f"seq_lengths must be an integer array, got dtype {seq_lengths.dtype}.")
-  mask = jnp.arange(steps)[None, :] < jnp.asarray(seq_lengths)[:, None]
+  seq_lengths = check_lengths(seq_lengths, batch)
+  mask = jnp.arange(steps)[None, :] < seq_lengths[:, None]
   return mask.T if time_major else mask
 
 
