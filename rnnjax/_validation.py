@@ -18,7 +18,7 @@ def describe(x) -> str:
   if isinstance(x, dict):
     return f"a dict with keys {sorted(map(str, x))}"
   if isinstance(x, (list, tuple)) and not hasattr(x, "_fields"):
-    return f"a {type(x).__name__} of {len(x)}"
+    return f"{type(x).__name__} of length {len(x)}: {x!r}"[:200]
   return f"{type(x).__name__} {x!r}"[:200]
 
 

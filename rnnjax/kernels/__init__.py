@@ -1,19 +1,17 @@
-"""Fused Pallas (Triton backend) LSTM and GRU kernels with backward passes, their
-pure-JAX references, and the dispatch between the fused path and the scan.
-
-Kernels run compiled on a GPU and in Pallas interpret mode elsewhere (numerics only);
-`force_interpret()` lets tests take the fused path on a CPU.
+"""The public face of rnnjax's fast paths: the fused Pallas kernels as array functions
+(from `rnnjax.pallas`), and `which_path`, which says what path a layer call takes and why
+(the same decision `apply` takes, from `rnnjax.dispatch`).
 """
 
-from ._dispatch import PathChoice as PathChoice
-from ._dispatch import which_path as which_path
-from ._interpret import force_interpret as force_interpret
-from ._interpret import interpret_forced as interpret_forced
-from ._layer import fused_layer_apply as fused_layer_apply
-from ._tiling import max_block_h as max_block_h
-from .gru._api import fused_gru as fused_gru
-from .lstm._api import fused_lstm as fused_lstm
-from .lstm._bidirectional import fused_bidirectional_lstm as fused_bidirectional_lstm
+from ..dispatch import PathChoice as PathChoice
+from ..dispatch import fused_layer_apply as fused_layer_apply
+from ..dispatch import which_path as which_path
+from ..pallas import force_interpret as force_interpret
+from ..pallas import fused_bidirectional_lstm as fused_bidirectional_lstm
+from ..pallas import fused_gru as fused_gru
+from ..pallas import fused_lstm as fused_lstm
+from ..pallas import interpret_forced as interpret_forced
+from ..pallas import max_block_h as max_block_h
 
 __all__ = [
     "PathChoice",

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .. import _regularizers, _validation as _checks, engine, kernels
+from .. import _regularizers, _validation as _checks, dispatch as kernels, engine
 from ..cells import Cell, StackedRNNCells
 from ..cells._base import initial_state_of
 from ..engine._remat import check_remat

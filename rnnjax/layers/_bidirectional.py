@@ -9,8 +9,7 @@ import jax.numpy as jnp
 
 from .. import _regularizers, _validation as _checks
 from ..engine._scan import as_tuples
-from ..kernels._dispatch import pair_ineligibility
-from ..kernels._layer import fused_layers_apply
+from ..dispatch import fused_layers_apply, pair_ineligibility
 from ._base import RecurrentLayer, reset_state_tree
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)

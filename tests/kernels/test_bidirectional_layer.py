@@ -12,7 +12,7 @@ import pytest
 import jax
 import jax.numpy as jnp
 import rnnjax as rj
-from rnnjax.kernels.lstm import _api as lstm_api
+from rnnjax.pallas.lstm import _api as lstm_api
 
 from tests.kernels._helpers import assert_trees_close, with_grads
 

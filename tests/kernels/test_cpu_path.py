@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from jax.test_util import check_grads
 import rnnjax as rj
-from rnnjax.kernels.lstm import _xla
+from rnnjax.recurrences import lstm as _xla
 
 pytestmark = pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU path")
 

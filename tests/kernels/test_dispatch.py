@@ -10,7 +10,7 @@ import pytest
 import jax
 import jax.numpy as jnp
 import rnnjax as rj
-from rnnjax.kernels import _interpret
+from rnnjax.pallas import _interpret
 
 X = jnp.ones((2, 5, 3))
 X16 = jnp.ones((2, 5, 3), jnp.bfloat16)

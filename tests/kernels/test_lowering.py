@@ -15,9 +15,9 @@ import pytest
 import jax
 import jax.numpy as jnp
 import rnnjax as rj
-from rnnjax.kernels import _tiling
-from rnnjax.kernels.lstm import _config as lstm_config
-from rnnjax.kernels.lstm import _fwd as lstm_fwd
+from rnnjax.pallas import _tiling
+from rnnjax.pallas.lstm import _config as lstm_config
+from rnnjax.pallas.lstm import _fwd as lstm_fwd
 
 S = jax.ShapeDtypeStruct
 B, T, F = 20, 13, 8   # B=20 -> two batch tiles of 16

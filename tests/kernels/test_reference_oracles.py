@@ -6,8 +6,8 @@ import numpy as np
 
 import jax.numpy as jnp
 from jax.experimental import rnn as jax_rnn
-from rnnjax.kernels.gru import _reference as gru_reference
-from rnnjax.kernels.lstm import _reference as lstm_reference
+from rnnjax.pallas.gru import _reference as gru_reference
+from rnnjax.pallas.lstm import _reference as lstm_reference
 
 from tests.kernels._helpers import Case, problem
 

@@ -19,9 +19,10 @@ import jax.numpy as jnp
 
 from .. import _activations
 from ..cells import GRUCell, LSTMCell
-from . import _cpu_path, _interpret, _tiling
-from .gru import _config as gru_config
-from .lstm import _config as lstm_config
+from ..pallas import _interpret, _tiling
+from ..pallas.gru import _config as gru_config
+from ..pallas.lstm import _config as lstm_config
+from . import _cpu_path
 
 
 class PathChoice(NamedTuple):

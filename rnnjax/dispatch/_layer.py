@@ -6,9 +6,10 @@ import jax.numpy as jnp
 
 from ..cells import GRUCell, LSTMCell
 from ..engine import RNNResult
-from . import _cpu_path, _interpret
-from .gru import _api as gru_api
-from .lstm import _api as lstm_api
+from ..pallas import _interpret
+from ..pallas.gru import _api as gru_api
+from ..pallas.lstm import _api as lstm_api
+from . import _cpu_path
 
 # Options every layer sharing one launch must agree on (the kernel takes them once).
 SHARED_OPTIONS = ("time_major", "zero_output_for_mask", "return_sequences", "units")

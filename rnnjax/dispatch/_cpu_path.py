@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 
 from ..engine import RNNResult
-from . import _interpret
-from .lstm import _xla
+from ..pallas import _interpret
+from ..recurrences import lstm as _xla
 
 F32 = jnp.dtype(jnp.float32)
 

@@ -1,0 +1,20 @@
+"""Fused Pallas (Triton backend) LSTM and GRU kernels with backward passes and their
+pure-JAX references: array functions that know nothing of layers or cells.
+
+Kernels run compiled on a GPU and in Pallas interpret mode elsewhere (numerics only);
+`force_interpret()` lets tests take them on a CPU.
+"""
+
+from ._interpret import force_interpret as force_interpret
+from ._interpret import interpret_forced as interpret_forced
+from ._tiling import max_block_h as max_block_h
+from .gru import fused_gru as fused_gru
+from .gru import run_gru as run_gru
+from .lstm import fused_bidirectional_lstm as fused_bidirectional_lstm
+from .lstm import fused_lstm as fused_lstm
+from .lstm import run_lstm as run_lstm
+
+__all__ = [
+    "force_interpret", "fused_bidirectional_lstm", "fused_gru", "fused_lstm",
+    "interpret_forced", "max_block_h", "run_gru", "run_lstm",
+]
