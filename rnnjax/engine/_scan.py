@@ -10,6 +10,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from .. import _platform
 from . import _remat, _sharding
 from ._order import from_scan_order, to_scan_order
 
@@ -75,8 +76,7 @@ def _same_shapes(a, b) -> bool:
 def rnn(cell, params, inputs, initial_state: tuple, *, mask=None, reset=None,
         go_backwards: bool = False, unroll: int | bool = 1, time_major: bool = False,
         zero_output_for_mask: bool = False, return_sequences: bool = True,
-        training: bool = False, constants=None, dropout=None,
-        projection: str = "auto", remat=None) -> RNNResult:
+        training: bool = False, constants=None, dropout=None, remat=None) -> RNNResult:
   """Runs `cell` over the time axis of `inputs` with one `jax.lax.scan`.
 
   Args:
@@ -92,10 +92,6 @@ def rnn(cell, params, inputs, initial_state: tuple, *, mask=None, reset=None,
     go_backwards: process time in reverse; outputs come back in processing order.
     unroll: scan's `unroll` (True unrolls fully); results do not depend on it.
     training, constants, dropout: passed to the cell (dropout = the cell's masks).
-    projection: where the cell's time-parallel `project` runs: "hoisted" (once over the
-      whole sequence, before the loop), "per_step" (inside the loop body) or "auto":
-      hoisted on accelerators; per step on CPU, where the (T, B, G) projected tensor is
-      memory-bound and the per-step matmul overlaps with the gate math (bench/README.md).
     remat: gradient checkpointing of the loop (None, "step", k, "sqrt"; see _remat.py).
 
   Returns:
@@ -107,9 +103,10 @@ def rnn(cell, params, inputs, initial_state: tuple, *, mask=None, reset=None,
   reset_t = None if reset is None else to_scan_order(reset, time_major=time_major, reverse=go_backwards)
 
   dropout_kw = {} if dropout is None else {"dropout": dropout}
-  if projection not in ("auto", "hoisted", "per_step"):
-    raise ValueError(f'projection must be "auto", "hoisted" or "per_step", got {projection!r}.')
-  hoist = projection == "hoisted" or (projection == "auto" and jax.default_backend() != "cpu")
+  # The cell's time-parallel `project` runs once over the whole sequence on accelerators;
+  # on a CPU it runs inside the loop, where the (T, B, G) projected tensor would be
+  # memory-bound and the per-step matmul overlaps with the gate math (bench/README.md).
+  hoist = not _platform.on_cpu()
   projected = cell.project(params, xs, **dropout_kw) if hoist else xs
 
   def step(state, x_t):

@@ -6,7 +6,7 @@ import contextlib
 import contextvars
 import os
 
-import jax
+from .. import _platform
 
 _FORCED = contextvars.ContextVar("rnnjax_force_interpret", default=False)
 ENV_VAR = "RNNJAX_FORCE_INTERPRET"
@@ -37,7 +37,7 @@ def interpret_forced() -> bool:
 
 
 def on_gpu() -> bool:
-  return jax.default_backend() == "gpu"
+  return _platform.on_gpu()
 
 
 def resolve_interpret(interpret) -> bool:
