@@ -198,3 +198,47 @@ def constants_tree(constants, batch: int):
       )
     arrays.append(jnp.asarray(leaf))
   return jax.tree.unflatten(treedef, arrays)
+
+
+def params_like(params, expected, *, argument: str = "params") -> None:
+  """Checks `params` against `expected`, the layer's own `jax.eval_shape(init)`: the same
+  structure (dict keys, sequence lengths), the same shapes, floating-point arrays where
+  init gives floating-point ones. Raises a ValueError naming the entry, what it got and
+  what was expected."""
+  if isinstance(expected, dict):
+    if not isinstance(params, dict):
+      raise ValueError(f"{argument} must be a dict with keys {sorted(expected)}, got "
+                       f"{describe(params)}.")
+    missing = [k for k in expected if k not in params]
+    extra = [k for k in params if k not in expected]
+    if missing or extra:
+      what = "; ".join(part for part in (
+          missing and f"missing {', '.join(map(repr, missing))}",
+          extra and f"unexpected {', '.join(map(repr, extra))}") if part)
+      raise ValueError(f"{argument} must have the keys {sorted(expected)} that the layer's "
+                       f"init returns, got keys {sorted(map(str, params))} ({what}).")
+    for key, want in expected.items():
+      params_like(params[key], want, argument=f"{argument}[{key!r}]")
+  elif isinstance(expected, (tuple, list)) and not hasattr(expected, "_fields"):
+    if not isinstance(params, (tuple, list)) or len(params) != len(expected):
+      raise ValueError(f"{argument} must be a {type(expected).__name__} of {len(expected)} "
+                       f"entries (the layer's init), got {describe(params)}.")
+    for i, (given, want) in enumerate(zip(params, expected)):
+      params_like(given, want, argument=f"{argument}[{i}]")
+  elif isinstance(expected, jax.ShapeDtypeStruct):
+    want = f"an array of shape {tuple(expected.shape)} and dtype {expected.dtype}"
+    if not (hasattr(params, "shape") and hasattr(params, "dtype")):
+      raise ValueError(f"{argument} must be {want} (the layer's init), got {describe(params)}.")
+    if tuple(params.shape) != tuple(expected.shape):
+      raise ValueError(f"{argument} must have shape {tuple(expected.shape)} (the layer's "
+                       f"init), got shape {tuple(params.shape)}.")
+    if (jnp.issubdtype(expected.dtype, jnp.inexact)
+        and not jnp.issubdtype(params.dtype, jnp.inexact)):
+      raise ValueError(f"{argument} must be a floating-point array like the layer's init "
+                       f"({expected.dtype}), got dtype {params.dtype}.")
+  else:   # another pytree node: structure, then leaves
+    if jax.tree.structure(params) != jax.tree.structure(expected):
+      raise ValueError(f"{argument} must have the structure of the layer's init "
+                       f"{jax.tree.structure(expected)}, got {jax.tree.structure(params)}.")
+    for i, (given, want) in enumerate(zip(jax.tree.leaves(params), jax.tree.leaves(expected))):
+      params_like(given, want, argument=f"{argument} leaf {i}")

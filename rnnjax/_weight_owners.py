@@ -11,7 +11,7 @@ def map_owners(fn, layer, params):
   """
   # Imported here: cells import this package's name checks at import time.
   from .cells._stacked import StackedRNNCells
-  from .layers._base import RecurrentLayer
+  from .layers._base import SequenceLayer as RecurrentLayer
   from .layers._bidirectional import Bidirectional
 
   if isinstance(layer, Bidirectional):

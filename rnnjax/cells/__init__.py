@@ -1,6 +1,7 @@
 """Cells: pure per-step functions with Keras names, layouts and semantics."""
 
 from ._base import Cell as Cell
+from ._base import initial_state_of as initial_state_of
 from ._conv_lstm import ConvLSTM1DCell as ConvLSTM1DCell
 from ._conv_lstm import ConvLSTM1DConfig as ConvLSTM1DConfig
 from ._conv_lstm import ConvLSTM2DCell as ConvLSTM2DCell
@@ -19,7 +20,7 @@ from ._simple_rnn import SimpleRNNConfig as SimpleRNNConfig
 from ._stacked import StackedRNNCells as StackedRNNCells
 
 __all__ = [
-    "Cell", "ConvLSTM1DCell", "ConvLSTM1DConfig", "ConvLSTM2DCell", "ConvLSTM2DConfig",
+    "Cell", "initial_state_of", "ConvLSTM1DCell", "ConvLSTM1DConfig", "ConvLSTM2DCell", "ConvLSTM2DConfig",
     "ConvLSTM3DCell", "ConvLSTM3DConfig", "ConvLSTMCell", "ConvLSTMConfig", "DropoutMasks", "GRUCell", "GRUConfig", "LSTMCell", "LSTMConfig",
     "SimpleRNNCell", "SimpleRNNConfig", "StackedRNNCells",
 ]

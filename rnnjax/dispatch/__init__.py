@@ -1,8 +1,22 @@
-"""The dispatch seam: which implementation runs a prepared layer call."""
+"""The dispatch seam: a layer prepares its call once (`Call`, `CallSpec`) and hands it
+here; `plan` picks the implementation from the registry (`_registry.FAST`: cell type ->
+fast paths, each on its platform; the scan engine otherwise), `run` executes it, and
+`which_path` reports the same decision."""
 
-from ._dispatch import PathChoice as PathChoice
-from ._dispatch import bidirectional_path as bidirectional_path
-from ._dispatch import pair_ineligibility as pair_ineligibility
-from ._dispatch import which_path as which_path
-from ._layer import fused_layer_apply as fused_layer_apply
-from ._layer import fused_layers_apply as fused_layers_apply
+from ._call import Call as Call
+from ._call import CallSpec as CallSpec
+from ._call import RunOptions as RunOptions
+from ._plan import PathChoice as PathChoice
+from ._plan import Plan as Plan
+from ._plan import fused_layer_apply as fused_layer_apply
+from ._plan import plan as plan
+from ._plan import plan_together as plan_together
+from ._plan import run as run
+from ._plan import run_together as run_together
+from ._plan import which_path as which_path
+from ._registry import FAST as REGISTRY
+
+__all__ = [
+    "Call", "CallSpec", "PathChoice", "Plan", "REGISTRY", "RunOptions", "fused_layer_apply", "plan",
+    "plan_together", "run", "run_together", "which_path",
+]

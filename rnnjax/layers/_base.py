@@ -1,17 +1,23 @@
 """The Keras-style sequence layer: `init(key, inputs)` and `apply(params, inputs, ...)`
-over any cell, through the one engine. `RNN(cell)` is this layer for a given cell."""
+over any cell. A layer is its sequence options plus its cell: `prepare` checks a call
+once and turns it into a `dispatch.Call`, the dispatch runs it on its implementation (the
+scan engine or a registered fast path), and `finish` packages the result the Keras way.
+
+Axis letters: B batch, T time, F features, U units.
+"""
 
 import dataclasses
-from typing import Any, NamedTuple
+import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from .. import _regularizers, _validation as _checks, dispatch as kernels, engine
-from ..cells import Cell, StackedRNNCells
-from ..cells._base import initial_state_of
-from ..engine._remat import check_remat
-from ..engine._scan import as_tuples
+from .. import _regularizers, _validation, dispatch, engine
+from ..cells import Cell, StackedRNNCells, initial_state_of
+from ..engine import as_tuples, check_remat
+
+_FUSED_CHOICES = ("auto", True, False)
 
 
 def reset_state_tree(state, where=None):
@@ -19,57 +25,35 @@ def reset_state_tree(state, where=None):
   only the rows where `where` (B,) bool is True."""
   state = as_tuples(state)
   if not isinstance(state, tuple) or not jax.tree.leaves(state):
-    raise TypeError(f"state must be the state tuple that apply returned, got {_checks.describe(state)}.")
+    raise TypeError("state must be the state tuple that apply returned, got "
+                    f"{_validation.describe(state)}.")
   if where is None:
     return jax.tree.map(jnp.zeros_like, state)
   batch = jax.tree.leaves(state)[0].shape[0]
   where = jnp.asarray(where)
   if tuple(where.shape) != (batch,) or not jnp.issubdtype(where.dtype, jnp.bool_):
-    raise ValueError(
-        f"where must be a bool array of shape (B,) = ({batch},), got {_checks.describe(where)}."
-    )
+    raise ValueError(f"where must be a bool array of shape (B,) = ({batch},), got "
+                     f"{_validation.describe(where)}.")
   return jax.tree.map(
       lambda s: jnp.where(where.reshape((batch,) + (1,) * (s.ndim - 1)), jnp.zeros_like(s), s),
       state)
 
 
-def _check_constants(cell, params, constants, batch: int):
-  """Checks `constants` before tracing: the cell must take them (the built-in dense cells
-  do not, as in Keras 2), every leaf must be (B, ...), then the cell's own check."""
-  if constants is None:
-    return None
-  if not getattr(cell, "accepts_constants", True):
-    raise ValueError(
-        f"constants= was given but {type(cell).__name__} takes no constants; constants are "
-        "for custom cells whose __call__ / step reads them (pass constants=None)."
-    )
-  constants = _checks.constants_tree(constants, batch)
-  validate = getattr(cell, "validate_constants", None)
-  if validate is not None:
-    validate(params, constants, batch)
-  return constants
+def _check_training(training) -> None:
+  if not isinstance(training, bool):
+    raise TypeError(f"training must be a Python bool, got {_validation.describe(training)}.")
 
 
-class PreparedCall(NamedTuple):
-  """A checked layer call, ready to run: inputs (B, T, ...) (or (T, B, ...)), the start
-  state in the carry dtype, mask (B, T) bool or None (seq_lengths turned into one),
-  seq_lengths (B,) or None as given, reset, constants, dropout masks, training, and
-  whether it takes the fused kernel."""
-
-  inputs: Any
-  start: tuple
-  mask: Any
-  seq_lengths: Any
-  reset: Any
-  constants: Any
-  dropout: Any
-  training: bool
-  fused: bool
+@functools.lru_cache(maxsize=512)
+def _cached_param_spec(layer, treedef, leaves):
+  inputs = jax.tree.unflatten(treedef, [jax.ShapeDtypeStruct(s, d) for s, d in leaves])
+  return jax.eval_shape(layer.init, jax.random.key(0), inputs)
 
 
 @dataclasses.dataclass(frozen=True)
-class SequenceOptions:
-  """Keras RNN-layer arguments shared by every sequence layer, plus rnnjax's own.
+class SequenceLayer:
+  """Keras RNN-layer options shared by every sequence layer, plus rnnjax's own, and the
+  methods of every sequence layer (subclasses give `cell`).
 
   time_major: inputs (and sequence outputs) are (T, B, ...) instead of (B, T, ...).
   carry_dtype: dtype of the carried state (None: the compute dtype, as Keras); e.g.
@@ -90,25 +74,33 @@ class SequenceOptions:
   carry_dtype: Any = None
   remat: Any = None
   name: str | None = None
+  # `cell`: a dataclass field (RNN) or a property (the built-in layers).
 
   def __post_init__(self):
     for name in ("return_sequences", "return_state", "go_backwards", "stateful", "time_major",
                  "zero_output_for_mask"):
-      _checks.check_bool(getattr(self, name), name)
+      _validation.check_bool(getattr(self, name), name)
     if not isinstance(self.unroll, (bool, int)) or (
         not isinstance(self.unroll, bool) and self.unroll < 1):
       raise ValueError(f"unroll must be a bool or a positive int, got {self.unroll!r}.")
     check_remat(self.remat)
     _regularizers.get(self.activity_regularizer, argument="activity_regularizer")
-    nxt = getattr(super(SequenceOptions, self), "__post_init__", None)
-    if nxt is not None:
-      nxt()
+    for name in ("use_fused", "use_cudnn"):
+      value = getattr(self, name, "auto")
+      if not any(value is c or value == c and type(value) is type(c) for c in _FUSED_CHOICES):
+        raise ValueError(f'{name} must be "auto", True or False, got {value!r}.')
+    self.check_config()
 
+  def check_config(self) -> None:
+    """Checks the cell arguments; the built-in layers inherit their cell config's check."""
 
-class RecurrentLayer:
-  """Methods of every sequence layer; subclasses provide `cell` and the option fields."""
-
-  cell: Cell  # a dataclass field (RNN) or a property (the built-in layers)
+  @property
+  def fused_request(self):
+    """The fast-path switch: `use_fused` ("auto" | True | False), where Keras's `use_cudnn`
+    counts when `use_fused` is "auto"; None for layers without the switch."""
+    if not hasattr(self, "use_fused"):
+      return None
+    return self.use_cudnn if self.use_fused == "auto" else self.use_fused
 
   @property
   def scan_unroll(self) -> int | bool:
@@ -120,9 +112,19 @@ class RecurrentLayer:
   def init(self, key: jax.Array, inputs) -> Any:
     """Parameters for `inputs` of shape (B, T, ...) (only shapes are read; a pytree of
     arrays or `jax.ShapeDtypeStruct`s is fine)."""
-    _checks.check_key(key, "key")
-    _checks.sequence_dims(inputs, time_major=self.time_major)
-    return self.cell.init(key, _checks.step_shapes(inputs))
+    _validation.check_key(key, "key")
+    _validation.sequence_dims(inputs, time_major=self.time_major)
+    return self.cell.init(key, _validation.step_shapes(inputs))
+
+  def param_spec(self, inputs):
+    """Shapes and dtypes of `init(key, inputs)`, a pytree of `jax.ShapeDtypeStruct`
+    (cached per layer and input shapes: free in a loop)."""
+    leaves, treedef = jax.tree.flatten(inputs)
+    try:
+      key = tuple((tuple(a.shape), jnp.dtype(a.dtype)) for a in leaves)
+      return _cached_param_spec(self, treedef, key)
+    except TypeError:   # an unhashable layer (e.g. a custom cell with list fields)
+      return jax.eval_shape(self.init, jax.random.key(0), inputs)
 
   def get_initial_state(self, batch_size: int, dtype=jnp.float32, *, input_shape=None) -> tuple:
     """Zero states for `batch_size` rows, in the cell's state structure.
@@ -135,6 +137,10 @@ class RecurrentLayer:
   def reset_state(self, state, where=None):
     """A fresh (zero) state: for every row, or only rows where `where` (B,) is True."""
     return reset_state_tree(state, where)
+
+  def map_weight_owners(self, fn, params):
+    """`fn(cell, cell_params)` at every weight-owning cell, in the params' structure."""
+    return self.cell.map_weight_owners(fn, params)
 
   # The call -----------------------------------------------------------------
 
@@ -160,78 +166,100 @@ class RecurrentLayer:
       output (B, T, U) with return_sequences else (B, U) (the last valid output);
       with return_state: (output, *states); with stateful: (that, new_state).
     """
-    prepared = self._prepare(params, inputs, initial_state, mask, training, rng, constants,
-                             state=state, reset=reset, seq_lengths=seq_lengths)
-    return self._package(self._run(params, prepared))
+    call = self.prepare(params, inputs, initial_state, mask, training, rng, constants,
+                        state=state, reset=reset, seq_lengths=seq_lengths)
+    return self.finish(dispatch.run(call))
 
-  def _prepare(self, params, inputs, initial_state=None, mask=None, training: bool = False,
-               rng=None, constants=None, *, state=None, reset=None,
-               seq_lengths=None) -> PreparedCall:
+  def call_spec(self, inputs, *, mask=None, seq_lengths=None, initial_state=None,
+                training: bool = False, constants=None, reset=None) -> dispatch.CallSpec:
+    """The static description of a call (what chooses its implementation); `prepare`
+    and `rj.kernels.which_path` both build it here."""
+    del seq_lengths, initial_state   # every implementation takes any lengths and states
+    _check_training(training)
+    _validation.sequence_dims(inputs, time_major=self.time_major)
+    leaves = jax.tree.leaves(inputs)
+    compute = carry = None
+    if len(leaves) == 1:
+      compute = jnp.dtype(self._compute_dtype(leaves[0]))
+      carry = jnp.dtype(self.carry_dtype) if self.carry_dtype is not None else compute
+    request = self.fused_request
+    request_name = ("use_cudnn" if getattr(self, "use_fused", None) == "auto"
+                    and getattr(self, "use_cudnn", "auto") != "auto" else "use_fused")
+    options = dispatch.RunOptions(self.go_backwards, self.time_major,
+                                  self.zero_output_for_mask, self.return_sequences,
+                                  self.unroll, self.remat)
+    return dispatch.CallSpec(type(self).__name__, self.cell, options, request, request_name,
+                             compute, carry, training, mask is not None, reset is not None,
+                             constants is not None)
+
+  def call_specs(self, inputs, **call) -> tuple:
+    """The specs of the runs this layer makes for one call: one."""
+    return (self.call_spec(inputs, **call),)
+
+  def prepare(self, params, inputs, initial_state=None, mask=None, training: bool = False,
+              rng=None, constants=None, *, state=None, reset=None,
+              seq_lengths=None) -> dispatch.Call:
     """Everything `apply` checks and derives before running (arguments as `apply`): the
-    start state, dropout masks, step flags and the path, decided before tracing."""
+    checked params, the start state, the step flags and the dropout masks, before any
+    tracing of the time loop."""
     cell = self.cell
-    if not isinstance(training, bool):
-      raise TypeError(f"training must be a Python bool, got {_checks.describe(training)}.")
-    batch, steps = _checks.sequence_dims(inputs, time_major=self.time_major)
+    _check_training(training)
+    batch, steps = _validation.sequence_dims(inputs, time_major=self.time_major)
     inputs = jax.tree.map(jnp.asarray, inputs)
-    input_shape = _checks.step_shapes(inputs)
+    input_shape = _validation.step_shapes(inputs)
     cell.validate_inputs(params, input_shape)
+    _validation.params_like(params, self.param_spec(inputs))
 
     if mask is not None and seq_lengths is not None:
       raise ValueError("pass either mask or seq_lengths, not both.")
-    user_mask = mask
-    mask = _checks.step_flags(mask, "mask", batch, steps, self.time_major)
+    spec = self.call_spec(inputs, mask=mask, training=training, constants=constants,
+                          reset=reset)
+    mask = _validation.step_flags(mask, "mask", batch, steps, self.time_major)
     if seq_lengths is not None:
-      mask = _checks.lengths_to_mask(seq_lengths, batch, steps, self.time_major)
-    reset = _checks.step_flags(reset, "reset", batch, steps, self.time_major)
-    constants = _check_constants(cell, params, constants, batch)
+      mask = _validation.lengths_to_mask(seq_lengths, batch, steps, self.time_major)
+    reset = _validation.step_flags(reset, "reset", batch, steps, self.time_major)
+    constants = self._check_constants(params, constants, batch)
+    compute_dtype = self._compute_dtype(jax.tree.leaves(inputs)[0])
+    start = self._start_state(initial_state, state, batch, compute_dtype, input_shape)
+    dropout = self._dropout_masks(training, rng, batch, input_shape, compute_dtype)
+    return dispatch.Call(spec, params, inputs, start, mask, seq_lengths, reset, constants,
+                         dropout)
 
-    compute_dtype = self._compute_dtype(cell, inputs)
-    start = self._start_state(cell, initial_state, state, batch, compute_dtype, input_shape)
-    dropout = self._dropout_masks(cell, training, rng, batch, input_shape, compute_dtype)
-    fused = self._takes_fused_path(inputs, user_mask, seq_lengths, training, constants, reset)
-    return PreparedCall(inputs, start, mask, seq_lengths, reset, constants, dropout, training,
-                        fused)
-
-  def _run(self, params, call: PreparedCall) -> engine.RNNResult:
-    """The prepared call on its path: the fused kernel or the scan engine."""
-    if call.fused:
-      return kernels.fused_layer_apply(self, params, call.inputs, call.start, call.seq_lengths,
-                                       training=call.training, dropout=call.dropout)
-    return engine.rnn(
-        self.cell, params, call.inputs, call.start, mask=call.mask, reset=call.reset,
-        go_backwards=self.go_backwards, unroll=self.scan_unroll, time_major=self.time_major,
-        zero_output_for_mask=self.zero_output_for_mask,
-        return_sequences=self.return_sequences, training=call.training,
-        constants=call.constants, dropout=call.dropout, remat=self.remat)
-
-  # Helpers ------------------------------------------------------------------
-
-  def _takes_fused_path(self, inputs, mask, seq_lengths, training, constants, reset) -> bool:
-    """Layers with a `fused_request` (LSTM, GRU) ask the kernel dispatch; it raises for
-    use_fused=True on an ineligible call, before anything is traced."""
-    if not hasattr(self, "fused_request"):
-      return False
-    choice = kernels.which_path(self, inputs, mask=mask, seq_lengths=seq_lengths,
-                                training=training, constants=constants, reset=reset)
-    return choice.path == "fused"
-
-  def _package(self, result: engine.RNNResult):
+  def finish(self, result: engine.RNNResult):
+    """A run's result as `apply` returns it (Keras order)."""
     output = result.outputs if self.return_sequences else result.last_output
     out = (output, *result.final_state) if self.return_state else output
     return (out, result.final_state) if self.stateful else out
 
-  def _compute_dtype(self, cell, inputs):
-    leaf = jax.tree.leaves(inputs)[0]
-    if hasattr(cell, "compute_dtype"):
-      return cell.compute_dtype(leaf)
+  # Helpers ------------------------------------------------------------------
+
+  def _compute_dtype(self, leaf):
+    if hasattr(self.cell, "compute_dtype"):
+      return self.cell.compute_dtype(leaf)
     return jnp.result_type(leaf.dtype, jnp.float32)
 
-  def _start_state(self, cell, initial_state, state, batch, compute_dtype, input_shape=None):
+  def _check_constants(self, params, constants, batch: int):
+    """Checks `constants` before tracing: the cell must take them (the built-in dense cells
+    do not, as in Keras 2), every leaf must be (B, ...), then the cell's own check."""
+    if constants is None:
+      return None
+    cell = self.cell
+    if not getattr(cell, "accepts_constants", True):
+      raise ValueError(
+          f"constants= was given but {type(cell).__name__} takes no constants; constants are "
+          "for custom cells whose __call__ / step reads them (pass constants=None)."
+      )
+    constants = _validation.constants_tree(constants, batch)
+    validate = getattr(cell, "validate_constants", None)
+    if validate is not None:
+      validate(params, constants, batch)
+    return constants
+
+  def _start_state(self, initial_state, state, batch, compute_dtype, input_shape=None):
     carry_dtype = jnp.dtype(self.carry_dtype) if self.carry_dtype is not None else compute_dtype
 
     def zeros():
-      return as_tuples(initial_state_of(cell, batch, carry_dtype, input_shape))
+      return as_tuples(initial_state_of(self.cell, batch, carry_dtype, input_shape))
 
     expected = jax.eval_shape(zeros)
     if state is not None and not self.stateful:
@@ -240,12 +268,14 @@ class RecurrentLayer:
           "a non-stateful layer from given states."
       )
     if initial_state is not None:
-      return _checks.state_like(initial_state, expected, argument="initial_state", batch=batch)
+      return _validation.state_like(initial_state, expected, argument="initial_state",
+                                    batch=batch)
     if state is not None:
-      return _checks.state_like(state, expected, argument="state", batch=batch)
+      return _validation.state_like(state, expected, argument="state", batch=batch)
     return zeros()
 
-  def _dropout_masks(self, cell, training, rng, batch, input_shape, dtype):
+  def _dropout_masks(self, training, rng, batch, input_shape, dtype):
+    cell = self.cell
     if not (training and cell.uses_dropout()):
       return None
     if rng is None:
@@ -254,12 +284,12 @@ class RecurrentLayer:
           f"({type(self).__name__} has dropout={getattr(cell, 'dropout', None)}, "
           f"recurrent_dropout={getattr(cell, 'recurrent_dropout', None)}); got rng=None."
       )
-    _checks.check_key(rng, "rng")
+    _validation.check_key(rng, "rng")
     return cell.dropout_masks(rng, batch, input_shape, dtype)
 
 
 @dataclasses.dataclass(frozen=True)
-class RNN(RecurrentLayer, SequenceOptions):
+class RNN(SequenceLayer):
   """A sequence layer over any cell (Keras `keras.layers.RNN`).
 
   `cell` is an rnnjax Cell, or a list of cells (run as `StackedRNNCells`).

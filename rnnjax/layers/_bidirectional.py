@@ -7,10 +7,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .. import _regularizers, _validation as _checks
-from ..engine._scan import as_tuples
-from ..dispatch import fused_layers_apply, pair_ineligibility
-from ._base import RecurrentLayer, reset_state_tree
+from .. import _regularizers, _validation as _checks, dispatch
+from ..engine import as_tuples
+from ._base import SequenceLayer, reset_state_tree
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -23,15 +22,11 @@ _MERGE = {
 
 
 def _check_sequence_layer(layer, argument: str) -> None:
-  if not isinstance(layer, RecurrentLayer) or not dataclasses.is_dataclass(layer):
+  if not isinstance(layer, SequenceLayer) or not dataclasses.is_dataclass(layer):
     raise TypeError(
         f"{argument} must be an rnnjax sequence layer (rj.LSTM, rj.GRU, rj.SimpleRNN, "
         f"rj.RNN, rj.ConvLSTM2D, ...), got {layer!r}."[:400]
     )
-
-
-def _weights_owner(layer):
-  return getattr(layer, "cell", layer)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,8 +67,8 @@ class Bidirectional:
       segments at the segment ends, so each packed segment is processed on its own both
       ways.
 
-  Two LSTM directions that each take the fused kernel (see `rj.kernels.which_path`) run in
-  one launch of the fused bidirectional kernel; other pairs run each direction on its path.
+  Each direction runs through its layer's public `prepare` / `finish`; two LSTM (or two GRU)
+  directions that each take the Pallas kernel share one launch (see `rj.kernels.which_path`).
 
   >>> import jax, jax.numpy as jnp, rnnjax as rj
   >>> layer = rj.Bidirectional(rj.LSTM(64, return_sequences=True))
@@ -188,9 +183,12 @@ class Bidirectional:
             "backward": self._backward.init(k_backward, inputs)}
 
   def _state_counts(self) -> tuple[int, int]:
-    """How many top-level states each direction has (LSTM 2, GRU 1, RNN([c1, c2]) 2)."""
-    return tuple(len(jax.eval_shape(lambda l=l: l.get_initial_state(1)))
-                 for l in (self._forward, self._backward))
+    """How many top-level states each direction has (LSTM 2, GRU 1, RNN([c1, c2]) 2),
+    read off the cells' `state_size` (no input shape needed, so ConvLSTM works too)."""
+    def count(layer):
+      size = layer.cell.state_size
+      return 1 if isinstance(size, int) else len(size)
+    return count(self._forward), count(self._backward)
 
   def get_initial_state(self, batch_size: int, dtype=jnp.float32) -> tuple:
     """Zero states `(*forward_states, *backward_states)` for `batch_size` rows."""
@@ -224,8 +222,10 @@ class Bidirectional:
     if halves[0] is None:
       return
     batch, _ = _checks.sequence_dims(inputs, time_major=self.time_major)
+    input_shape = _checks.step_shapes(inputs)
     for name, layer, given in zip(("forward", "backward"), (self._forward, self._backward), halves):
-      expected = jax.eval_shape(lambda layer=layer: layer.get_initial_state(batch))
+      expected = jax.eval_shape(
+          lambda layer=layer: layer.get_initial_state(batch, input_shape=input_shape))
       _checks.state_like(given, expected, argument=f"{argument} ({name} half)", batch=batch)
 
   # The call -----------------------------------------------------------------
@@ -281,22 +281,26 @@ class Bidirectional:
     return out
 
   def _run_directions(self, params, inputs, inits, kwargs):
-    """Each direction's `apply` result. Two LSTM directions that each take the fused
-    kernel run in one launch of the fused bidirectional kernel (see `which_path`)."""
+    """Each direction's `apply` result: both calls prepared through the layers' public
+    `prepare`, run by the dispatch (in one launch when it allows), packaged by `finish`."""
     layers = self.direction_layers
-    keys = ("forward", "backward")
-    if not all(hasattr(layer, "fused_request") for layer in layers):
-      return tuple(layer.apply(params[k], inputs, init, **kw)
-                   for layer, k, init, kw in zip(layers, keys, inits, kwargs))
-    calls = [layer._prepare(params[k], inputs, init, **kw)
-             for layer, k, init, kw in zip(layers, keys, inits, kwargs)]
-    if all(c.fused for c in calls) and not pair_ineligibility(*layers, calls[0].inputs):
-      results = fused_layers_apply(layers, [params[k] for k in keys], calls[0].inputs,
-                                   [c.start for c in calls], calls[0].seq_lengths,
-                                   dropouts=[c.dropout for c in calls])
-    else:
-      results = [layer._run(params[k], c) for layer, k, c in zip(layers, keys, calls)]
-    return tuple(layer._package(r) for layer, r in zip(layers, results))
+    calls = [layer.prepare(params[k], inputs, init, **kw)
+             for layer, k, init, kw in zip(layers, ("forward", "backward"), inits, kwargs)]
+    results = dispatch.run_together(calls)
+    return tuple(layer.finish(r) for layer, r in zip(layers, results))
+
+  def call_specs(self, inputs, **call) -> tuple:
+    """The specs of the two direction runs (see `rj.kernels.which_path`)."""
+    return tuple(layer.call_spec(inputs, **call) for layer in self.direction_layers)
+
+  def map_weight_owners(self, fn, params):
+    """`fn(cell, cell_params)` at every weight-owning cell of both directions."""
+    if not isinstance(params, dict) or set(params) != {"forward", "backward"}:
+      raise TypeError(
+          "params of Bidirectional must be a dict with keys ['forward', 'backward'], got "
+          f"{_checks.describe(params)}.")
+    return {"forward": self._forward.map_weight_owners(fn, params["forward"]),
+            "backward": self._backward.map_weight_owners(fn, params["backward"])}
 
   def _in_time_order(self, outputs, layer):
     """A go_backwards layer's sequence (processing order) flipped back to input order."""
@@ -321,11 +325,11 @@ class Bidirectional:
 
   def to_keras_weights(self, params) -> list:
     """Keras `get_weights()` order: the forward layer's weights, then the backward's."""
-    return (_weights_owner(self._forward).to_keras_weights(params["forward"])
-            + _weights_owner(self._backward).to_keras_weights(params["backward"]))
+    return (self._forward.cell.to_keras_weights(params["forward"])
+            + self._backward.cell.to_keras_weights(params["backward"]))
 
   def from_keras_weights(self, arrays: list):
     """(params, remaining arrays) from the head of a Keras weight list."""
-    forward, arrays = _weights_owner(self._forward).from_keras_weights(list(arrays))
-    backward, arrays = _weights_owner(self._backward).from_keras_weights(arrays)
+    forward, arrays = self._forward.cell.from_keras_weights(list(arrays))
+    backward, arrays = self._backward.cell.from_keras_weights(arrays)
     return {"forward": forward, "backward": backward}, arrays

@@ -1,51 +1,34 @@
 """SimpleRNN, GRU and LSTM: Keras 3 layers over the built-in cells.
 
-Each layer takes every argument of its Keras 3 namesake, with the same defaults,
-and the cell arguments are the cell's own (one definition, shared through the
-config classes)."""
+A layer is its cell's config (every argument of its Keras 3 namesake, with the same
+defaults, one definition shared with the cell) plus the sequence options; `cell` is built
+from the layer's own copies of the cell arguments.
+
+use_fused (GRU, LSTM): "auto" (a fast path when one takes the call, else the scan), True
+(a fast path, or a ValueError naming every reason none can), False (always the scan).
+`use_cudnn` is Keras's name for the same switch, honoured when `use_fused` is "auto".
+"""
 
 import dataclasses
 import functools
 from typing import Any
 
 from ..cells import GRUCell, GRUConfig, LSTMCell, LSTMConfig, SimpleRNNCell, SimpleRNNConfig
-from ._base import RecurrentLayer, SequenceOptions
-
-_FUSED_CHOICES = ("auto", True, False)
+from ._base import SequenceLayer
 
 
-@dataclasses.dataclass(frozen=True)
-class FusedOption:
-  """use_fused: "auto" (the fused kernel when eligible, else the scan), True (the kernel,
-  or a clear error saying why not), False (always the scan). `use_cudnn` is Keras's
-  name for the same switch and is honoured when `use_fused` is left at "auto"."""
+def cell_property(cell_type):
+  """A cached `cell` property: `cell_type` built from the layer's cell arguments."""
+  def cell(self):
+    names = [f.name for f in dataclasses.fields(cell_type) if f.init]
+    return cell_type(**{n: getattr(self, n) for n in names})
 
-  _: dataclasses.KW_ONLY
-  use_fused: Any = "auto"
-  use_cudnn: Any = "auto"
-
-  def __post_init__(self):
-    for name in ("use_fused", "use_cudnn"):
-      value = getattr(self, name)
-      if not any(value is c or value == c and type(value) is type(c) for c in _FUSED_CHOICES):
-        raise ValueError(f'{name} must be "auto", True or False, got {value!r}.')
-    nxt = getattr(super(FusedOption, self), "__post_init__", None)
-    if nxt is not None:
-      nxt()
-
-  @property
-  def fused_request(self):
-    return self.use_cudnn if self.use_fused == "auto" else self.use_fused
-
-
-def _cell_of(layer, cell_type):
-  """The layer's cell, built from the layer's own copies of the cell arguments."""
-  names = [f.name for f in dataclasses.fields(cell_type) if f.init]
-  return cell_type(**{n: getattr(layer, n) for n in names})
+  cell.__doc__ = f"The layer's {cell_type.__name__}, from its own cell arguments."
+  return functools.cached_property(cell)
 
 
 @dataclasses.dataclass(frozen=True)
-class SimpleRNN(SimpleRNNConfig, RecurrentLayer, SequenceOptions):
+class SimpleRNN(SimpleRNNConfig, SequenceLayer):
   """Fully connected RNN (Keras `SimpleRNN`). Params as `SimpleRNNCell`.
 
   >>> import jax, jax.numpy as jnp, rnnjax as rj
@@ -55,13 +38,11 @@ class SimpleRNN(SimpleRNNConfig, RecurrentLayer, SequenceOptions):
   (2, 5, 4)
   """
 
-  @functools.cached_property
-  def cell(self) -> SimpleRNNCell:
-    return _cell_of(self, SimpleRNNCell)
+  cell = cell_property(SimpleRNNCell)
 
 
 @dataclasses.dataclass(frozen=True)
-class GRU(GRUConfig, FusedOption, RecurrentLayer, SequenceOptions):
+class GRU(GRUConfig, SequenceLayer):
   """Gated recurrent unit layer (Keras `GRU`). Params as `GRUCell`.
 
   >>> import jax, jax.numpy as jnp, rnnjax as rj
@@ -72,13 +53,15 @@ class GRU(GRUConfig, FusedOption, RecurrentLayer, SequenceOptions):
   ((2, 4), (2, 4))
   """
 
-  @functools.cached_property
-  def cell(self) -> GRUCell:
-    return _cell_of(self, GRUCell)
+  _: dataclasses.KW_ONLY
+  use_fused: Any = "auto"
+  use_cudnn: Any = "auto"
+
+  cell = cell_property(GRUCell)
 
 
 @dataclasses.dataclass(frozen=True)
-class LSTM(LSTMConfig, FusedOption, RecurrentLayer, SequenceOptions):
+class LSTM(LSTMConfig, SequenceLayer):
   """Long short-term memory layer (Keras `LSTM`). Params as `LSTMCell`.
 
   >>> import jax, jax.numpy as jnp, rnnjax as rj
@@ -89,6 +72,8 @@ class LSTM(LSTMConfig, FusedOption, RecurrentLayer, SequenceOptions):
   ((2, 4), (2, 4), (2, 4))
   """
 
-  @functools.cached_property
-  def cell(self) -> LSTMCell:
-    return _cell_of(self, LSTMCell)
+  _: dataclasses.KW_ONLY
+  use_fused: Any = "auto"
+  use_cudnn: Any = "auto"
+
+  cell = cell_property(LSTMCell)

@@ -8,16 +8,15 @@ or (B, [T,] F, *S'), S' being the input convolution's output spatial shape.
 """
 
 import dataclasses
-import functools
 
 from ..cells import (ConvLSTM1DCell, ConvLSTM1DConfig, ConvLSTM2DCell, ConvLSTM2DConfig,
                      ConvLSTM3DCell, ConvLSTM3DConfig)
-from ._base import RecurrentLayer, SequenceOptions
-from ._builtin import _cell_of
+from ._base import SequenceLayer
+from ._builtin import cell_property
 
 
 @dataclasses.dataclass(frozen=True)
-class ConvLSTM1D(ConvLSTM1DConfig, RecurrentLayer, SequenceOptions):
+class ConvLSTM1D(ConvLSTM1DConfig, SequenceLayer):
   """1D convolutional LSTM (Keras `ConvLSTM1D`): inputs (B, T, W, C). Params as
   `ConvLSTM1DCell`: `kernel` (k, C, 4F), `recurrent_kernel` (k, F, 4F), `bias` (4F,).
 
@@ -28,13 +27,11 @@ class ConvLSTM1D(ConvLSTM1DConfig, RecurrentLayer, SequenceOptions):
   (2, 5, 7, 4)
   """
 
-  @functools.cached_property
-  def cell(self) -> ConvLSTM1DCell:
-    return _cell_of(self, ConvLSTM1DCell)
+  cell = cell_property(ConvLSTM1DCell)
 
 
 @dataclasses.dataclass(frozen=True)
-class ConvLSTM2D(ConvLSTM2DConfig, RecurrentLayer, SequenceOptions):
+class ConvLSTM2D(ConvLSTM2DConfig, SequenceLayer):
   """2D convolutional LSTM (Keras `ConvLSTM2D`): inputs (B, T, H, W, C). Params as
   `ConvLSTM2DCell`: `kernel` (kh, kw, C, 4F), `recurrent_kernel` (kh, kw, F, 4F),
   `bias` (4F,).
@@ -47,13 +44,11 @@ class ConvLSTM2D(ConvLSTM2DConfig, RecurrentLayer, SequenceOptions):
   ((2, 8, 8, 4), (2, 8, 8, 4))
   """
 
-  @functools.cached_property
-  def cell(self) -> ConvLSTM2DCell:
-    return _cell_of(self, ConvLSTM2DCell)
+  cell = cell_property(ConvLSTM2DCell)
 
 
 @dataclasses.dataclass(frozen=True)
-class ConvLSTM3D(ConvLSTM3DConfig, RecurrentLayer, SequenceOptions):
+class ConvLSTM3D(ConvLSTM3DConfig, SequenceLayer):
   """3D convolutional LSTM (Keras `ConvLSTM3D`): inputs (B, T, D, H, W, C). Params as
   `ConvLSTM3DCell`: `kernel` (kd, kh, kw, C, 4F), `recurrent_kernel` (kd, kh, kw, F, 4F),
   `bias` (4F,).
@@ -65,6 +60,4 @@ class ConvLSTM3D(ConvLSTM3DConfig, RecurrentLayer, SequenceOptions):
   (2, 2, 3, 3, 4)
   """
 
-  @functools.cached_property
-  def cell(self) -> ConvLSTM3DCell:
-    return _cell_of(self, ConvLSTM3DCell)
+  cell = cell_property(ConvLSTM3DCell)

@@ -12,7 +12,7 @@ import pytest
 import jax
 import jax.numpy as jnp
 import rnnjax as rj
-from rnnjax.pallas.lstm import _api as lstm_api
+import rnnjax.pallas
 
 from tests.kernels._helpers import assert_trees_close, with_grads
 
@@ -24,13 +24,13 @@ LENGTHS = np.array([0, T, 3], np.int32)   # empty, full and padded rows
 def launches(monkeypatch):
   """The `directions` of every fused LSTM launch traced (one entry per launch)."""
   calls = []
-  original = lstm_api.run
+  original = rnnjax.pallas.run_lstm
 
   def spy(*args, **kwargs):
     calls.append(kwargs["directions"])
     return original(*args, **kwargs)
 
-  monkeypatch.setattr(lstm_api, "run", spy)
+  monkeypatch.setattr(rnnjax.pallas, "run_lstm", spy)
   return calls
 
 
@@ -186,8 +186,9 @@ def test_two_launches_when_directions_cannot_share_one(launches):
         (rj.Bidirectional(rj.LSTM(8), backward_layer=rj.LSTM(8, go_backwards=True,
                                                              dtype="bfloat16")),
          "compute dtypes differ (float32 forward, bfloat16 backward)"),
-        (rj.Bidirectional(rj.GRU(8)),
-         "the one-launch bidirectional kernel needs two LSTM layers, got GRU and GRU"),
+        (rj.Bidirectional(rj.LSTM(8), backward_layer=rj.GRU(8, go_backwards=True),
+                          merge_mode="concat"),
+         "the directions run different kernels (LSTM and GRU)"),
     ]
     for bidir, why in cases:
       choice = _path(bidir)
@@ -231,3 +232,44 @@ def test_direction_layers_are_the_layers_apply_runs():
   assert forward is bidir.forward_layer and not forward.go_backwards and backward.go_backwards
   assert forward.zero_output_for_mask and backward.zero_output_for_mask
   assert dataclasses.replace(backward, zero_output_for_mask=False) == bidir.backward_layer
+
+
+@pytest.fixture
+def gru_launches(monkeypatch):
+  """The `directions` of every fused GRU launch traced (one entry per launch)."""
+  calls = []
+  original = rnnjax.pallas.run_gru
+
+  def spy(*args, **kwargs):
+    calls.append(kwargs["directions"])
+    return original(*args, **kwargs)
+
+  monkeypatch.setattr(rnnjax.pallas, "run_gru", spy)
+  return calls
+
+
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_gru_directions_share_one_launch_and_match_the_scan(gru_launches, use_bias):
+  """Two GRU directions run in one launch of the fused GRU kernel (grid axis 0 =
+  direction), equal to the scan, values and gradients, with seq_lengths."""
+  x, states = _inputs()
+
+  def bidir(use_fused):
+    return rj.Bidirectional(rj.GRU(U, use_fused=use_fused, use_bias=use_bias,
+                                   return_sequences=True, return_state=True))
+
+  params = _params(bidir(False), x)
+  init = [states[0], states[2]]
+
+  def fn(layer):
+    return lambda p, x, s: layer.apply(p, x, initial_state=s, seq_lengths=LENGTHS)
+
+  with rj.kernels.force_interpret():
+    choice = _path(bidir("auto"), x, seq_lengths=LENGTHS)
+    assert choice == ("fused", "both directions eligible: one-launch fused bidirectional GRU "
+                      "kernel (grid axis 0 = direction) in Pallas interpret mode (forced)")
+    got, got_grads = with_grads(fn(bidir("auto")), params, x, init)
+  assert gru_launches and set(gru_launches) == {(False, True)}
+  want, want_grads = with_grads(fn(bidir(False)), params, x, init)
+  assert_trees_close(got, want, "float32", "forward")
+  assert_trees_close(got_grads, want_grads, "float32", "gradient")

@@ -7,6 +7,7 @@ import pytest
 import jax
 import jax.numpy as jnp
 import rnnjax as rj
+from rnnjax.dispatch import REGISTRY
 
 from tests.kernels._helpers import assert_trees_close, with_grads
 
@@ -37,15 +38,14 @@ def _setup(kind, options, seed=0):
 
 @pytest.fixture
 def fused_calls(monkeypatch):
-  """The layers whose calls (traces) took the fused path."""
+  """The layers whose calls (traces) took a fused implementation of the registry."""
   calls = []
-  original = rj.kernels.fused_layer_apply
-
-  def spy(*args, **kwargs):
-    calls.append(args[0])
-    return original(*args, **kwargs)
-
-  monkeypatch.setattr(rj.kernels, "fused_layer_apply", spy)
+  for implementations in REGISTRY.values():
+    for impl in implementations:
+      def spy(call, original=impl.run):
+        calls.append(call.spec.layer_name)
+        return original(call)
+      monkeypatch.setattr(impl, "run", spy)
   return calls
 
 

@@ -1,0 +1,37 @@
+"""The registry of fast paths: for each cell type, the implementations that can run it
+instead of the scan, each on its platform, tried in order. The scan engine runs every
+call that none of them takes.
+
+Adding a backend (a GPU kernel, a parallel scan) is a new module with an object that has
+`name`, `platform`, `where`, `declines(spec)`, `run(call)` (and optionally
+`run_together(calls)`, `together_declines(specs)`), plus one line in `FAST` below.
+"""
+
+from .. import _platform, pallas
+from ..cells import GRUCell, LSTMCell
+from ._cpu_lstm import CPU_LSTM
+from ._pallas import PALLAS_GRU, PALLAS_LSTM
+from ._scan import SCAN
+
+FAST = {
+    LSTMCell: (CPU_LSTM, PALLAS_LSTM),
+    GRUCell: (PALLAS_GRU,),
+}
+
+
+def platform() -> str:
+  """The platform the fast paths are chosen for: "gpu" on a GPU and when Pallas interpret
+  mode is forced (a CPU then stands in for a GPU), else `jax.default_backend()`."""
+  if _platform.on_gpu() or pallas.interpret_forced():
+    return "gpu"
+  return _platform.backend()
+
+
+def implementations(cell) -> tuple:
+  """The fast implementations registered for `cell`'s exact type (a subclass may change
+  the step, so it gets the scan unless registered itself)."""
+  return FAST.get(type(cell), ())
+
+
+def scan():
+  return SCAN
