@@ -100,7 +100,7 @@ class SequenceLayer:
     counts when `use_fused` is "auto"; None for layers without the switch."""
     if not hasattr(self, "use_fused"):
       return None
-    return self.use_cudnn if self.use_fused == "auto" else self.use_fused
+    return getattr(self, "use_cudnn", "auto") if self.use_fused == "auto" else self.use_fused
 
   @property
   def scan_unroll(self) -> int | bool:

@@ -4,9 +4,11 @@ A layer is its cell's config (every argument of its Keras 3 namesake, with the s
 defaults, one definition shared with the cell) plus the sequence options; `cell` is built
 from the layer's own copies of the cell arguments.
 
-use_fused (GRU, LSTM): "auto" (a fast path when one takes the call, else the scan), True
+use_fused: "auto" (a fast path when one takes the call, else the scan), True
 (a fast path, or a ValueError naming every reason none can), False (always the scan).
-`use_cudnn` is Keras's name for the same switch, honoured when `use_fused` is "auto".
+On GRU and LSTM, `use_cudnn` is Keras's name for the same switch, honoured when
+`use_fused` is "auto". Which fast paths exist is the dispatch registry's business
+(`rnnjax.dispatch.REGISTRY`); a layer whose cell has none runs the scan.
 """
 
 import dataclasses
@@ -37,6 +39,9 @@ class SimpleRNN(SimpleRNNConfig, SequenceLayer):
   >>> layer.apply(layer.init(jax.random.key(0), x), x).shape
   (2, 5, 4)
   """
+
+  _: dataclasses.KW_ONLY
+  use_fused: Any = "auto"
 
   cell = cell_property(SimpleRNNCell)
 

@@ -8,6 +8,7 @@ or (B, [T,] F, *S'), S' being the input convolution's output spatial shape.
 """
 
 import dataclasses
+from typing import Any
 
 from ..cells import (ConvLSTM1DCell, ConvLSTM1DConfig, ConvLSTM2DCell, ConvLSTM2DConfig,
                      ConvLSTM3DCell, ConvLSTM3DConfig)
@@ -27,6 +28,9 @@ class ConvLSTM1D(ConvLSTM1DConfig, SequenceLayer):
   (2, 5, 7, 4)
   """
 
+  _: dataclasses.KW_ONLY
+  use_fused: Any = "auto"
+
   cell = cell_property(ConvLSTM1DCell)
 
 
@@ -44,6 +48,9 @@ class ConvLSTM2D(ConvLSTM2DConfig, SequenceLayer):
   ((2, 8, 8, 4), (2, 8, 8, 4))
   """
 
+  _: dataclasses.KW_ONLY
+  use_fused: Any = "auto"
+
   cell = cell_property(ConvLSTM2DCell)
 
 
@@ -59,5 +66,8 @@ class ConvLSTM3D(ConvLSTM3DConfig, SequenceLayer):
   >>> layer.apply(layer.init(jax.random.key(0), x), x).shape
   (2, 2, 3, 3, 4)
   """
+
+  _: dataclasses.KW_ONLY
+  use_fused: Any = "auto"
 
   cell = cell_property(ConvLSTM3DCell)
