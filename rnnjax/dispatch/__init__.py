@@ -15,8 +15,9 @@ from ._plan import run as run
 from ._plan import run_together as run_together
 from ._plan import which_path as which_path
 from ._registry import FAST as REGISTRY
+from ._registry import context as context
 
 __all__ = [
-    "Call", "CallSpec", "PathChoice", "Plan", "REGISTRY", "RunOptions", "fused_layer_apply", "plan",
-    "plan_together", "run", "run_together", "which_path",
+    "Call", "CallSpec", "PathChoice", "Plan", "REGISTRY", "RunOptions", "context",
+    "fused_layer_apply", "plan", "plan_together", "run", "run_together", "which_path",
 ]

@@ -27,6 +27,12 @@ def platform() -> str:
   return _platform.backend()
 
 
+def context() -> tuple:
+  """A hashable snapshot of what `plan` depends on beyond the call: the platform and the
+  registry's contents (cached compilations key on it)."""
+  return platform(), tuple(FAST.items())
+
+
 def implementations(cell) -> tuple:
   """The fast implementations registered for `cell`'s exact type (a subclass may change
   the step, so it gets the scan unless registered itself)."""

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from .. import _regularizers, _validation, dispatch, engine
 from ..cells import Cell, StackedRNNCells, initial_state_of
 from ..engine import as_tuples, check_remat
+from ._eager import cached_apply
 
 _FUSED_CHOICES = ("auto", True, False)
 
@@ -144,9 +145,11 @@ class SequenceLayer:
 
   # The call -----------------------------------------------------------------
 
+  @cached_apply
   def apply(self, params, inputs, initial_state=None, mask=None, training: bool = False,
             rng=None, constants=None, *, state=None, reset=None, seq_lengths=None):
-    """Runs the layer over a sequence.
+    """Runs the layer over a sequence. An eager call compiles once per layer and input
+    shapes (see `_eager.py`); inside a transform it traces as written.
 
     Args:
       params: what `init` returned.

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from .. import _regularizers, _validation as _checks, dispatch
 from ..engine import as_tuples
 from ._base import SequenceLayer, reset_state_tree
+from ._eager import cached_apply
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -230,6 +231,7 @@ class Bidirectional:
 
   # The call -----------------------------------------------------------------
 
+  @cached_apply
   def apply(self, params, inputs, initial_state=None, mask=None, training: bool = False,
             rng=None, constants=None, *, state=None, reset=None, seq_lengths=None):
     """Runs both directions and merges them; see the class docstring for the results."""
