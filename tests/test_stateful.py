@@ -13,7 +13,7 @@ import pytest
 import rnnjax as rj
 
 from tests import fast_jit, keras_reference as ref
-from tests.registry import MinimalRNNCell
+from tests.cells import MinimalRNNCell
 from tests.test_errors import raises
 
 B, T, F = 8, 7, 3
