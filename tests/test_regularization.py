@@ -24,10 +24,7 @@ def _x(seed=0):
 
 
 def _keras_losses(k_layer, x, **call):
-  with jax.numpy_rank_promotion("allow"):
-    k_layer.build(x.shape)
-  weights = ref.random_weights(k_layer, seed=1)
-  k_layer.set_weights(weights)
+  weights = ref.build_for_shape(k_layer, x.shape, seed=1)
   ref.run(k_layer, x, **call)
   return weights, float(sum(np.asarray(l) for l in k_layer.losses))
 
