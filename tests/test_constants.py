@@ -6,7 +6,6 @@ before tracing."""
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 import rnnjax as rj
 
