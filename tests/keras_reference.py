@@ -5,6 +5,8 @@ import jax
 import keras
 import numpy as np
 
+from tests import fast_jit
+
 
 def random_weights(keras_layer, seed: int, scale: float = 0.5) -> list[np.ndarray]:
   """Random normal weights for every array of a built Keras layer (no symmetric constants,
@@ -28,6 +30,33 @@ def build(keras_layer, inputs, seed: int = 0) -> list[np.ndarray]:
   weights = random_weights(keras_layer, seed)
   keras_layer.set_weights(weights)
   return weights
+
+
+def build_for_shape(keras_layer, input_shape, seed: int) -> list[np.ndarray]:
+  """Builds `keras_layer` for `input_shape` without calling it (cheaper than `build`),
+  sets random weights and returns them."""
+  with jax.numpy_rank_promotion("allow"):  # Keras's initializers rely on it
+    keras_layer.build(input_shape)
+  weights = random_weights(keras_layer, seed)
+  keras_layer.set_weights(weights)
+  return weights
+
+
+def run_twins(keras_layers, rj_layers, params, args):
+  """Every named Keras layer and its rnnjax twin on the same inputs, all Keras layers in
+  one compiled call and all rnnjax layers in another (compiling each pair separately
+  takes minutes). `args`: {name: (x, call kwargs)}; returns {name: (keras out, rnnjax out)}."""
+
+  def run_keras(args):
+    with jax.numpy_rank_promotion("allow"):
+      return {n: keras_layers[n](x, **kw) for n, (x, kw) in args.items()}
+
+  def run_rnnjax(params, args):
+    return {n: rj_layers[n].apply(params[n], x, **kw) for n, (x, kw) in args.items()}
+
+  expected = fast_jit.run(run_keras, args)
+  got = fast_jit.run(run_rnnjax, params, args)
+  return {n: (expected[n], got[n]) for n in args}
 
 
 def mixed_mask(batch: int, steps: int) -> np.ndarray:

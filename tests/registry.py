@@ -5,38 +5,11 @@ Bidirectional is not here: chunked streaming, go_backwards reversal and trimming
 hold for a layer that reads the sequence both ways (tests/test_bidirectional.py and
 tests/test_stateful.py cover it)."""
 
-import dataclasses
-
-import jax
-import jax.numpy as jnp
 import rnnjax as rj
 
+from tests.cells import MinimalRNNCell
+
 F = 3   # input features of every entry
-
-
-@dataclasses.dataclass(frozen=True)
-class MinimalRNNCell(rj.Cell):
-  """The README's custom cell: h' = tanh(x W + h U)."""
-
-  units: int
-
-  @property
-  def state_size(self):
-    return self.units
-
-  @property
-  def output_size(self):
-    return self.units
-
-  def init(self, key, input_shape):
-    k1, k2 = jax.random.split(key)
-    return {"w": jax.random.normal(k1, (input_shape[-1], self.units)) * 0.5,
-            "u": jax.random.normal(k2, (self.units, self.units)) * 0.5}
-
-  def __call__(self, params, inputs, states, *, training=False, constants=None):
-    h = jnp.tanh(inputs @ params["w"] + states[0] @ params["u"])
-    return h, (h,)
-
 
 LAYERS = {
     "simple_rnn": lambda **kw: rj.SimpleRNN(4, **kw),

@@ -3,63 +3,17 @@ step. An attention cell over a (B, S, D) memory is checked against a NumPy loop,
 stacked and bidirectional; gradients flow to the constants; bad constants are caught
 before tracing."""
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pytest
 
 import rnnjax as rj
 
 from tests import fast_jit, numpy_reference as npref
+from tests.cells import AttentionCell
 from tests.test_errors import raises
 
 B, T, F, S, D, U = 4, 6, 3, 5, 7, 8
-
-
-@dataclasses.dataclass(frozen=True)
-class AttentionCell(rj.Cell):
-  """h' = tanh(x W_x + h W_h + context W_c + b), context = softmax((h W_q) . memory) memory.
-
-  constants: `[memory]`, memory (B, S, D) with D = memory_dim.
-  """
-
-  units: int
-  memory_dim: int
-
-  @property
-  def state_size(self):
-    return self.units
-
-  @property
-  def output_size(self):
-    return self.units
-
-  def init(self, key, input_shape):
-    ks = jax.random.split(key, 5)
-    u, d = self.units, self.memory_dim
-    shapes = {"w_x": (input_shape[-1], u), "w_h": (u, u), "w_q": (u, d), "w_c": (d, u), "b": (u,)}
-    return {n: 0.5 * jax.random.normal(k, s) for k, (n, s) in zip(ks, shapes.items())}
-
-  def validate_constants(self, params, constants, batch_size):
-    if not isinstance(constants, (list, tuple)) or len(constants) != 1:
-      raise TypeError(f"AttentionCell needs constants=[memory], got {type(constants).__name__} "
-                      f"of length {len(jax.tree.leaves(constants))}.")
-    (memory,) = constants
-    if memory.ndim != 3 or memory.shape[-1] != self.memory_dim:
-      raise ValueError(f"constants[0] (memory) must have shape (B, S, {self.memory_dim}), got "
-                       f"{tuple(memory.shape)}.")
-
-  def __call__(self, params, inputs, states, *, training=False, constants=None):
-    (memory,) = constants
-    (h,) = states
-    q = h @ params["w_q"]
-    attention = jax.nn.softmax(jnp.einsum("bd,bsd->bs", q, memory), axis=-1)
-    context = jnp.einsum("bs,bsd->bd", attention, memory)
-    b = params["b"].reshape((1, -1))
-    h = jnp.tanh(inputs @ params["w_x"] + h @ params["w_h"] + context @ params["w_c"] + b)
-    return h, (h,)
 
 
 def attention_step(p, memory):

@@ -3,8 +3,6 @@ the Keras RNN guide's `NestedCell` (a video frame and its audio as one time step
 against a plain Python loop, trained with optax, in a dict variant and inside
 Bidirectional. Keras 3 cannot run this example (it dropped nested inputs)."""
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,61 +12,11 @@ import pytest
 import rnnjax as rj
 
 from tests import fast_jit
+from tests.cells import DictNestedCell, NestedCell
 
 B, T = 4, 5
 I1, I2, I3 = 32, 64, 32        # the guide's input sizes: (B, T, 32) and (B, T, 64, 32)
 U1, U2, U3 = 10, 20, 30        # the guide's NestedCell(10, 20, 30)
-
-
-@dataclasses.dataclass(frozen=True)
-class NestedCell(rj.Cell):
-  """The Keras guide's NestedCell: inputs (x1 (B, I1), x2 (B, I2, I3)), states
-  (s1 (B, U1), s2 (B, U2, U3)); output (x1 @ k1, einsum(x2, k23)), states + output."""
-
-  unit_1: int
-  unit_2: int
-  unit_3: int
-
-  @property
-  def state_size(self):
-    return (self.unit_1, (self.unit_2, self.unit_3))
-
-  @property
-  def output_size(self):
-    return (self.unit_1, (self.unit_2, self.unit_3))
-
-  def init(self, key, input_shape):
-    (i1,), (i2, i3) = input_shape
-    k1, k2 = jax.random.split(key)
-    # Keras "uniform": RandomUniform(-0.05, 0.05).
-    return {"kernel_1": jax.random.uniform(k1, (i1, self.unit_1), minval=-0.05, maxval=0.05),
-            "kernel_2_3": jax.random.uniform(k2, (i2, i3, self.unit_2, self.unit_3),
-                                             minval=-0.05, maxval=0.05)}
-
-  def __call__(self, params, inputs, states, *, training=False, constants=None):
-    x1, x2 = inputs
-    s1, s2 = states
-    o1 = x1 @ params["kernel_1"]
-    o23 = jnp.einsum("bij,ijkl->bkl", x2, params["kernel_2_3"])
-    return (o1, o23), (s1 + o1, s2 + o23)
-
-
-@dataclasses.dataclass(frozen=True)
-class DictNestedCell(NestedCell):
-  """The same cell with dict inputs {"video", "audio"}, dict outputs and one dict state."""
-
-  def init(self, key, input_shape):
-    return super().init(key, (input_shape["video"], input_shape["audio"]))
-
-  def initial_state(self, batch_size, dtype=jnp.float32):
-    return ({"video": jnp.zeros((batch_size, self.unit_1), dtype),
-             "audio": jnp.zeros((batch_size, self.unit_2, self.unit_3), dtype)},)
-
-  def __call__(self, params, inputs, states, *, training=False, constants=None):
-    (state,) = states
-    (o1, o23), (s1, s23) = super().__call__(
-        params, (inputs["video"], inputs["audio"]), (state["video"], state["audio"]))
-    return {"video": o1, "audio": o23}, ({"video": s1, "audio": s23},)
 
 
 def _inputs(seed=0, batch=B, steps=T):

@@ -162,10 +162,7 @@ def test_matches_keras_with_injected_masks():
   for i, (name, (k_cls, r_cls, kw)) in enumerate(KERAS_CASES.items()):
     k_layer = k_cls(U, return_sequences=True, return_state=True, kernel_initializer="zeros",
                     recurrent_initializer="zeros", **kw)
-    with jax.numpy_rank_promotion("allow"):
-      k_layer.build((B, T, F))
-    weights = ref.random_weights(k_layer, seed=i)
-    k_layer.set_weights(weights)
+    weights = ref.build_for_shape(k_layer, (B, T, F), seed=i)
     r_layer = r_cls(U, return_sequences=True, return_state=True, **kw)
     k_layers[name], r_layers[name] = k_layer, r_layer
     params[name] = rj.interop.from_keras(r_layer, weights)

@@ -2,8 +2,6 @@
 `rj.apply_constraints` against Keras's constraint functions on the same weights, both in
 an optax training loop (`rj.with_constraints`), custom-cell hooks, and bad input."""
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import keras
@@ -14,6 +12,7 @@ import pytest
 import rnnjax as rj
 
 from tests import fast_jit, keras_reference as ref
+from tests.cells import ScaledCell
 from tests.test_errors import raises
 
 B, T, F, U = 8, 6, 3, 4
@@ -25,10 +24,7 @@ def _x(seed=0):
 
 
 def _keras_losses(k_layer, x, **call):
-  with jax.numpy_rank_promotion("allow"):
-    k_layer.build(x.shape)
-  weights = ref.random_weights(k_layer, seed=1)
-  k_layer.set_weights(weights)
+  weights = ref.build_for_shape(k_layer, x.shape, seed=1)
   ref.run(k_layer, x, **call)
   return weights, float(sum(np.asarray(l) for l in k_layer.losses))
 
@@ -122,34 +118,6 @@ def test_non_default_constraint_arguments_equal_keras():
   for mine, theirs in pairs:
     with jax.numpy_rank_promotion("allow"):
       np.testing.assert_allclose(mine(w), np.asarray(theirs(w)), rtol=1e-6, atol=1e-7)
-
-
-@dataclasses.dataclass(frozen=True)
-class ScaledCell(rj.Cell):
-  """A custom cell with its own penalty and projection hooks."""
-
-  units: int
-
-  @property
-  def state_size(self):
-    return self.units
-
-  @property
-  def output_size(self):
-    return self.units
-
-  def init(self, key, input_shape):
-    return {"w": jax.random.normal(key, (input_shape[-1], self.units)), "scale": jnp.full((), -2.0)}
-
-  def weight_penalty(self, params):
-    return jnp.sum(params["w"] ** 2)
-
-  def constrain(self, params):
-    return {**params, "scale": jnp.abs(params["scale"])}
-
-  def __call__(self, params, inputs, states, *, training=False, constants=None):
-    h = jnp.tanh(params["scale"] * (inputs @ params["w"]) + states[0])
-    return h, (h,)
 
 
 def test_structures_and_custom_cell_hooks():

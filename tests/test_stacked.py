@@ -52,10 +52,7 @@ def results():
     kw = dict(return_sequences=case["return_sequences"], return_state=True,
               go_backwards=case["go_backwards"], zero_output_for_mask=case["zero_output_for_mask"])
     k_layer = keras.layers.RNN([k(units, **CHEAP) for k, _, units, _ in STACKS[case["stack"]]], **kw)
-    with jax.numpy_rank_promotion("allow"):
-      k_layer.build((B, T, F))
-    weights = ref.random_weights(k_layer, seed=i)
-    k_layer.set_weights(weights)
+    weights = ref.build_for_shape(k_layer, (B, T, F), seed=i)
     r_layer = rj.RNN([r(units) for _, r, units, _ in STACKS[case["stack"]]], **kw)
     keras_layers[name], rj_layers[name] = k_layer, r_layer
     params[name] = rj.interop.from_keras(r_layer, weights)
@@ -66,17 +63,7 @@ def results():
     if case["initial"]:
       call["initial_state"] = _initial_states(case["stack"], rng)
     args[name] = (rng.normal(size=(B, T, F)).astype("float32"), call)
-
-  def run_keras(args):
-    with jax.numpy_rank_promotion("allow"):
-      return {n: keras_layers[n](x, **kw) for n, (x, kw) in args.items()}
-
-  def run_rnnjax(params, args):
-    return {n: rj_layers[n].apply(params[n], x, **kw) for n, (x, kw) in args.items()}
-
-  expected = fast_jit.run(run_keras, args)
-  got = fast_jit.run(run_rnnjax, params, args)
-  return {n: (expected[n], got[n]) for n in CASES}
+  return ref.run_twins(keras_layers, rj_layers, params, args)
 
 
 @pytest.mark.parametrize("name", CASES)

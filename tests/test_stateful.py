@@ -13,20 +13,16 @@ import pytest
 import rnnjax as rj
 
 from tests import fast_jit, keras_reference as ref
-from tests.registry import MinimalRNNCell
+from tests.registry import LAYERS, STEP_SHAPES
 from tests.test_errors import raises
 
 B, T, F = 8, 7, 3
 SPLIT = 4
 
-KINDS = {
-    "simple_rnn": lambda **kw: rj.SimpleRNN(4, **kw),
-    "gru": lambda **kw: rj.GRU(4, **kw),
-    "gru_reset_before": lambda **kw: rj.GRU(4, reset_after=False, **kw),
-    "lstm": lambda **kw: rj.LSTM(4, **kw),
-    "stacked": lambda **kw: rj.RNN([rj.LSTMCell(3), rj.GRUCell(4)], **kw),
-    "custom": lambda **kw: rj.RNN(MinimalRNNCell(4), **kw),
-}
+# The registry's layer kinds that take (B, T, F) inputs (ConvLSTM1D takes images); the
+# custom cell keeps its short test id here.
+KINDS = {("custom" if name == "custom_cell" else name): make
+         for name, make in LAYERS.items() if STEP_SHAPES[name] == (F,)}
 
 
 def _x(seed=0, shape=(B, T, F)):
@@ -129,10 +125,7 @@ def test_go_backwards_chunks_are_each_reversed():
 def test_go_backwards_chunking_matches_keras_stateful():
   x = np.asarray(_x(5))
   k_layer = keras.layers.LSTM(4, stateful=True, go_backwards=True, return_sequences=True)
-  with jax.numpy_rank_promotion("allow"):
-    k_layer.build((B, SPLIT, F))
-  weights = ref.random_weights(k_layer, seed=3)
-  k_layer.set_weights(weights)
+  weights = ref.build_for_shape(k_layer, (B, SPLIT, F), seed=3)
   want = [ref.run(k_layer, x[:, :SPLIT + 1]), ref.run(k_layer, x[:, SPLIT + 1:])]
   layer = rj.LSTM(4, stateful=True, go_backwards=True, return_sequences=True)
   params = rj.interop.from_keras(layer, weights)

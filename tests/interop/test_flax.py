@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import rnnjax as rj
 
+from tests.cells import MyCell
 from tests.interop.test_torch import Twin
 from tests.test_errors import raises
 
@@ -190,6 +191,3 @@ def test_to_flax_bad_input():
   with raises(TypeError, "params must be a list with 1 entries", "a dict with keys ['bias',"):
     rj.interop.to_flax([layer], params)
 
-
-class MyCell(rj.Cell):
-  pass

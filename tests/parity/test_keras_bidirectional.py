@@ -18,7 +18,7 @@ import pytest
 
 import rnnjax as rj
 
-from tests import fast_jit, keras_reference as ref
+from tests import keras_reference as ref
 
 B, T, F, U = 8, 7, 5, 4
 TOL = 1e-5
@@ -79,38 +79,21 @@ def _call_args(case, seed):
   return x, kwargs
 
 
-def _build(k_layer, shape):
-  with jax.numpy_rank_promotion("allow"):
-    k_layer.build(shape)
-
-
 def _flat(out):
   return [np.asarray(a) for a in jax.tree.leaves(out)]
 
 
 @pytest.fixture(scope="module")
 def results():
-  """{case: (keras outputs, rnnjax outputs, keras weight count)} for every case."""
+  """{case: (keras outputs, rnnjax outputs)} for every case."""
   keras_layers, rj_layers, params, args = {}, {}, {}, {}
   for i, (name, case) in enumerate(CASES.items()):
     k_layer, r_layer = _layers(case)
-    _build(k_layer, (B, T, F))
-    weights = ref.random_weights(k_layer, seed=i)
-    k_layer.set_weights(weights)
+    weights = ref.build_for_shape(k_layer, (B, T, F), seed=i)
     keras_layers[name], rj_layers[name] = k_layer, r_layer
     params[name] = rj.interop.from_keras(r_layer, weights)
     args[name] = _call_args(case, seed=100 + i)
-
-  def run_keras(args):
-    with jax.numpy_rank_promotion("allow"):
-      return {n: keras_layers[n](x, **kw) for n, (x, kw) in args.items()}
-
-  def run_rnnjax(params, args):
-    return {n: rj_layers[n].apply(params[n], x, **kw) for n, (x, kw) in args.items()}
-
-  expected = fast_jit.run(run_keras, args)
-  got = fast_jit.run(run_rnnjax, params, args)
-  return {n: (expected[n], got[n]) for n in CASES}
+  return ref.run_twins(keras_layers, rj_layers, params, args)
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -156,8 +139,7 @@ def test_keras_weight_list_round_trip_and_order():
       keras.layers.GRU(U, kernel_initializer="zeros", recurrent_initializer="zeros"),
       backward_layer=keras.layers.GRU(3, go_backwards=True, kernel_initializer="zeros",
                                       recurrent_initializer="zeros"))
-  _build(k_layer, (B, T, F))
-  weights = ref.random_weights(k_layer, seed=7)
+  weights = ref.build_for_shape(k_layer, (B, T, F), seed=7)
   layer = rj.Bidirectional(rj.GRU(U), backward_layer=rj.GRU(3, go_backwards=True))
   params = rj.interop.from_keras(layer, weights)
   np.testing.assert_array_equal(params["forward"]["kernel"], weights[0])

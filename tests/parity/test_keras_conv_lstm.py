@@ -79,15 +79,6 @@ def _inputs(rank, data_format, seed):
   return rng.normal(size=(B, T, *step)).astype("float32"), rng
 
 
-def _build(k_layer, x, seed):
-  """Builds the Keras layer for `x` without running it; sets random weights."""
-  with jax.numpy_rank_promotion("allow"):  # Keras's initializers rely on it
-    k_layer.build(x.shape)
-  weights = ref.random_weights(k_layer, seed)
-  k_layer.set_weights(weights)
-  return weights
-
-
 def _compare(rank, layer_kw, call, seed=0):
   keras_cls, rj_cls, _, kernel_size = RANKS[rank]
   layer_kw = dict(layer_kw)
@@ -107,7 +98,7 @@ def _compare(rank, layer_kw, call, seed=0):
   keras_kw = {k: v for k, v in layer_kw.items() if k != "unroll"}
   keras_kw.update(return_sequences=True, unroll=masked)
   k_layer = keras_cls(F, kernel_size, return_state=True, **keras_kw)
-  weights = _build(k_layer, x, seed)
+  weights = ref.build_for_shape(k_layer, x.shape, seed)
   seq, h, c = ref.run(k_layer, x, **kwargs)
   if masked:
     h0 = kwargs.get("initial_state", [np.zeros(state_shape, "float32")])[0]
@@ -144,7 +135,7 @@ def test_dropout_masks_match_keras_given_the_same_masks():
   x, _ = _inputs(2, "channels_last", seed=9)
   layer = rj.ConvLSTM2D(F, (3, 2), **kw)
   k_layer = keras.layers.ConvLSTM2D(F, (3, 2), unroll=True, **kw)
-  weights = _build(k_layer, x, seed=9)
+  weights = ref.build_for_shape(k_layer, x.shape, seed=9)
   rng = jax.random.key(4)
   got = layer.apply(rj.interop.from_keras(layer, weights), x, training=True, rng=rng)
   masks = layer.cell.dropout_masks(rng, B, x.shape[2:], np.float32)
@@ -166,7 +157,7 @@ def test_dropout_masks_match_keras_given_the_same_masks():
 def test_return_state_false_returns_only_the_output():
   x, _ = _inputs(1, "channels_last", seed=5)
   k_layer = keras.layers.ConvLSTM1D(F, 3, padding="same")
-  weights = _build(k_layer, x, seed=5)
+  weights = ref.build_for_shape(k_layer, x.shape, seed=5)
   layer = rj.ConvLSTM1D(F, 3, padding="same")
   got = layer.apply(rj.interop.from_keras(layer, weights), x)
   assert not isinstance(got, tuple)
@@ -191,7 +182,7 @@ def test_keras_weight_round_trip():
   x, _ = _inputs(3, "channels_first", seed=7)
   k_layer = keras.layers.ConvLSTM3D(F, (3, 2, 2), data_format="channels_first")
   with jax.numpy_rank_promotion("allow"):  # Keras's initializers rely on it
-    weights = _build(k_layer, x, seed=7)
+    weights = ref.build_for_shape(k_layer, x.shape, seed=7)
   layer = rj.ConvLSTM3D(F, (3, 2, 2), data_format="channels_first")
   back = rj.interop.to_keras(layer, rj.interop.from_keras(layer, weights))
   for a, b in zip(back, weights, strict=True):
