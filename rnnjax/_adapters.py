@@ -1,6 +1,7 @@
-"""What the Flax adapters (`rj.linen`, `rj.nnx`) share, without importing Flax: the
-constructor fields of a layer class, the naming of a layer's parameter pytree as
-top-level variables, the dropout-rng rule, and zeroing carried states.
+"""What the Flax adapters (`rj.linen`, `rj.nnx`) share, without importing Flax: what
+counts as a layer, the constructor signature of a module over a layer class, the naming
+of a layer's parameter pytree as top-level variables, the call of `layer.apply`, the
+dropout-rng rule and the carried state.
 
 Parameter names (the same in linen and NNX):
   a dict of str keys (the built-in cells: kernel, recurrent_kernel, bias; a
@@ -11,18 +12,70 @@ Parameter names (the same in linen and NNX):
 
 import dataclasses
 import functools
+import inspect
 
 import jax
 import jax.numpy as jnp
 
 from . import _validation as _checks
 
+# The layer -----------------------------------------------------------------------------
 
-def layer_fields(layer_type) -> list[dataclasses.Field]:
-  """The constructor fields of a layer dataclass, positional ones first; `name` is left
-  out (the Flax module's own name takes its place)."""
-  fields = [f for f in dataclasses.fields(layer_type) if f.init and f.name != "name"]
-  return [f for f in fields if not f.kw_only] + [f for f in fields if f.kw_only]
+
+def check_layer(layer, argument: str, not_a: type) -> None:
+  """TypeError unless `layer` is an rnnjax layer: a dataclass instance with `init` and
+  `apply` methods that is not a module of the framework (`not_a`, which may have both)."""
+  if (isinstance(layer, type) or isinstance(layer, not_a) or not dataclasses.is_dataclass(layer)
+      or not callable(getattr(layer, "init", None))
+      or not callable(getattr(layer, "apply", None))):
+    raise TypeError(
+        f"{argument} must be an rnnjax layer such as rj.LSTM(64), got {_checks.describe(layer)}."
+    )
+
+
+def layer_arguments(layer) -> dict:
+  """The constructor arguments that rebuild `layer`, by keyword; its `name` is left out
+  (a Flax module has its own)."""
+  return {f.name: getattr(layer, f.name) for f in dataclasses.fields(layer)
+          if f.init and f.name != "name"}
+
+
+def layer_type_of(module_class) -> type:
+  """`module_class.layer_type`, which a module class built from a layer's arguments sets
+  to the layer class (a dataclass)."""
+  layer_type = getattr(module_class, "layer_type", None)
+  if not isinstance(layer_type, type) or not dataclasses.is_dataclass(layer_type):
+    raise TypeError(
+        f"{module_class.__name__}.layer_type must be an rnnjax layer class such as rj.LSTM, "
+        f"got {_checks.describe(layer_type)}."
+    )
+  return layer_type
+
+
+def signature(layer_type, before=(), after=()) -> inspect.Signature:
+  """The constructor signature of a module over `layer_type`: the parameters `before`,
+  the layer's own (less `name`), then `after` (inspect.Parameter lists)."""
+  own = [p for p in inspect.signature(layer_type).parameters.values() if p.name != "name"]
+  return inspect.Signature([*before, *own, *after])
+
+
+def is_stateful(layer) -> bool:
+  return bool(getattr(layer, "stateful", False))
+
+
+def apply(layer, params, inputs, initial_state, mask, training, rng, constants, *, reset,
+          seq_lengths, state=None):
+  """`layer.apply` with a module call's arguments: `(outputs, new state)` for a stateful
+  layer (continuing from `state`, None: zeros), `(outputs, None)` otherwise."""
+  # Only the given options are passed on: a custom layer need not take them.
+  extra = {k: v for k, v in (("reset", reset), ("seq_lengths", seq_lengths)) if v is not None}
+  args = (params, inputs, initial_state, mask, training, rng, constants)
+  if not is_stateful(layer):
+    return layer.apply(*args, **extra), None
+  return layer.apply(*args, state=state, **extra)
+
+
+# Parameter specs and names -------------------------------------------------------------
 
 
 def _spec(layer, inputs):
@@ -100,6 +153,9 @@ def from_named(named: dict, kind: tuple):
   return named["cell"]
 
 
+# Dropout and training ------------------------------------------------------------------
+
+
 def needs_dropout_rng(layer) -> bool | None:
   """Whether `training=True` makes `layer.apply` draw dropout masks: True / False, or
   None when the layer does not say (then a dropout rng is passed if one is available)."""
@@ -119,14 +175,22 @@ def needs_dropout_rng(layer) -> bool | None:
   return None
 
 
+def wants_dropout_rng(layer, training: bool) -> bool | None:
+  """`needs_dropout_rng` for a call: False when not training."""
+  return needs_dropout_rng(layer) if training else False
+
+
 def check_training(training) -> None:
   if not isinstance(training, bool):
     raise TypeError(f"training must be a Python bool, got {_checks.describe(training)}.")
 
 
+# Carried state --------------------------------------------------------------------------
+
+
 def zero_rows(state, where=None):
-  """`state` (a pytree of (B, ...) arrays) set to zeros: every row, or the rows where
-  `where` (B,) bool is True."""
+  """`state` (a pytree of (B, ...) arrays, e.g. a whole linen `carry` collection) set to
+  zeros: every row, or the rows where `where` (B,) bool is True."""
   leaves = jax.tree.leaves(state)
   if not leaves:
     return state
@@ -141,6 +205,24 @@ def zero_rows(state, where=None):
   return jax.tree.map(
       lambda s: jnp.where(where.reshape((batch,) + (1,) * (s.ndim - 1)), jnp.zeros_like(s), s),
       state)
+
+
+def zero_state(layer, params, step, batch_size: int, dtype=jnp.float32):
+  """The zero state that a first call of `layer.apply` on `batch_size` rows of per-step
+  shape(s) `step` and `dtype` starts from."""
+  _checks.check_positive_int(batch_size, "batch_size")
+  inputs = jax.tree.map(lambda s: jax.ShapeDtypeStruct((batch_size, 1, *s), dtype), step,
+                        is_leaf=is_shape)
+  if getattr(layer, "time_major", False):
+    inputs = jax.tree.map(lambda a: jax.ShapeDtypeStruct((1, batch_size, *a.shape[2:]), dtype),
+                          inputs)
+  # The state of an abstract call, not layer.get_initial_state(batch, dtype): that one
+  # ignores carry_dtype and needs the input shape only for some cells (ConvLSTM).
+  _, state = jax.eval_shape(lambda p, x: layer.apply(p, x), params, inputs)
+  return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), state)
+
+
+# NNX's in_features -----------------------------------------------------------------------
 
 
 def is_shape(x) -> bool:

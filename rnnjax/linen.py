@@ -13,6 +13,11 @@ Keras parameter layout, and no second implementation (each call runs the pure
 >>> jax.tree.map(jnp.shape, variables["params"]["LSTM_0"])
 {'bias': (64,), 'kernel': (8, 64), 'recurrent_kernel': (16, 64)}
 
+One module class, `RecurrentModule(layer)`, wraps any rnnjax layer. `LSTM`, `GRU`,
+`SimpleRNN`, `RNN`, `ConvLSTM1D/2D/3D` and `Bidirectional` are the same module built
+from the layer's own arguments (`LayerModule`), so that linen names them after the layer
+(`LSTM_0`, `GRU_1`, ...).
+
 Parameters live in the `params` collection under the Keras names: `kernel`,
 `recurrent_kernel`, `bias` for the built-in layers; `cell_0`, `cell_1`, ... (each the
 cell's own dict) for `RNN([cell, ...])`; a custom cell's dict keys, or one variable
@@ -33,22 +38,15 @@ mutable=["carry"])`, then `variables = {**variables, **updates}`. `reset_carry(v
 where=None)` zeroes every stateful layer's state in a model (or only rows where `where`).
 """
 
-import dataclasses
-from typing import Any
+import inspect
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from . import _adapters
-from .layers import GRU as _GRU
-from .layers import Bidirectional as _Bidirectional
-from .layers import ConvLSTM1D as _ConvLSTM1D
-from .layers import ConvLSTM2D as _ConvLSTM2D
-from .layers import ConvLSTM3D as _ConvLSTM3D
-from .layers import LSTM as _LSTM
-from .layers import RNN as _RNN
-from .layers import SimpleRNN as _SimpleRNN
+from . import layers as _layers
 
 CARRY = "carry"
 """The collection that holds the states of stateful layers."""
@@ -58,23 +56,27 @@ DROPOUT = "dropout"
 
 
 class RecurrentModule(nn.Module):
-  """Base of the rnnjax linen modules: builds the pure layer from the module's fields
-  (`pure_layer`), keeps its params in `params` and its state in `carry`, and calls
-  `pure_layer.apply`. Subclasses are made by `module_for(layer_type)`."""
+  """Any rnnjax layer as a flax.linen module: params in `params` (Keras layout), the
+  state of a stateful layer in `carry`, and each call runs `pure_layer.apply`.
+
+  pure_layer: the rnnjax layer (a frozen dataclass with `init` and `apply`), e.g.
+    `rj.GRU(64)`, `rj.RNN(cell)`, or a layer class of your own.
+
+  Unnamed, it is auto-named `RecurrentModule_0`; `LayerModule` subclasses such as
+  `rj.linen.LSTM` are named after themselves.
+
+  >>> import jax, jax.numpy as jnp, rnnjax as rj
+  >>> module = rj.linen.RecurrentModule(rj.GRU(4, return_sequences=True))
+  >>> x = jnp.ones((2, 5, 3))
+  >>> module.apply(module.init(jax.random.key(0), x), x).shape
+  (2, 5, 4)
+  """
+
+  pure_layer: Any
 
   def __post_init__(self):
-    for name in getattr(type(self), "_field_names", ()):
-      value = getattr(self, name)
-      if isinstance(value, list):  # the module must stay hashable (e.g. RNN([cells]))
-        object.__setattr__(self, name, tuple(value))
-    self.pure_layer  # noqa: B018 -- validates the arguments now, as the layer does
+    _adapters.check_layer(self.pure_layer, "pure_layer", not_a=nn.Module)
     super().__post_init__()
-
-  @property
-  def pure_layer(self):
-    """The rnnjax layer (a frozen dataclass) that this module delegates to."""
-    cls = type(self)
-    return cls._layer_type(**{n: getattr(self, n) for n in cls._field_names})
 
   @nn.compact
   def __call__(self, inputs, initial_state=None, mask=None, training: bool = False,
@@ -83,18 +85,16 @@ class RecurrentModule(nn.Module):
     _adapters.check_training(training)
     layer = self.pure_layer
     params = self._params(layer, inputs)
-    rng = self._dropout_rng(layer, training)
-    extra = {k: v for k, v in (("reset", reset), ("seq_lengths", seq_lengths)) if v is not None}
-    if not getattr(layer, "stateful", False):
-      return layer.apply(params, inputs, initial_state, mask, training, rng, constants, **extra)
-
     has_state = self.has_variable(CARRY, "state")
     state = self.get_variable(CARRY, "state") if has_state else None
-    out, new_state = layer.apply(params, inputs, initial_state, mask, training, rng, constants,
-                                 state=state, **extra)
+    out, new_state = _adapters.apply(layer, params, inputs, initial_state, mask, training,
+                                     self._dropout_rng(layer, training), constants,
+                                     reset=reset, seq_lengths=seq_lengths, state=state)
+    if not _adapters.is_stateful(layer):
+      return out
     if self.is_initializing():
-      if not has_state:
-        self.put_variable(CARRY, "state", _adapters.zero_rows(new_state))
+      if not has_state:  # init stores zeros, not the state after init's inputs
+        self.put_variable(CARRY, "state", layer.reset_state(new_state))
     elif self.is_mutable_collection(CARRY):
       self.put_variable(CARRY, "state", new_state)
     else:
@@ -114,10 +114,8 @@ class RecurrentModule(nn.Module):
           f"{type(self).__name__} has no carried state to reset: it is not stateful or "
           f"has not been initialized (no {CARRY!r} variable)."
       )
-    self.put_variable(CARRY, "state",
-                      _adapters.zero_rows(self.get_variable(CARRY, "state"), where))
-
-  # Helpers ------------------------------------------------------------------
+    state = self.get_variable(CARRY, "state")
+    self.put_variable(CARRY, "state", self.pure_layer.reset_state(state, where))
 
   def _params(self, layer, inputs):
     full_spec = _adapters.param_spec(layer, inputs)
@@ -138,14 +136,12 @@ class RecurrentModule(nn.Module):
     return _adapters.from_named(named, _adapters.layout(full_spec))
 
   def _dropout_rng(self, layer, training):
-    if not training:
-      return None
-    needed = _adapters.needs_dropout_rng(layer)
-    if needed is False:
+    wanted = _adapters.wants_dropout_rng(layer, training)
+    if wanted is False:
       return None
     if self.has_rng(DROPOUT):
       return self.make_rng(DROPOUT)
-    if needed:
+    if wanted:
       raise ValueError(
           f"{type(self).__name__} with dropout was called with training=True but no "
           f"{DROPOUT!r} rng: pass rngs={{{DROPOUT!r}: key}} to init/apply."
@@ -153,123 +149,174 @@ class RecurrentModule(nn.Module):
     return None
 
 
-def _signature_fields(layer_type):
-  fields = _adapters.layer_fields(layer_type)
-  for f in fields:
-    if hasattr(nn.Module, f.name):
-      raise TypeError(
-          f"{layer_type.__name__} has a field {f.name!r} that flax.linen.Module reserves; "
-          "it cannot be wrapped as a linen module field."
-      )
-  return fields
+def _pure(value):
+  """A linen module among a layer's arguments (Bidirectional's) stands for its layer."""
+  return value.pure_layer if isinstance(value, RecurrentModule) else value
 
 
-def module_for(layer_type, name: str | None = None, doc: str | None = None) -> type:
-  """A `RecurrentModule` subclass whose fields are `layer_type`'s constructor fields
-  (same names, defaults, and positional/keyword split), e.g. `module_for(rj.LSTM)`."""
-  fields = _signature_fields(layer_type)
-  namespace: dict[str, Any] = {
-      "__annotations__": {},
-      "__module__": __name__,
-      "__doc__": doc or f"`{layer_type.__name__}` as a flax.linen module (see rnnjax.linen).",
-      "_layer_type": layer_type,
-      "_field_names": tuple(f.name for f in fields),
-  }
-  for f in fields:
-    namespace["__annotations__"][f.name] = f.type
-    if f.default is not dataclasses.MISSING:
-      namespace[f.name] = dataclasses.field(default=f.default, kw_only=f.kw_only)
-    elif f.default_factory is not dataclasses.MISSING:
-      namespace[f.name] = dataclasses.field(default_factory=f.default_factory, kw_only=f.kw_only)
-    elif f.kw_only:
-      namespace[f.name] = dataclasses.field(kw_only=True)
-  return type(name or layer_type.__name__, (RecurrentModule,), namespace)
+class LayerModule(RecurrentModule):
+  """A `RecurrentModule` built from the arguments of the class attribute `layer_type`;
+  linen auto-names it after the subclass. `rj.linen.LSTM(64, return_sequences=True)` is
+  `RecurrentModule(rj.LSTM(64, return_sequences=True))`, auto-named `LSTM_0`. A layer
+  class of your own gets a named module the same way:
 
-
-def _doc(layer, example: str) -> str:
-  return (
-      f"`rj.{layer}` as a flax.linen module: the same arguments; params `kernel`, "
-      f"`recurrent_kernel`, `bias` in the Keras layout (see rnnjax.linen).\n\n{example}"
-  )
-
-
-LSTM = module_for(_LSTM, doc=_doc("LSTM", """\
->>> import jax, jax.numpy as jnp, rnnjax as rj
->>> module = rj.linen.LSTM(4, return_state=True)
->>> x = jnp.ones((2, 5, 3))
->>> variables = module.init(jax.random.key(0), x)
->>> out, h, c = module.apply(variables, x)
->>> out.shape, c.shape
-((2, 4), (2, 4))
-"""))
-
-GRU = module_for(_GRU, doc=_doc("GRU", """\
->>> import jax, jax.numpy as jnp, rnnjax as rj
->>> module = rj.linen.GRU(4, return_sequences=True)
->>> x = jnp.ones((2, 5, 3))
->>> module.apply(module.init(jax.random.key(0), x), x).shape
-(2, 5, 4)
-"""))
-
-SimpleRNN = module_for(_SimpleRNN, doc=_doc("SimpleRNN", """\
->>> import jax, jax.numpy as jnp, rnnjax as rj
->>> module = rj.linen.SimpleRNN(4)
->>> x = jnp.ones((2, 5, 3))
->>> module.apply(module.init(jax.random.key(0), x), x).shape
-(2, 4)
-"""))
-
-RNN = module_for(_RNN, doc="""\
-`rj.RNN(cell)` as a flax.linen module, for any cell or list of cells. Params: the
-cell's dict entries, or `cell_0`, `cell_1`, ... for a list of cells.
-
->>> import jax, jax.numpy as jnp, rnnjax as rj
->>> module = rj.linen.RNN([rj.LSTMCell(4), rj.GRUCell(6)])
->>> x = jnp.ones((2, 5, 3))
->>> variables = module.init(jax.random.key(0), x)
->>> sorted(variables["params"]), module.apply(variables, x).shape
-(['cell_0', 'cell_1'], (2, 6))
-""")
-
-
-def _conv_doc(layer: str) -> str:
-  return (
-      f"`rj.{layer}` as a flax.linen module: the same arguments; params `kernel`, "
-      f"`recurrent_kernel`, `bias` in the Keras layout (see rnnjax.linen)."
-  )
-
-
-ConvLSTM1D = module_for(_ConvLSTM1D, doc=_conv_doc("ConvLSTM1D"))
-ConvLSTM2D = module_for(_ConvLSTM2D, doc=_conv_doc("ConvLSTM2D") + """\n\n>>> import jax, jax.numpy as jnp, rnnjax as rj
->>> module = rj.linen.ConvLSTM2D(4, 3, padding="same", return_sequences=True)
->>> x = jnp.ones((2, 5, 6, 6, 3))
->>> module.apply(module.init(jax.random.key(0), x), x).shape
-(2, 5, 6, 6, 4)
-""")
-ConvLSTM3D = module_for(_ConvLSTM3D, doc=_conv_doc("ConvLSTM3D"))
-
-
-class Bidirectional(RecurrentModule):
-  """`rj.Bidirectional` as a flax.linen module, wrapping an rnnjax linen module:
-  `rj.linen.Bidirectional(rj.linen.LSTM(64, return_sequences=True))`. As in Keras, the
-  wrapped module only provides the configuration; the params are
-  `forward/...` and `backward/...`, what `rj.Bidirectional.init` returns.
+  >>> import flax.linen as nn, jax, jax.numpy as jnp, rnnjax as rj
+  >>> class Encoder(rj.linen.LayerModule):
+  ...   layer_type = rj.GRU
+  >>> class Model(nn.Module):
+  ...   @nn.compact
+  ...   def __call__(self, x):
+  ...     return Encoder(8, return_sequences=True)(x)
+  >>> variables = Model().init(jax.random.key(0), jnp.ones((2, 5, 3)))
+  >>> jax.tree.map(jnp.shape, variables["params"])
+  {'Encoder_0': {'bias': (2, 24), 'kernel': (3, 24), 'recurrent_kernel': (8, 24)}}
   """
 
-  layer: Any
-  merge_mode: Any = dataclasses.field(default="concat", kw_only=True)
-  backward_layer: Any = dataclasses.field(default=None, kw_only=True)
+  layer_type: ClassVar[type]
 
-  @property
-  def pure_layer(self):
-    for argument, value in (("layer", self.layer), ("backward_layer", self.backward_layer)):
-      if value is not None and not isinstance(value, RecurrentModule):
-        raise TypeError(
-            f"{argument} must be an rnnjax linen module such as rj.linen.LSTM(64), got "
-            f"{value!r}."
-        )
-    backward = None if self.backward_layer is None else self.backward_layer.pure_layer
-    return _Bidirectional(self.layer.pure_layer, merge_mode=self.merge_mode, backward_layer=backward)
+  def __init_subclass__(cls, **kwargs):
+    # flax makes each subclass a dataclass, whose field-wise __init__(pure_layer, ...)
+    # would take the place of this one, unless the class has its own __init__ already.
+    cls.__init__ = LayerModule.__init__
+    super().__init_subclass__(**kwargs)
+    cls.__signature__ = _adapters.signature(_adapters.layer_type_of(cls), after=[
+        inspect.Parameter("name", inspect.Parameter.KEYWORD_ONLY, default=None)])
+
+  def __init__(self, *args, pure_layer=None, **kwargs):
+    """The layer's own arguments, plus the module's `name`."""
+    # linen's clone() and copy() rebuild a module from its fields: pure_layer, parent, name.
+    module_kwargs = {k: kwargs.pop(k) for k in ("parent", "name") if k in kwargs}
+    if pure_layer is None:
+      args = [_pure(a) for a in args]
+      pure_layer = type(self).layer_type(*args, **{k: _pure(v) for k, v in kwargs.items()})
+    elif args or kwargs:
+      raise TypeError(
+          f"{type(self).__name__} takes the layer's arguments or pure_layer=, not both; got "
+          f"pure_layer= with {len(args)} positional argument(s) and keywords {sorted(kwargs)}."
+      )
+    RecurrentModule.__init__(self, pure_layer, **module_kwargs)
+
+
+class LSTM(LayerModule):
+  """`rj.LSTM` as a flax.linen module, with the same arguments.
+
+  >>> import jax, jax.numpy as jnp, rnnjax as rj
+  >>> module = rj.linen.LSTM(4, return_state=True)
+  >>> x = jnp.ones((2, 5, 3))
+  >>> out, h, c = module.apply(module.init(jax.random.key(0), x), x)
+  >>> out.shape, c.shape
+  ((2, 4), (2, 4))
+  """
+
+  layer_type = _layers.LSTM
+
+
+class GRU(LayerModule):
+  """`rj.GRU` as a flax.linen module, with the same arguments.
+
+  >>> import jax, jax.numpy as jnp, rnnjax as rj
+  >>> module = rj.linen.GRU(4, return_sequences=True)
+  >>> x = jnp.ones((2, 5, 3))
+  >>> module.apply(module.init(jax.random.key(0), x), x).shape
+  (2, 5, 4)
+  """
+
+  layer_type = _layers.GRU
+
+
+class SimpleRNN(LayerModule):
+  """`rj.SimpleRNN` as a flax.linen module, with the same arguments.
+
+  >>> import jax, jax.numpy as jnp, rnnjax as rj
+  >>> module = rj.linen.SimpleRNN(4)
+  >>> x = jnp.ones((2, 5, 3))
+  >>> module.apply(module.init(jax.random.key(0), x), x).shape
+  (2, 4)
+  """
+
+  layer_type = _layers.SimpleRNN
+
+
+class RNN(LayerModule):
+  """`rj.RNN(cell)` as a flax.linen module, for any cell or list of cells. Params: the
+  cell's dict entries, or `cell_0`, `cell_1`, ... for a list of cells.
+
+  >>> import jax, jax.numpy as jnp, rnnjax as rj
+  >>> module = rj.linen.RNN([rj.LSTMCell(4), rj.GRUCell(6)])
+  >>> x = jnp.ones((2, 5, 3))
+  >>> variables = module.init(jax.random.key(0), x)
+  >>> sorted(variables["params"]), module.apply(variables, x).shape
+  (['cell_0', 'cell_1'], (2, 6))
+  """
+
+  layer_type = _layers.RNN
+
+
+class ConvLSTM1D(LayerModule):
+  """`rj.ConvLSTM1D` as a flax.linen module, with the same arguments.
+
+  >>> import jax, jax.numpy as jnp, rnnjax as rj
+  >>> module = rj.linen.ConvLSTM1D(4, 3, padding="same")
+  >>> x = jnp.ones((2, 5, 6, 3))
+  >>> module.apply(module.init(jax.random.key(0), x), x).shape
+  (2, 6, 4)
+  """
+
+  layer_type = _layers.ConvLSTM1D
+
+
+class ConvLSTM2D(LayerModule):
+  """`rj.ConvLSTM2D` as a flax.linen module, with the same arguments.
+
+  >>> import jax, jax.numpy as jnp, rnnjax as rj
+  >>> module = rj.linen.ConvLSTM2D(4, 3, padding="same", return_sequences=True)
+  >>> x = jnp.ones((2, 5, 6, 6, 3))
+  >>> module.apply(module.init(jax.random.key(0), x), x).shape
+  (2, 5, 6, 6, 4)
+  """
+
+  layer_type = _layers.ConvLSTM2D
+
+
+class ConvLSTM3D(LayerModule):
+  """`rj.ConvLSTM3D` as a flax.linen module, with the same arguments.
+
+  >>> import jax, jax.numpy as jnp, rnnjax as rj
+  >>> module = rj.linen.ConvLSTM3D(2, 3, padding="same")
+  >>> x = jnp.ones((1, 3, 4, 4, 4, 2))
+  >>> module.apply(module.init(jax.random.key(0), x), x).shape
+  (1, 4, 4, 4, 2)
+  """
+
+  layer_type = _layers.ConvLSTM3D
+
+
+class Bidirectional(LayerModule):
+  """`rj.Bidirectional` as a flax.linen module, over an rnnjax linen module (or layer):
+  `rj.linen.Bidirectional(rj.linen.LSTM(64, return_sequences=True))`. As in Keras, the
+  wrapped module only provides the configuration; the params are `forward/...` and
+  `backward/...`, what `rj.Bidirectional.init` returns.
+
+  >>> import jax, jax.numpy as jnp, rnnjax as rj
+  >>> module = rj.linen.Bidirectional(rj.linen.LSTM(4, return_sequences=True))
+  >>> x = jnp.ones((2, 5, 3))
+  >>> variables = module.init(jax.random.key(0), x)
+  >>> sorted(variables["params"]), module.apply(variables, x).shape
+  (['backward', 'forward'], (2, 5, 8))
+  """
+
+  layer_type = _layers.Bidirectional
+
+
+_BY_LAYER_TYPE = {cls.layer_type: cls for cls in (
+    LSTM, GRU, SimpleRNN, RNN, ConvLSTM1D, ConvLSTM2D, ConvLSTM3D, Bidirectional)}
+
+
+def wrap(layer, *, name: str | None = None) -> RecurrentModule:
+  """The linen module of an rnnjax layer instance: e.g. `wrap(rj.LSTM(64))` is
+  `rj.linen.LSTM(64)`; a layer of another class gives `RecurrentModule(layer)`."""
+  _adapters.check_layer(layer, "layer", not_a=nn.Module)
+  return _BY_LAYER_TYPE.get(type(layer), RecurrentModule)(pure_layer=layer, name=name)
 
 
 def pure_params(named):
@@ -287,23 +334,6 @@ def named_params(params) -> dict:
   return _adapters.to_named(params)
 
 
-_BY_LAYER_TYPE = {_LSTM: LSTM, _GRU: GRU, _SimpleRNN: SimpleRNN, _RNN: RNN}
-
-
-def wrap(layer, *, name: str | None = None) -> RecurrentModule:
-  """The linen module of an rnnjax layer instance, with the same configuration: e.g.
-  `wrap(rj.LSTM(64))` is `rj.linen.LSTM(64)`. Any layer dataclass works (its module
-  class is made by `module_for` on first use)."""
-  layer_type = type(layer)
-  if (isinstance(layer, type) or not dataclasses.is_dataclass(layer) or isinstance(layer, nn.Module)
-      or not callable(getattr(layer, "apply", None))):
-    raise TypeError(f"layer must be an rnnjax layer such as rj.LSTM(64), got {layer!r}.")
-  if layer_type not in _BY_LAYER_TYPE:
-    _BY_LAYER_TYPE[layer_type] = module_for(layer_type)
-  cls = _BY_LAYER_TYPE[layer_type]
-  return cls(**{n: getattr(layer, n) for n in cls._field_names}, name=name)
-
-
 def reset_carry(variables, where=None):
   """`variables` with every stateful layer's state zeroed (all rows, or rows where
   `where` (B,) bool is True); the other collections are returned unchanged.
@@ -318,5 +348,6 @@ def reset_carry(variables, where=None):
   return {**variables, CARRY: _adapters.zero_rows(variables[CARRY], where)}
 
 
-__all__ = ["ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "CARRY", "DROPOUT", "GRU", "LSTM", "RNN", "Bidirectional", "RecurrentModule",
-           "SimpleRNN", "module_for", "named_params", "pure_params", "reset_carry", "wrap"]
+__all__ = ["CARRY", "DROPOUT", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "GRU",
+           "LSTM", "LayerModule", "RNN", "RecurrentModule", "SimpleRNN", "named_params",
+           "pure_params", "reset_carry", "wrap"]

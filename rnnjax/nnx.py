@@ -13,6 +13,11 @@ it), then the layer's own arguments, then `rngs`. Each call runs the pure
 >>> grads = nnx.grad(lambda m: jnp.mean(m(jnp.ones((2, 5, 3))) ** 2))(model)
 >>> _ = optimizer.update(model, grads)
 
+One module class, `RecurrentModule(layer, in_features, rngs=...)`, wraps any rnnjax
+layer. `LSTM`, `GRU`, `SimpleRNN`, `RNN`, `ConvLSTM1D/2D/3D` are the same module built
+from `in_features` and the layer's own arguments (`LayerModule`); `Bidirectional` takes
+an rnnjax NNX module.
+
 Parameters are `nnx.Param` attributes named as the Keras weights (`kernel`,
 `recurrent_kernel`, `bias`); for `RNN([cell, ...])`, attributes `cell_0`, `cell_1`, ...
 hold each cell's dict of Params; a custom cell's dict keys become attributes (its
@@ -35,7 +40,6 @@ continues from it and stores the new state. `model.reset_state(where=None)` zero
 `reset_carry(model)` does so for every stateful layer in a model.
 """
 
-import dataclasses
 import inspect
 from typing import ClassVar
 
@@ -44,14 +48,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from . import _adapters
-from .layers import GRU as _GRU
-from .layers import Bidirectional as _Bidirectional
-from .layers import ConvLSTM1D as _ConvLSTM1D
-from .layers import ConvLSTM2D as _ConvLSTM2D
-from .layers import ConvLSTM3D as _ConvLSTM3D
-from .layers import LSTM as _LSTM
-from .layers import RNN as _RNN
-from .layers import SimpleRNN as _SimpleRNN
+from . import _validation as _checks
+from . import layers as _layers
 
 DROPOUT = "dropout"
 """The rng stream that dropout masks are drawn from."""
@@ -59,7 +57,14 @@ DROPOUT = "dropout"
 
 class RNNCarry(nnx.Variable):
   """The carried state of a stateful rnnjax layer: a tuple of (B, ...) arrays, or None
-  before the first call. Filter with `RNNCarry` (e.g. `nnx.state(model, rj.nnx.RNNCarry)`)."""
+  before the first call. Filter with `RNNCarry`:
+
+  >>> import flax.nnx as nnx, rnnjax as rj
+  >>> model = rj.nnx.GRU(3, 4, stateful=True, rngs=nnx.Rngs(0))
+  >>> model.initialize_carry(2)
+  >>> list(nnx.state(model, rj.nnx.RNNCarry)), model.carry.get_value()[0].shape
+  (['carry'], (2, 4))
+  """
 
 
 def _is_variable(x) -> bool:
@@ -75,23 +80,28 @@ def _as_params(tree):
 
 
 class RecurrentModule(nnx.Module):
-  """Base of the rnnjax NNX modules: owns the pure layer (`pure_layer`, static), its
-  params as `nnx.Param`s, a dropout rng stream and the carried state. Subclasses are
-  made by `module_for(layer_type)`."""
+  """Any rnnjax layer as an NNX module: its params as `nnx.Param` attributes (Keras
+  names), a dropout rng stream, the carried state of a stateful layer, and each call
+  runs `pure_layer.apply`.
 
-  _layer_type: ClassVar[type]
+  layer: the rnnjax layer (a frozen dataclass with `init` and `apply`), e.g.
+    `rj.GRU(64)`, `rj.RNN(cell)`, or a layer class of your own.
+  in_features: per-step input size F, a per-step shape tuple, or a pytree of them.
+  rngs: `nnx.Rngs`; params from `rngs.params()`, dropout from its `"dropout"` stream.
+  deterministic: the default of `training` is `not deterministic`.
 
-  def __init__(self, in_features, *args, rngs: nnx.Rngs, deterministic: bool = False,
-               **kwargs):
-    self._build(in_features, type(self)._layer_type(*args, **kwargs), rngs, deterministic)
+  >>> import jax.numpy as jnp, flax.nnx as nnx, rnnjax as rj
+  >>> model = rj.nnx.RecurrentModule(rj.GRU(4, return_sequences=True), 3, rngs=nnx.Rngs(0))
+  >>> model.kernel.shape, model(jnp.ones((2, 5, 3))).shape
+  ((3, 12), (2, 5, 4))
+  """
 
-  def _build(self, in_features, layer, rngs, deterministic):
+  def __init__(self, layer, in_features, *, rngs: nnx.Rngs, deterministic: bool = False):
+    _adapters.check_layer(layer, "layer", not_a=nnx.Module)
     if not isinstance(rngs, nnx.Rngs):
       raise TypeError(f"rngs must be an nnx.Rngs (e.g. nnx.Rngs(0)), got {rngs!r}.")
-    if not isinstance(deterministic, bool):
-      raise TypeError(f"deterministic must be a bool, got {deterministic!r}.")
-    shape = _adapters.step_shape(in_features)
-    params = layer.init(rngs.params(), _adapters.abstract_inputs(shape))
+    _checks.check_bool(deterministic, "deterministic")
+    params = layer.init(rngs.params(), _adapters.abstract_inputs(_adapters.step_shape(in_features)))
     self.in_features = in_features
     self.pure_layer = layer
     self.deterministic = deterministic
@@ -114,7 +124,7 @@ class RecurrentModule(nnx.Module):
             f"{type(layer).__name__} uses dropout, so rngs needs a {DROPOUT!r} (or 'default') "
             f"stream, e.g. nnx.Rngs(0) or nnx.Rngs(params=0, dropout=1); got {rngs!r}."
         ) from None
-    if getattr(layer, "stateful", False):
+    if _adapters.is_stateful(layer):
       self.carry = RNNCarry(None)
 
   def pure_params(self):
@@ -137,50 +147,42 @@ class RecurrentModule(nnx.Module):
       training = not self.deterministic
     _adapters.check_training(training)
     layer = self.pure_layer
-    rng = self._dropout_rng(layer, training, rngs)
-    extra = {k: v for k, v in (("reset", reset), ("seq_lengths", seq_lengths)) if v is not None}
-    params = self.pure_params()
-    if not getattr(layer, "stateful", False):
-      return layer.apply(params, inputs, initial_state, mask, training, rng, constants, **extra)
-    out, new_state = layer.apply(params, inputs, initial_state, mask, training, rng, constants,
-                                 state=self.carry.get_value(), **extra)
-    self.carry.set_value(new_state)
+    stateful = _adapters.is_stateful(layer)
+    out, new_state = _adapters.apply(
+        layer, self.pure_params(), inputs, initial_state, mask, training,
+        self._dropout_rng(layer, training, rngs), constants, reset=reset,
+        seq_lengths=seq_lengths, state=self.carry.get_value() if stateful else None)
+    if stateful:
+      self.carry.set_value(new_state)
     return out
 
   def initialize_carry(self, batch_size: int, dtype=jnp.float32) -> None:
     """Sets the carried state to zeros for `batch_size` rows, as a first call on inputs
     of `dtype` would start from (e.g. before restoring a checkpoint into the model)."""
-    layer = self.pure_layer
-    if not getattr(layer, "stateful", False):
-      raise ValueError(f"{type(self).__name__} is not stateful: it has no state to initialize.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-      raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
-    inputs = jax.tree.map(lambda s: jax.ShapeDtypeStruct((batch_size, 1, *s), dtype),
-                          _adapters.step_shape(self.in_features), is_leaf=_adapters.is_shape)
-    if layer.time_major:
-      inputs = jax.tree.map(lambda a: jax.ShapeDtypeStruct((1, batch_size, *a.shape[2:]), dtype),
-                            inputs)
-    _, state = jax.eval_shape(lambda p, x: layer.apply(p, x), self.pure_params(), inputs)
-    self.carry.set_value(jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), state))
+    self._check_stateful("initialize")
+    self.carry.set_value(_adapters.zero_state(
+        self.pure_layer, self.pure_params(), _adapters.step_shape(self.in_features),
+        batch_size, dtype))
 
   def reset_state(self, where=None) -> None:
     """Zeroes the carried state: every row, or rows where `where` (B,) bool is True."""
-    if not getattr(self.pure_layer, "stateful", False):
-      raise ValueError(f"{type(self).__name__} is not stateful: it has no state to reset.")
+    self._check_stateful("reset")
     state = self.carry.get_value()
     if state is not None:
-      self.carry.set_value(_adapters.zero_rows(state, where))
+      self.carry.set_value(self.pure_layer.reset_state(state, where))
 
   def set_view(self, deterministic: bool | None = None):
     """For `nnx.view(model, deterministic=...)`."""
     if deterministic is not None:
       self.deterministic = deterministic
 
+  def _check_stateful(self, verb: str) -> None:
+    if not _adapters.is_stateful(self.pure_layer):
+      raise ValueError(f"{type(self).__name__} is not stateful: it has no state to {verb}.")
+
   def _dropout_rng(self, layer, training, rngs):
-    if not training:
-      return None
-    needed = _adapters.needs_dropout_rng(layer)
-    if needed is False:
+    wanted = _adapters.wants_dropout_rng(layer, training)
+    if wanted is False:
       return None
     source = self.rngs if rngs is None else rngs
     if isinstance(source, nnx.Rngs):
@@ -189,7 +191,7 @@ class RecurrentModule(nnx.Module):
       return source()
     if isinstance(source, jax.Array):
       return source
-    if source is None and not needed:
+    if source is None and not wanted:
       return None
     raise TypeError(
         f"{type(self).__name__} with dropout called with training=True needs a dropout rng: "
@@ -197,95 +199,137 @@ class RecurrentModule(nnx.Module):
     )
 
 
-def _signature(layer_type) -> inspect.Signature:
-  P = inspect.Parameter
-  layer_params = [p for p in inspect.signature(layer_type).parameters.values()
-                  if p.name != "name"]
-  positional = [p for p in layer_params if p.kind is not P.KEYWORD_ONLY]
-  keyword = [p for p in layer_params if p.kind is P.KEYWORD_ONLY]
-  return inspect.Signature(
-      [P("in_features", P.POSITIONAL_OR_KEYWORD), *positional, *keyword,
-       P("rngs", P.KEYWORD_ONLY), P("deterministic", P.KEYWORD_ONLY, default=False)])
+_P = inspect.Parameter
+_BEFORE = [_P("in_features", _P.POSITIONAL_OR_KEYWORD)]
+_AFTER = [_P("rngs", _P.KEYWORD_ONLY), _P("deterministic", _P.KEYWORD_ONLY, default=False)]
 
 
-def module_for(layer_type, name: str | None = None, doc: str | None = None) -> type:
-  """A `RecurrentModule` subclass taking `(in_features, *layer arguments, rngs=...)`,
-  e.g. `module_for(rj.LSTM)`."""
-  cls = type(name or layer_type.__name__, (RecurrentModule,), {
-      "__module__": __name__,
-      "__doc__": doc or f"`{layer_type.__name__}` as a flax.nnx module (see rnnjax.nnx).",
-      "_layer_type": layer_type,
-  })
-  cls.__signature__ = _signature(layer_type)
-  return cls
+class LayerModule(RecurrentModule):
+  """A `RecurrentModule` built from `in_features`, the arguments of the class attribute
+  `layer_type`, and `rngs`: `rj.nnx.LSTM(64, 128, rngs=rngs)` is
+  `RecurrentModule(rj.LSTM(128), 64, rngs=rngs)` as an `rj.nnx.LSTM`. A layer class of
+  your own gets a named module the same way:
+
+  >>> import flax.nnx as nnx, rnnjax as rj
+  >>> class Encoder(rj.nnx.LayerModule):
+  ...   layer_type = rj.GRU
+  >>> Encoder(3, 8, reset_after=False, rngs=nnx.Rngs(0)).bias.shape
+  (24,)
+  """
+
+  layer_type: ClassVar[type]
+
+  def __init_subclass__(cls, **kwargs):
+    super().__init_subclass__(**kwargs)
+    cls.__signature__ = _adapters.signature(_adapters.layer_type_of(cls), before=_BEFORE,
+                                           after=_AFTER)
+
+  def __init__(self, in_features, *args, rngs: nnx.Rngs, deterministic: bool = False,
+               **kwargs):
+    super().__init__(type(self).layer_type(*args, **kwargs), in_features, rngs=rngs,
+                     deterministic=deterministic)
 
 
-def _doc(layer, example: str) -> str:
-  return (
-      f"`rj.{layer}` as a flax.nnx module: `(in_features, *{layer} arguments, rngs=...)`; "
-      f"params `kernel`, `recurrent_kernel`, `bias` in the Keras layout (see rnnjax.nnx)."
-      f"\n\n{example}"
-  )
+class LSTM(LayerModule):
+  """`rj.LSTM` as a flax.nnx module: `(in_features, *LSTM arguments, rngs=...)`.
+
+  >>> import jax.numpy as jnp, flax.nnx as nnx, rnnjax as rj
+  >>> model = rj.nnx.LSTM(3, 4, return_state=True, rngs=nnx.Rngs(0))
+  >>> out, h, c = model(jnp.ones((2, 5, 3)))
+  >>> out.shape, c.shape
+  ((2, 4), (2, 4))
+  """
+
+  layer_type = _layers.LSTM
 
 
-LSTM = module_for(_LSTM, doc=_doc("LSTM", """\
->>> import jax.numpy as jnp, rnnjax as rj
->>> from flax import nnx
->>> model = rj.nnx.LSTM(3, 4, return_state=True, rngs=nnx.Rngs(0))
->>> out, h, c = model(jnp.ones((2, 5, 3)))
->>> out.shape, c.shape
-((2, 4), (2, 4))
-"""))
+class GRU(LayerModule):
+  """`rj.GRU` as a flax.nnx module: `(in_features, *GRU arguments, rngs=...)`.
 
-GRU = module_for(_GRU, doc=_doc("GRU", """\
->>> import jax.numpy as jnp, rnnjax as rj
->>> from flax import nnx
->>> model = rj.nnx.GRU(3, 4, stateful=True, rngs=nnx.Rngs(0))
->>> model(jnp.ones((2, 5, 3))).shape, model.carry.get_value()[0].shape
-((2, 4), (2, 4))
-"""))
+  >>> import jax.numpy as jnp, flax.nnx as nnx, rnnjax as rj
+  >>> model = rj.nnx.GRU(3, 4, stateful=True, rngs=nnx.Rngs(0))
+  >>> model(jnp.ones((2, 5, 3))).shape, model.carry.get_value()[0].shape
+  ((2, 4), (2, 4))
+  """
 
-SimpleRNN = module_for(_SimpleRNN, doc=_doc("SimpleRNN", """\
->>> import jax.numpy as jnp, rnnjax as rj
->>> from flax import nnx
->>> rj.nnx.SimpleRNN(3, 4, rngs=nnx.Rngs(0))(jnp.ones((2, 5, 3))).shape
-(2, 4)
-"""))
-
-RNN = module_for(_RNN, doc="""\
-`rj.RNN(cell)` as a flax.nnx module: `RNN(in_features, cell, ..., rngs=...)`, where
-`in_features` is F, a per-step shape tuple, or a pytree of them (nested inputs).
-
->>> import jax.numpy as jnp, rnnjax as rj
->>> from flax import nnx
->>> model = rj.nnx.RNN(3, [rj.LSTMCell(4), rj.GRUCell(6)], rngs=nnx.Rngs(0))
->>> model.cell_0["kernel"].shape, model(jnp.ones((2, 5, 3))).shape
-((3, 16), (2, 6))
-""")
+  layer_type = _layers.GRU
 
 
-def _conv_doc(layer: str) -> str:
-  return (
-      f"`rj.{layer}` as a flax.nnx module: the same arguments; params `kernel`, "
-      f"`recurrent_kernel`, `bias` in the Keras layout (see rnnjax.nnx)."
-  )
+class SimpleRNN(LayerModule):
+  """`rj.SimpleRNN` as a flax.nnx module: `(in_features, *SimpleRNN arguments, rngs=...)`.
+
+  >>> import jax.numpy as jnp, flax.nnx as nnx, rnnjax as rj
+  >>> rj.nnx.SimpleRNN(3, 4, rngs=nnx.Rngs(0))(jnp.ones((2, 5, 3))).shape
+  (2, 4)
+  """
+
+  layer_type = _layers.SimpleRNN
 
 
-ConvLSTM1D = module_for(_ConvLSTM1D, doc=_conv_doc("ConvLSTM1D"))
-ConvLSTM2D = module_for(_ConvLSTM2D, doc=_conv_doc("ConvLSTM2D") + """\n\n>>> import jax, jax.numpy as jnp, flax.nnx as nnx, rnnjax as rj
->>> module = rj.nnx.ConvLSTM2D((6, 6, 3), 4, 3, padding="same", rngs=nnx.Rngs(0))
->>> module(jnp.ones((2, 5, 6, 6, 3))).shape
-(2, 6, 6, 4)
-""")
-ConvLSTM3D = module_for(_ConvLSTM3D, doc=_conv_doc("ConvLSTM3D"))
+class RNN(LayerModule):
+  """`rj.RNN(cell)` as a flax.nnx module: `RNN(in_features, cell, ..., rngs=...)`, where
+  `in_features` is F, a per-step shape tuple, or a pytree of them (nested inputs).
+
+  >>> import jax.numpy as jnp, flax.nnx as nnx, rnnjax as rj
+  >>> model = rj.nnx.RNN(3, [rj.LSTMCell(4), rj.GRUCell(6)], rngs=nnx.Rngs(0))
+  >>> model.cell_0["kernel"].shape, model(jnp.ones((2, 5, 3))).shape
+  ((3, 16), (2, 6))
+  """
+
+  layer_type = _layers.RNN
+
+
+class ConvLSTM1D(LayerModule):
+  """`rj.ConvLSTM1D` as a flax.nnx module: `(in_features, *ConvLSTM1D arguments,
+  rngs=...)` with `in_features` the per-step shape (W, C).
+
+  >>> import jax.numpy as jnp, flax.nnx as nnx, rnnjax as rj
+  >>> model = rj.nnx.ConvLSTM1D((6, 3), 4, 3, padding="same", rngs=nnx.Rngs(0))
+  >>> model(jnp.ones((2, 5, 6, 3))).shape
+  (2, 6, 4)
+  """
+
+  layer_type = _layers.ConvLSTM1D
+
+
+class ConvLSTM2D(LayerModule):
+  """`rj.ConvLSTM2D` as a flax.nnx module: `(in_features, *ConvLSTM2D arguments,
+  rngs=...)` with `in_features` the per-step shape (H, W, C).
+
+  >>> import jax.numpy as jnp, flax.nnx as nnx, rnnjax as rj
+  >>> model = rj.nnx.ConvLSTM2D((6, 6, 3), 4, 3, padding="same", rngs=nnx.Rngs(0))
+  >>> model(jnp.ones((2, 5, 6, 6, 3))).shape
+  (2, 6, 6, 4)
+  """
+
+  layer_type = _layers.ConvLSTM2D
+
+
+class ConvLSTM3D(LayerModule):
+  """`rj.ConvLSTM3D` as a flax.nnx module: `(in_features, *ConvLSTM3D arguments,
+  rngs=...)` with `in_features` the per-step shape (D, H, W, C).
+
+  >>> import jax.numpy as jnp, flax.nnx as nnx, rnnjax as rj
+  >>> model = rj.nnx.ConvLSTM3D((4, 4, 4, 2), 2, 3, padding="same", rngs=nnx.Rngs(0))
+  >>> model(jnp.ones((1, 3, 4, 4, 4, 2))).shape
+  (1, 4, 4, 4, 2)
+  """
+
+  layer_type = _layers.ConvLSTM3D
 
 
 class Bidirectional(RecurrentModule):
-  """`rj.Bidirectional` as a flax.nnx module, wrapping an rnnjax NNX module:
-  `rj.nnx.Bidirectional(rj.nnx.LSTM(10, 64, return_sequences=True, rngs=rngs),
-  rngs=rngs)`. As in Keras, the wrapped module only provides the configuration (and
-  `in_features`); fresh params are made for both directions, attributes `forward` and
-  `backward`, what `rj.Bidirectional.init` returns.
+  """`rj.Bidirectional` as a flax.nnx module, over an rnnjax NNX module. As in Keras, the
+  wrapped module only provides the configuration (and `in_features`); fresh params are
+  made for both directions, attributes `forward` and `backward`, what
+  `rj.Bidirectional.init` returns.
+
+  >>> import jax.numpy as jnp, flax.nnx as nnx, rnnjax as rj
+  >>> rngs = nnx.Rngs(0)
+  >>> model = rj.nnx.Bidirectional(rj.nnx.LSTM(3, 4, return_sequences=True, rngs=rngs),
+  ...                              rngs=rngs)
+  >>> sorted(model.forward), model(jnp.ones((2, 5, 3))).shape
+  (['bias', 'kernel', 'recurrent_kernel'], (2, 5, 8))
   """
 
   def __init__(self, layer, *, merge_mode="concat", backward_layer=None, rngs: nnx.Rngs,
@@ -297,25 +341,25 @@ class Bidirectional(RecurrentModule):
             f"got {value!r}."
         )
     backward = None if backward_layer is None else backward_layer.pure_layer
-    bidirectional = _Bidirectional(layer.pure_layer, merge_mode=merge_mode, backward_layer=backward)
-    self._build(layer.in_features, bidirectional, rngs, deterministic)
+    bidirectional = _layers.Bidirectional(layer.pure_layer, merge_mode=merge_mode,
+                                          backward_layer=backward)
+    super().__init__(bidirectional, layer.in_features, rngs=rngs, deterministic=deterministic)
 
 
-_BY_LAYER_TYPE = {_LSTM: LSTM, _GRU: GRU, _SimpleRNN: SimpleRNN, _RNN: RNN}
+_BY_LAYER_TYPE = {cls.layer_type: cls for cls in (
+    LSTM, GRU, SimpleRNN, RNN, ConvLSTM1D, ConvLSTM2D, ConvLSTM3D)}
 
 
 def wrap(layer, in_features, *, rngs: nnx.Rngs, deterministic: bool = False) -> RecurrentModule:
   """The NNX module of an rnnjax layer instance, with the same configuration and fresh
-  params: e.g. `wrap(rj.LSTM(128), 64, rngs=rngs)` is `rj.nnx.LSTM(64, 128, rngs=rngs)`.
-  Any layer dataclass works (its module class is made by `module_for` on first use)."""
-  layer_type = type(layer)
-  if (isinstance(layer, type) or not dataclasses.is_dataclass(layer)
-      or isinstance(layer, nnx.Module) or not callable(getattr(layer, "apply", None))):
-    raise TypeError(f"layer must be an rnnjax layer such as rj.LSTM(64), got {layer!r}.")
-  if layer_type not in _BY_LAYER_TYPE:
-    _BY_LAYER_TYPE[layer_type] = module_for(layer_type)
-  kwargs = {f.name: getattr(layer, f.name) for f in _adapters.layer_fields(layer_type)}
-  return _BY_LAYER_TYPE[layer_type](in_features, **kwargs, rngs=rngs, deterministic=deterministic)
+  params: e.g. `wrap(rj.LSTM(128), 64, rngs=rngs)` is `rj.nnx.LSTM(64, 128, rngs=rngs)`;
+  a layer of another class gives `RecurrentModule(layer, in_features, rngs=rngs)`."""
+  _adapters.check_layer(layer, "layer", not_a=nnx.Module)
+  cls = _BY_LAYER_TYPE.get(type(layer))
+  if cls is None:
+    return RecurrentModule(layer, in_features, rngs=rngs, deterministic=deterministic)
+  return cls(in_features, **_adapters.layer_arguments(layer), rngs=rngs,
+             deterministic=deterministic)
 
 
 def reset_carry(model, where=None) -> None:
@@ -324,9 +368,10 @@ def reset_carry(model, where=None) -> None:
   if not isinstance(model, nnx.Module):
     raise TypeError(f"model must be an nnx.Module, got {type(model).__name__}.")
   for _, module in nnx.iter_modules(model):
-    if isinstance(module, RecurrentModule) and getattr(module.pure_layer, "stateful", False):
+    if isinstance(module, RecurrentModule) and _adapters.is_stateful(module.pure_layer):
       module.reset_state(where)
 
 
-__all__ = ["ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "DROPOUT", "GRU", "LSTM", "RNN", "Bidirectional", "RNNCarry", "RecurrentModule",
-           "SimpleRNN", "module_for", "reset_carry", "wrap"]
+__all__ = ["DROPOUT", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "GRU", "LSTM",
+           "LayerModule", "RNN", "RNNCarry", "RecurrentModule", "SimpleRNN", "reset_carry",
+           "wrap"]
