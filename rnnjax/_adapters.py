@@ -11,7 +11,6 @@ Parameter names (the same in linen and NNX):
 """
 
 import dataclasses
-import functools
 import inspect
 
 import jax
@@ -76,30 +75,6 @@ def apply(layer, params, inputs, initial_state, mask, training, rng, constants, 
 
 
 # Parameter specs and names -------------------------------------------------------------
-
-
-def _spec(layer, inputs):
-  leaves = jax.tree.leaves(inputs)
-  for leaf in leaves:
-    if not hasattr(leaf, "shape") or not hasattr(leaf, "dtype"):
-      raise TypeError(f"inputs must hold arrays, got {_checks.describe(leaf)}.")
-  return jax.eval_shape(layer.init, jax.random.key(0), inputs)
-
-
-@functools.lru_cache(maxsize=256)
-def _cached_spec(layer, treedef, shapes):
-  inputs = jax.tree.unflatten(treedef, [jax.ShapeDtypeStruct(s, d) for s, d in shapes])
-  return _spec(layer, inputs)
-
-
-def param_spec(layer, inputs):
-  """Shapes and dtypes of `layer.init(key, inputs)` (a pytree of ShapeDtypeStruct)."""
-  leaves, treedef = jax.tree.flatten(inputs)
-  try:
-    shapes = tuple((tuple(a.shape), jnp.dtype(a.dtype)) for a in leaves)
-    return _cached_spec(layer, treedef, shapes)
-  except (TypeError, AttributeError):  # unhashable layer (or not arrays): no caching
-    return _spec(layer, inputs)
 
 
 def layout(params) -> tuple:

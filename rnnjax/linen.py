@@ -118,7 +118,7 @@ class RecurrentModule(nn.Module):
     self.put_variable(CARRY, "state", self.pure_layer.reset_state(state, where))
 
   def _params(self, layer, inputs):
-    full_spec = _adapters.param_spec(layer, inputs)
+    full_spec = _layers.param_spec(layer, inputs)
     spec = _adapters.to_named(full_spec)
     full = None
     missing = not all(self.has_variable("params", n) for n in spec)

@@ -2,7 +2,6 @@
 rnnjax configuration, give it random non-symmetric weights, run it."""
 
 import jax
-import keras
 import numpy as np
 
 from tests import fast_jit

@@ -2,7 +2,6 @@
 guide's parameter counts, gradients, time-major layout, packed segments, jit, bad input."""
 
 import numpy as np
-import pytest
 
 import jax
 import jax.numpy as jnp

@@ -2,7 +2,6 @@
 true as the API moves."""
 
 import pathlib
-import re
 
 import pytest
 

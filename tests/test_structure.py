@@ -203,7 +203,7 @@ def cycles(tree):
     out.append(f"cycle among {len(component)} modules: {', '.join(component)}\n"
                f"    e.g. {' -> '.join([component[0]] + [e.target for e in path])}:\n"
                + "".join(f"      {e}\n" for e in path)
-               + f"    every import inside it:\n"
+               + "    every import inside it:\n"
                + "".join(f"      {line}\n" for line in _grouped(inside)))
   return out
 

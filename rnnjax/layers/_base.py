@@ -7,7 +7,6 @@ Axis letters: B batch, T time, F features, U units.
 """
 
 import dataclasses
-import functools
 from typing import Any
 
 import jax
@@ -17,6 +16,7 @@ from .. import _regularizers, _validation, dispatch, engine
 from ..cells import Cell, StackedRNNCells, initial_state_of
 from ..engine import as_tuples, check_remat
 from ._eager import cached_apply
+from ._param_spec import param_spec
 
 _FUSED_CHOICES = ("auto", True, False)
 
@@ -43,12 +43,6 @@ def reset_state_tree(state, where=None):
 def _check_training(training) -> None:
   if not isinstance(training, bool):
     raise TypeError(f"training must be a Python bool, got {_validation.describe(training)}.")
-
-
-@functools.lru_cache(maxsize=512)
-def _cached_param_spec(layer, treedef, leaves):
-  inputs = jax.tree.unflatten(treedef, [jax.ShapeDtypeStruct(s, d) for s, d in leaves])
-  return jax.eval_shape(layer.init, jax.random.key(0), inputs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,12 +114,7 @@ class SequenceLayer:
   def param_spec(self, inputs):
     """Shapes and dtypes of `init(key, inputs)`, a pytree of `jax.ShapeDtypeStruct`
     (cached per layer and input shapes: free in a loop)."""
-    leaves, treedef = jax.tree.flatten(inputs)
-    try:
-      key = tuple((tuple(a.shape), jnp.dtype(a.dtype)) for a in leaves)
-      return _cached_param_spec(self, treedef, key)
-    except TypeError:   # an unhashable layer (e.g. a custom cell with list fields)
-      return jax.eval_shape(self.init, jax.random.key(0), inputs)
+    return param_spec(self, inputs)
 
   def get_initial_state(self, batch_size: int, dtype=jnp.float32, *, input_shape=None) -> tuple:
     """Zero states for `batch_size` rows, in the cell's state structure.

@@ -2,7 +2,6 @@
 error of use_fused=True (raised before tracing), use_cudnn as Keras's alias, and the
 test-only interpret switch."""
 
-import dataclasses
 
 import numpy as np
 import pytest
