@@ -42,8 +42,11 @@ def _kernel(len_ref, dhs_ref, *refs, spec: GateSpec, opts: KernelOptions):
     products, direct = [[] for _ in range(spec.gates)], []
     new = [[] for _ in range(ns)]
     for b, col in enumerate(cols):
+      # dh takes this step's output cotangent; the other states' gradients carry over.
       old = (carry[0][b] + dhs_ref[:, s, col].astype(F32),) + tuple(d[b] for d in carry[1:])
       saved = tuple(gs_ref[:, s, k, col].astype(F32) for k in range(spec.residual_slots))
+      # The backward state is loaded on demand: a load the cell does not use would stay
+      # in the kernel (Pallas keeps ref reads).
       grads = spec.backward_step(
           tuple(jnp.where(valid, d, 0.0) for d in old), saved,
           lambda: seq_ref[:, s, col].astype(F32),
