@@ -2,13 +2,15 @@
 pure-JAX references: array functions that know nothing of layers or cells.
 
 Kernels run compiled on a GPU and in Pallas interpret mode elsewhere (numerics only);
-`force_interpret()` lets tests take them on a CPU.
+`force_interpret()` lets tests take them on a CPU. The two cells share one scaffold
+(`gated`); `lstm/` and `gru/` hold only their gate math, bias layout and reference.
 """
 
+from .._platform import on_gpu as on_gpu
 from ._interpret import force_interpret as force_interpret
 from ._interpret import interpret_forced as interpret_forced
-from ._interpret import on_gpu as on_gpu
 from ._interpret import resolve_interpret as resolve_interpret
+from ._kinds import unsupported_reason as unsupported_reason
 from ._tiling import dtype_reason as dtype_reason
 from ._tiling import max_block_h as max_block_h
 from .gru import fused_gru as fused_gru
@@ -17,16 +19,8 @@ from .lstm import fused_bidirectional_lstm as fused_bidirectional_lstm
 from .lstm import fused_lstm as fused_lstm
 from .lstm import run_lstm as run_lstm
 
-
-
-def unsupported_reason(kind: str, dtype) -> str | None:
-  """Why the `kind` ("lstm" or "gru") kernel cannot compute in `dtype`, or None."""
-  del kind   # both kernels tile any units and support the same dtypes
-  return dtype_reason(dtype)
-
-
 __all__ = [
-    "force_interpret", "fused_bidirectional_lstm", "fused_gru", "fused_lstm",
-    "interpret_forced", "max_block_h", "dtype_reason", "on_gpu", "resolve_interpret",
-    "run_gru", "run_lstm", "unsupported_reason",
+    "dtype_reason", "force_interpret", "fused_bidirectional_lstm", "fused_gru", "fused_lstm",
+    "interpret_forced", "max_block_h", "on_gpu", "resolve_interpret", "run_gru", "run_lstm",
+    "unsupported_reason",
 ]

@@ -1,9 +1,11 @@
-"""Argument checks for the public kernel functions, run before tracing. Messages name
-the argument, what it got and what was expected."""
+"""The kernel-specific argument checks of the public kernel functions, run before
+tracing (the generic ones are `rnnjax._validation`'s). Messages name the argument, what
+it got and what was expected."""
 
 import jax.numpy as jnp
 
-from .._validation import check_bool, check_lengths, describe  # noqa: F401 (re-exported)
+from .. import _platform
+from .._validation import describe
 from . import _interpret
 
 IMPLEMENTATIONS = ("auto", "pallas", "reference")
@@ -96,6 +98,6 @@ def resolve(implementation, unsupported: str | None, interpret) -> tuple[str, bo
   if implementation == "pallas" and unsupported is not None:
     raise ValueError(f"implementation='pallas' cannot run this call: {unsupported}.")
   if implementation == "auto":
-    usable = unsupported is None and (_interpret.on_gpu() or _interpret.interpret_forced())
+    usable = unsupported is None and (_platform.on_gpu() or _interpret.interpret_forced())
     implementation = "pallas" if usable else "reference"
   return implementation, interpret

@@ -6,7 +6,7 @@ import contextlib
 import contextvars
 import os
 
-from .. import _platform
+from .. import _platform, _validation
 
 _FORCED = contextvars.ContextVar("rnnjax_force_interpret", default=False)
 ENV_VAR = "RNNJAX_FORCE_INTERPRET"
@@ -22,8 +22,7 @@ def force_interpret(enabled: bool = True):
   ...   rj.kernels.interpret_forced()
   True
   """
-  if not isinstance(enabled, bool):
-    raise TypeError(f"enabled must be a bool, got {enabled!r}.")
+  _validation.check_bool(enabled, "enabled")
   token = _FORCED.set(enabled)
   try:
     yield
@@ -36,14 +35,13 @@ def interpret_forced() -> bool:
   return _FORCED.get() or os.environ.get(ENV_VAR, "") not in ("", "0")
 
 
-def on_gpu() -> bool:
-  return _platform.on_gpu()
+on_gpu = _platform.on_gpu   # transitional: the dispatch's old name for the backend probe
 
 
 def resolve_interpret(interpret) -> bool:
   """`interpret` argument of the kernels: None -> interpret unless on a GPU (or forced)."""
   if interpret is None:
-    return interpret_forced() or not on_gpu()
+    return interpret_forced() or not _platform.on_gpu()
   if not isinstance(interpret, bool):
     raise TypeError(f"interpret must be None or a bool, got {interpret!r}.")
   return interpret

@@ -1,5 +1,10 @@
 """Between user arrays and kernel arrays, for any gate count: the input projection, batch-
-or time-major order, padding (B, U) <-> (Bp, Hp), and the time order of the states."""
+or time-major order, padding (B, U) <-> (Bp, Hp), and the time order of the states.
+
+Keras layout: kernel (F, G*U), recurrent_kernel (U, G*U), gate column blocks in the
+cell's order. Kernel layout: projection slots (Bp, T, D, G, Hp) and recurrent blocks
+(D, G, Hp, Hp) [dir, gate, in, out]. All conversions are reshapes, transposes and zero
+pads, so autodiff maps the gradients back to the Keras layout."""
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +25,11 @@ def gate_blocks(matrix: jax.Array, gates: int, hp: int) -> jax.Array:
   u = matrix.shape[0]
   blocks = jnp.transpose(matrix.reshape(u, gates, u), (1, 0, 2))
   return pad_axis(pad_axis(blocks, 1, hp), 2, hp)
+
+
+def recurrent_blocks(recurrent_kernels: jax.Array, gates: int, hp: int) -> jax.Array:
+  """(D, U, G*U) Keras recurrent kernels -> (D, G, Hp, Hp) gate-major, zero-padded."""
+  return jnp.stack([gate_blocks(r, gates, hp) for r in recurrent_kernels])
 
 
 def projection_slots(projected: jax.Array, gates: int, bp: int, hp: int) -> jax.Array:

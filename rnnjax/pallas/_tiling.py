@@ -1,5 +1,5 @@
-"""Block sizes shared by the LSTM and GRU kernels (the per-cell `_config` modules fix
-the gate count).
+"""Block sizes shared by the LSTM and GRU kernels (a cell's `GateSpec.options` fixes the
+gate count).
 
 The kernels are single-CTA: one program owns `block_b` batch rows of one direction for
 the whole sequence. The hidden dimension is cut into chunks of `block_h` units (a power
@@ -43,9 +43,14 @@ def units_pad(units: int, block_h: int) -> int:
   return -(-int(units) // block_h) * block_h
 
 
-def dtype_reason(dtype, argument: str = "compute dtype") -> str | None:
+def dtype_reason(dtype, what: str = "compute dtype") -> str | None:
+  """Why the kernels cannot compute in `dtype` (`what` names it in the reason), or None.
+
+  >>> dtype_reason("float16")
+  'compute dtype float16 (the kernel supports float32 and bfloat16)'
+  """
   if jnp.dtype(dtype) not in SUPPORTED_DTYPES:
-    return f"{argument} {jnp.dtype(dtype).name} (the kernel supports float32 and bfloat16)"
+    return f"{what} {jnp.dtype(dtype).name} (the kernel supports float32 and bfloat16)"
   return None
 
 

@@ -15,9 +15,8 @@ import pytest
 import jax
 import jax.numpy as jnp
 import rnnjax as rj
-from rnnjax.pallas import _tiling
-from rnnjax.pallas.lstm import _config as lstm_config
-from rnnjax.pallas.lstm import _fwd as lstm_fwd
+from rnnjax.pallas import _forward, _tiling
+from rnnjax.pallas.lstm import SPEC as LSTM
 
 S = jax.ShapeDtypeStruct
 B, T, F = 20, 13, 8   # B=20 -> two batch tiles of 16
@@ -87,12 +86,12 @@ def test_kernels_lower_to_triton_for_h100(kind, dtype, units):
 
 def test_resident_and_streamed_configurations_are_both_covered():
   for dtype in (jnp.float32, jnp.bfloat16):
-    small = lstm_config.options(batch=B, units=20, dtype=dtype, directions=(False,),
-                                interpret=False)
-    large = lstm_config.options(batch=B, units=_tiling.max_block_h(dtype), dtype=dtype,
-                                directions=(False,), interpret=False)
-    tiled = lstm_config.options(batch=B, units=2 * _tiling.max_block_h(dtype) + 40,
-                                dtype=dtype, directions=(False,), interpret=False)
+    small = LSTM.options(batch=B, units=20, dtype=dtype, directions=(False,),
+                         interpret=False)
+    large = LSTM.options(batch=B, units=_tiling.max_block_h(dtype), dtype=dtype,
+                         directions=(False,), interpret=False)
+    tiled = LSTM.options(batch=B, units=2 * _tiling.max_block_h(dtype) + 40,
+                         dtype=dtype, directions=(False,), interpret=False)
     assert small.resident and not large.resident and not tiled.resident
     assert large.block_h == tiled.block_h == _tiling.max_block_h(dtype)
     assert _tiling.units_pad(2 * tiled.block_h + 40, tiled.block_h) == 3 * tiled.block_h
@@ -101,10 +100,11 @@ def test_resident_and_streamed_configurations_are_both_covered():
 def test_lowering_rejects_what_interpret_mode_accepts():
   """The check has teeth: a hidden chunk that is not a power of two (no padding) fails in
   the Triton lowering, although interpret mode would run it."""
-  opts = dataclasses.replace(lstm_config.options(batch=16, units=48, dtype=jnp.float32,
-                                                 directions=(False,), interpret=False),
+  opts = dataclasses.replace(LSTM.options(batch=16, units=48, dtype=jnp.float32,
+                                          directions=(False,), interpret=False),
                              block_h=48)
   args = (S((16, 5, 1, 4, 48), jnp.float32), S((1, 4, 48, 48), jnp.float32),
           S((1, 16, 48), jnp.float32), S((1, 16, 48), jnp.float32), S((16,), jnp.int32))
   with pytest.raises(Exception, match="power of 2|power of two"):
-    lower_for_h100(lambda *a: lstm_fwd.forward(*a, opts, save=False), *args)
+    lower_for_h100(lambda xp, w, h0, c0, lengths: _forward.forward(
+        LSTM, xp, w, (), (h0, c0), lengths, opts, save=False), *args)

@@ -1,6 +1,8 @@
-"""Fused GRU (reset_after=True): public function (`_api`), reference, kernels, config, layout."""
+"""Fused GRU (reset_after=True): the public function (`_api`), the gate math (`_cell`)
+and the reference."""
 
 from ._api import fused_gru as fused_gru
 from ._api import run as run_gru
+from ._cell import SPEC as SPEC
 
-__all__ = ["fused_gru", "run_gru"]
+__all__ = ["SPEC", "fused_gru", "run_gru"]

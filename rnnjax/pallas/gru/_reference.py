@@ -1,10 +1,11 @@
-"""Pure-JAX GRU (reset_after=True) reference (one lax.scan): the test oracle of the
-kernel and its fallback. It follows the kernel's numerics: compute-dtype matmul
-operands with float32 accumulation; the projection (with the z and r recurrent biases
-added), the gates and the h carry are float32."""
+"""Pure-JAX GRU (reset_after=True) reference (one lax.scan, see `gated.scan`): the test
+oracle of the kernel and its fallback, with the kernel's numerics (the z and r recurrent
+biases folded into the float32 projection, as the kernel folds them)."""
 
 import jax
 import jax.numpy as jnp
+
+from .. import gated
 
 F32 = jnp.float32
 
@@ -16,40 +17,24 @@ def gru(x, kernel, recurrent_kernel, bias, h0, lengths, *, go_backwards=False,
 
   Returns outputs (B, T, U) in `dtype` (processing order) and the final h (B, U) float32.
   """
-  steps, units = x.shape[1], recurrent_kernel.shape[0]
-  xp = jnp.matmul(x.astype(dtype), kernel.astype(dtype), preferred_element_type=F32)
+  units = recurrent_kernel.shape[0]
   if bias is None:
-    rec_bias = jnp.zeros((3 * units,), F32)
+    input_bias, bh = None, jnp.zeros((1, units), F32)
   else:
     b = bias.astype(F32)
-    rec_bias = b[1]
-    fold = jnp.concatenate([b[1, : 2 * units], jnp.zeros((units,), F32)])
-    xp = xp + (b[0] + fold).reshape((1, 1, -1))
-  xs = jnp.swapaxes(xp, 0, 1)                            # (T, B, 3U) float32
-  times = jnp.arange(steps)
-  if go_backwards:
-    xs, times = jnp.flip(xs, 0), jnp.flip(times, 0)
-  if lengths is None:
-    valid = jnp.ones((steps, x.shape[0]), bool)
-  else:
-    valid = times[:, None] < jnp.asarray(lengths)[None, :]
-  # Cast inside the step: the weight cotangent then accumulates over time in float32.
-  rk = recurrent_kernel
-  bh = rec_bias[2 * units:].reshape((1, -1))
+    input_bias = b[0] + jnp.concatenate([b[1, : 2 * units], jnp.zeros((units,), F32)])
+    bh = b[1, 2 * units:].reshape((1, -1))
 
-  def step(h, inp):
-    x_t, v = inp
-    xz, xr, xh = jnp.split(x_t.astype(F32), 3, axis=-1)
-    inner = jnp.matmul(h.astype(dtype), rk.astype(dtype), preferred_element_type=F32)
-    hz, hr, hh = jnp.split(inner, 3, axis=-1)
+  def step(state, x_t):
+    (h,) = state
+    xz, xr, xh = jnp.split(x_t, 3, axis=-1)
+    hz, hr, hh = jnp.split(gated.recurrent_product(h, recurrent_kernel, dtype), 3, axis=-1)
     z = jax.nn.sigmoid(xz + hz)
     r = jax.nn.sigmoid(xr + hr)
     n = jnp.tanh(xh + r * (hh + bh))
-    h_new = z * h + (1.0 - z) * n
-    v = v[:, None]
-    h = jnp.where(v, h_new, h)
-    y = jnp.where(v, h_new, 0.0) if zero_output_for_mask else h
-    return h, y.astype(dtype)
+    return (z * h + (1.0 - z) * n,)
 
-  h, ys = jax.lax.scan(step, h0.astype(F32), (xs, valid))
-  return jnp.swapaxes(ys, 0, 1), h
+  outputs, (h,) = gated.scan(step, x, kernel, input_bias, (h0,), lengths,
+                                  go_backwards=go_backwards,
+                                  zero_output_for_mask=zero_output_for_mask, dtype=dtype)
+  return outputs, h

@@ -1,7 +1,8 @@
-"""Fused LSTM: public function (`_api`), reference, forward/backward kernels, config, layout."""
+"""Fused LSTM: the public functions (`_api`), the gate math (`_cell`) and the reference."""
 
+from ._api import fused_bidirectional_lstm as fused_bidirectional_lstm
 from ._api import fused_lstm as fused_lstm
 from ._api import run as run_lstm
-from ._bidirectional import fused_bidirectional_lstm as fused_bidirectional_lstm
+from ._cell import SPEC as SPEC
 
-__all__ = ["fused_bidirectional_lstm", "fused_lstm", "run_lstm"]
+__all__ = ["SPEC", "fused_bidirectional_lstm", "fused_lstm", "run_lstm"]

@@ -1,52 +1,16 @@
-"""The public fused LSTM: argument checks, the input projection (one XLA matmul), the
-layout change, and the recurrence as a `jax.custom_vjp` over the Pallas kernels.
+"""The public fused LSTM functions: one direction (`fused_lstm`), both directions in one
+launch (`fused_bidirectional_lstm`), and the recurrence on projected inputs that the
+layers' dispatch calls (`run`). The scaffold is `pallas.gated`; the LSTM's math is in
+`_cell`."""
 
-Backward: the reverse-time kernel (`_bwd`) returns dz (the gradient of the projected
-inputs) and the initial-state gradients; dW_hh is one time-parallel matmul over all
-steps here, and autodiff of the projection gives dx, dkernel and dbias as further
-time-parallel matmuls.
-"""
-
-import functools
-
-import jax
-import jax.numpy as jnp
-
-from .. import _checks, _shapes, _tiling
-from .._pallas import F32
-from .._tiling import KernelOptions
-from . import _bwd, _config, _fwd, _layout, _reference
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(5,))
-def recurrence(xp, w, h0, c0, lengths, opts: KernelOptions):
-  """The kernel recurrence on padded layouts (shapes in `_fwd.forward`): (hs, hT, cT)."""
-  return tuple(_fwd.forward(xp, w, h0, c0, lengths, opts, save=False))
-
-
-def _recurrence_fwd(xp, w, h0, c0, lengths, opts):
-  hs, hT, cT, gates, cs = _fwd.forward(xp, w, h0, c0, lengths, opts, save=True)
-  return (hs, hT, cT), (w, h0, c0, lengths, hs, gates, cs)
-
-
-def _recurrence_bwd(opts, res, cts):
-  w, h0, c0, lengths, hs, gates, cs = res
-  dhs, dhT, dcT = cts
-  wt = jnp.swapaxes(w, -1, -2)
-  dz, dh0, dc0 = _bwd.backward(dhs, dhT.astype(F32), dcT.astype(F32), gates, cs, c0, wt,
-                               lengths, opts, dz_dtype=F32)
-  h_prev = _shapes.previous_states_in_input_order(hs, h0, opts.directions)
-  dw = jnp.einsum("btdi,btdkj->dkij", h_prev, dz, preferred_element_type=F32)
-  return dz, dw.astype(w.dtype), dh0, dc0, None
-
-
-recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
+from .. import gated
+from ._cell import SPEC
 
 
 def run(projected, recurrent_kernels, h0, c0, lengths, *, dtype, directions,
         zero_output_for_mask=False, interpret=False, block_b=None, block_h=None,
         precision=None):
-  """The fused recurrence for D directions sharing one launch.
+  """The fused LSTM recurrence for D directions sharing one launch.
 
   Args:
     projected: (B, T, D, 4U) = x @ kernel + bias (kept in float32, as the scan keeps it).
@@ -55,28 +19,17 @@ def run(projected, recurrent_kernels, h0, c0, lengths, *, dtype, directions,
     lengths: (B,) int or None.
     dtype: compute dtype (float32 or bfloat16) of the kernel's operands and outputs.
     directions: per direction, whether it runs backwards (Keras go_backwards).
+    zero_output_for_mask, interpret, block_b, block_h, precision: as `fused_lstm`.
 
   Returns:
     outputs (B, T, D, U) in `dtype`, each direction in its processing order;
     h, c (D, B, U) float32 final states.
   """
-  b, steps, d, gu = projected.shape
-  u = gu // _config.GATES
-  opts = _config.options(batch=b, units=u, dtype=dtype, directions=directions,
-                         interpret=interpret, block_b=block_b, block_h=block_h,
-                         precision=precision)
-  hp, bp = _tiling.units_pad(u, opts.block_h), _tiling.batch_pad(b, opts.block_b)
-  xp = _layout.projection_slots(projected.astype(F32), bp, hp)
-  w = _layout.recurrent_blocks(recurrent_kernels.astype(dtype), hp)
-  padded = _shapes.pad_lengths(lengths, b, steps, bp)
-  hs, hT, cT = recurrence(xp, w, _shapes.pad_states(h0, bp, hp),
-                          _shapes.pad_states(c0, bp, hp), padded, opts)
-  outputs = hs[:b, :, :, :u]
-  if zero_output_for_mask and lengths is not None:
-    valid = jnp.stack([_shapes.valid_in_processing_order(padded[:b], steps, rev)
-                       for rev in directions], axis=2)
-    outputs = jnp.where(valid[..., None], outputs, jnp.zeros((), outputs.dtype))
-  return outputs, hT[:, :b, :u], cT[:, :b, :u]
+  outputs, (h, c) = gated.run(
+      SPEC, projected, recurrent_kernels, None, (h0, c0), lengths, dtype=dtype,
+      directions=directions, zero_output_for_mask=zero_output_for_mask, interpret=interpret,
+      block_b=block_b, block_h=block_h, precision=precision)
+  return outputs, h, c
 
 
 def fused_lstm(params, inputs, *, initial_state=None, seq_lengths=None,
@@ -116,27 +69,47 @@ def fused_lstm(params, inputs, *, initial_state=None, seq_lengths=None,
   >>> out.shape, h.shape
   ((2, 5, 4), (2, 4))
   """
-  features, units = _checks.check_params(params, _config.GATES)
-  batch, _ = _checks.check_inputs(inputs, features, time_major=time_major)
-  for name, flag in (("go_backwards", go_backwards), ("time_major", time_major),
-                     ("zero_output_for_mask", zero_output_for_mask)):
-    _checks.check_bool(flag, name)
-  h0, c0 = _checks.check_states(initial_state, 2, batch, units)
-  lengths = _checks.check_lengths(seq_lengths, batch)
-  cd = _checks.compute_dtype(dtype, inputs, params)
-  _tiling.check_block(block_b, "block_b")
-  _tiling.check_block(block_h, "block_h", cd)
-  impl, interpret = _checks.resolve(implementation, _config.unsupported_reason(cd), interpret)
-  x = _shapes.batch_major(jnp.asarray(inputs), time_major)
-  if impl == "reference":
-    outputs, h, c = _reference.lstm(
-        x, params["kernel"], params["recurrent_kernel"], params.get("bias"), h0, c0, lengths,
-        go_backwards=go_backwards, zero_output_for_mask=zero_output_for_mask, dtype=cd)
-  else:
-    projected = _shapes.project(x, params["kernel"], params.get("bias"), cd)
-    outputs, h, c = run(projected[:, :, None], params["recurrent_kernel"][None], h0[None],
-                        c0[None], lengths, dtype=cd, directions=(go_backwards,),
-                        zero_output_for_mask=zero_output_for_mask, interpret=interpret,
-                        block_b=block_b, block_h=block_h, precision=precision)
-    outputs, h, c = outputs[:, :, 0], h[0], c[0]
-  return _shapes.batch_major(outputs, time_major), (h, c)
+  outputs, state = gated.one_direction(SPEC, **locals())   # locals(): the arguments
+  return outputs, state
+
+
+def fused_bidirectional_lstm(forward_params, backward_params, inputs, *, initial_state=None,
+                             seq_lengths=None, zero_output_for_mask: bool = False,
+                             time_major: bool = False, dtype=None,
+                             implementation: str = "auto", interpret: bool | None = None,
+                             block_b: int | None = None, block_h: int | None = None,
+                             precision=None):
+  """Forward and backward LSTM over the same inputs, fused into one kernel call: grid
+  axis 0 is the direction, so the two recurrences run side by side on the GPU, and one
+  matmul projects the inputs for both.
+
+  Equivalent to `fused_lstm(forward_params, inputs)` and
+  `fused_lstm(backward_params, inputs, go_backwards=True)` with the same `seq_lengths`;
+  merging the two (Keras Bidirectional's merge_mode, re-reversing the backward
+  sequence) is left to the caller.
+
+  Args:
+    forward_params, backward_params: Keras-layout LSTM params (see `fused_lstm`), same
+      F and U.
+    inputs: (B, T, F), or (T, B, F) when time_major.
+    initial_state: None or (h_f, c_f, h_b, c_b), each (B, U) (Keras Bidirectional order).
+    seq_lengths, zero_output_for_mask, dtype, implementation, interpret, block_b,
+      block_h, precision: as `fused_lstm`.
+
+  Returns:
+    (forward_outputs, backward_outputs, (h_f, c_f), (h_b, c_b)): outputs (B, T, U) (or
+    (T, B, U)) in the compute dtype, backward_outputs in processing order (index k is the
+    output after reading x[T-1-k], as `LSTM(go_backwards=True)` returns it); states
+    (B, U) float32.
+
+  >>> import jax, jax.numpy as jnp, rnnjax as rj
+  >>> x = jnp.ones((2, 5, 3))
+  >>> pf = rj.LSTM(4).init(jax.random.key(0), x)
+  >>> pb = rj.LSTM(4).init(jax.random.key(1), x)
+  >>> yf, yb, (hf, cf), (hb, cb) = rj.kernels.fused_bidirectional_lstm(
+  ...     pf, pb, x, implementation="reference")
+  >>> yf.shape, yb.shape, hb.shape
+  ((2, 5, 4), (2, 5, 4), (2, 4))
+  """
+  (yf, yb), (sf, sb) = gated.both_directions(SPEC, **locals())   # the arguments
+  return yf, yb, sf, sb

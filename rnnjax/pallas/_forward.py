@@ -1,0 +1,105 @@
+"""The forward kernel of any gated cell: the whole time loop in one program per
+(direction, batch tile).
+
+Per step s (processing order; input-order time t = s, or T-1-s in reverse):
+  rec_k = h @ W_k  (k < G; bf16/f32 operands, f32 accumulation, chunked: see `_pallas`)
+  (new states, saved) = spec.forward_step(xp[t], rec, states, vectors), per hidden chunk
+  rows whose length <= t keep their states (right padding; in reverse the pads come
+  first).
+States are f32 carries held in registers, as tuples of (bB, block_h) chunks; W stays on
+chip across steps when it fits (`opts.resident`). Outputs: the h sequence (processing
+order) and the final states; with `save`, also the residuals for the backward kernel:
+the saved gate values and the sequences of `spec.saved_states`.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from . import _pallas
+from ._gates import GateSpec
+from ._pallas import F32
+from ._tiling import KernelOptions
+
+
+def _kernel(len_ref, xp_ref, w_ref, *refs, spec: GateSpec, opts: KernelOptions, save: bool):
+  # xp_ref (bB, T, G, Hp); w_ref (G, Hp, Hp); refs: vectors (Hp,) f32, initial states
+  # (bB, Hp), then outputs hs (bB, T, Hp), final states (bB, Hp), and with save the
+  # residuals: saved gates (bB, T, R, Hp) and saved state sequences (bB, T, Hp) f32.
+  nv, ns = spec.vectors, spec.states
+  vec_refs, init_refs, hs_ref = refs[:nv], refs[nv:nv + ns], refs[nv + ns]
+  final_refs, res_refs = refs[nv + ns + 1:nv + 2 * ns + 1], refs[nv + 2 * ns + 1:]
+  steps = xp_ref.shape[1]
+  cols = _pallas.chunks(hs_ref.shape[-1], opts.block_h)
+  rev = _pallas.reversed_direction(opts.directions)
+  lengths = len_ref[...]
+  w = _pallas.load_blocks(w_ref, spec.gates, cols, opts.resident)
+  vectors = [[v[None, :] for v in _pallas.load_chunks(ref, cols)] for ref in vec_refs]
+
+  def body(s, states):
+    t = _pallas.time_index(rev, s, steps)
+    valid = _pallas.valid_rows(t, lengths)
+    rec = [_pallas.chunked_dot(states[0], w, k, opts.precision) for k in range(spec.gates)]
+    new = [[] for _ in range(spec.states)]
+    for b, col in enumerate(cols):
+      x = [xp_ref[:, t, k, col].astype(F32) for k in range(spec.gates)]
+      old = tuple(st[b] for st in states)
+      stepped, saved = spec.forward_step(x, [r[b] for r in rec], old,
+                                         tuple(v[b] for v in vectors))
+      kept = [jnp.where(valid, n, o) for n, o in zip(stepped, old)]
+      hs_ref[:, s, col] = kept[0].astype(hs_ref.dtype)
+      if save:
+        gs_ref, *seq_refs = res_refs
+        for k, a in enumerate(saved):
+          gs_ref[:, s, k, col] = a.astype(gs_ref.dtype)
+        for ref, i in zip(seq_refs, spec.saved_states):
+          ref[:, s, col] = kept[i]
+      for chunks, value in zip(new, kept):
+        chunks.append(value)
+    return tuple(tuple(chunks) for chunks in new)
+
+  init = tuple(tuple(a.astype(F32) for a in _pallas.load_chunks(ref, cols, slice(None)))
+               for ref in init_refs)
+  for ref, chunks in zip(final_refs, jax.lax.fori_loop(0, steps, body, init)):
+    for col, value in zip(cols, chunks):
+      ref[:, col] = value
+
+
+def forward(spec: GateSpec, xp, w, vectors, states, lengths, opts: KernelOptions, *,
+            save: bool):
+  """Runs the forward kernel.
+
+  Args:
+    xp: (Bp, T, D, G, Hp) float32 projection slots, input time order.
+    w: (D, G, Hp, Hp) recurrent blocks in the compute dtype (bfloat16 or float32).
+    vectors: `spec.vectors` arrays (D, Hp) float32.
+    states: `spec.states` initial states (D, Bp, Hp) float32.
+    lengths: (Bp,) int32.
+    save: also return the residuals.
+
+  Returns:
+    hs (Bp, T, D, Hp) in w's dtype, processing order; the final states (D, Bp, Hp)
+    float32, a tuple; the residuals, a tuple: with save, the saved gates
+    (Bp, T, D, R, Hp) in w's dtype and the sequences of `spec.saved_states`
+    (Bp, T, D, Hp) float32, else empty.
+  """
+  bp, steps, d, _, hp = xp.shape
+  bb = opts.block_b
+  sds = jax.ShapeDtypeStruct
+  state, seq = _pallas.state_spec(bb, hp), _pallas.seq_spec(bb, steps, hp)
+  out_shape = [sds((bp, steps, d, hp), w.dtype)] + [sds((d, bp, hp), F32)] * spec.states
+  out_specs = [seq] + [state] * spec.states
+  if save:
+    slots = spec.residual_slots
+    out_shape += [sds((bp, steps, d, slots, hp), w.dtype)]
+    out_shape += [sds((bp, steps, d, hp), F32)] * len(spec.saved_states)
+    out_specs += [_pallas.gate_seq_spec(bb, steps, slots, hp)] + [seq] * len(spec.saved_states)
+  in_specs = ([_pallas.lengths_spec(bb), _pallas.gate_seq_spec(bb, steps, spec.gates, hp),
+               _pallas.weight_spec(spec.gates, hp)]
+              + [_pallas.vector_spec(hp)] * spec.vectors + [state] * spec.states)
+  kernel = functools.partial(_kernel, spec=spec, opts=opts, save=save)
+  hs, *rest = _pallas.call(kernel, opts, batch=bp, in_specs=in_specs, out_specs=out_specs,
+                           out_shape=out_shape, name=f"rnnjax_{spec.name}_fwd")(
+                               lengths, xp, w, *vectors, *states)
+  return hs, tuple(rest[:spec.states]), tuple(rest[spec.states:])
