@@ -5,7 +5,7 @@ one launch: grid axis 0 is the direction."""
 
 import jax.numpy as jnp
 
-from .. import pallas
+from .. import _platform, pallas
 from ..engine import RNNResult
 from ._call import Call, CallSpec
 from ._fused_rules import fused_reasons
@@ -36,7 +36,7 @@ class _PallasGated:
   @property
   def where(self) -> str:
     return ("in Pallas interpret mode (forced)" if pallas.interpret_forced() and
-            not pallas.on_gpu() else "on the GPU")
+            not _platform.on_gpu() else "on the GPU")
 
   def declines(self, spec: CallSpec) -> list[str]:
     reasons = fused_reasons(spec) + self._cell_reasons(spec.cell)

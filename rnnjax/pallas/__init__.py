@@ -6,7 +6,6 @@ Kernels run compiled on a GPU and in Pallas interpret mode elsewhere (numerics o
 (`gated`); `lstm/` and `gru/` hold only their gate math, bias layout and reference.
 """
 
-from .._platform import on_gpu as on_gpu
 from ._interpret import force_interpret as force_interpret
 from ._interpret import interpret_forced as interpret_forced
 from ._interpret import resolve_interpret as resolve_interpret
@@ -21,6 +20,6 @@ from .lstm import run_lstm as run_lstm
 
 __all__ = [
     "dtype_reason", "force_interpret", "fused_bidirectional_lstm", "fused_gru", "fused_lstm",
-    "interpret_forced", "max_block_h", "on_gpu", "resolve_interpret", "run_gru", "run_lstm",
+    "interpret_forced", "max_block_h", "resolve_interpret", "run_gru", "run_lstm",
     "unsupported_reason",
 ]

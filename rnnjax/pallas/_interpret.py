@@ -35,7 +35,6 @@ def interpret_forced() -> bool:
   return _FORCED.get() or os.environ.get(ENV_VAR, "") not in ("", "0")
 
 
-on_gpu = _platform.on_gpu   # transitional: the dispatch's old name for the backend probe
 
 
 def resolve_interpret(interpret) -> bool:
