@@ -39,11 +39,21 @@ Optional hooks, with defaults here (the built-in cells override them):
                 used by rj.regularization_loss / rj.apply_constraints instead of the
                 Keras-named fields (kernel_regularizer, kernel_constraint, ...) that the
                 built-in cells read for their kernel, recurrent_kernel and bias.
+  map_weight_owners(fn, params) -> pytree
+                walks the cells that own weights, each with its slice of `params`:
+                `fn(cell, cell_params)` here; StackedRNNCells returns a tuple with one
+                entry per cell (layers and Bidirectional define it too). This is how
+                rj.regularization_loss / rj.apply_constraints reach every cell.
+  check_config() -> None
+                validates (and normalises, with object.__setattr__) the configuration
+                fields; `Cell.__post_init__` calls it when a dataclass cell defines it, and
+                the sequence layers call it too, so a cell and the layer built on the
+                same config class check the same things. A subclass extends it with
+                `super().check_config()`; config classes define no `__post_init__`.
 """
 
-import inspect
-
 import dataclasses
+import inspect
 from typing import Any, ClassVar
 
 import jax
@@ -72,6 +82,16 @@ class Cell:
   """Base class of rnnjax cells; see the module docstring for the protocol."""
 
   accepts_constants: ClassVar[bool] = True
+
+  def __post_init__(self):
+    # The one validation hook of dataclass cells: config classes define `check_config`.
+    check_config = getattr(self, "check_config", None)
+    if check_config is not None:
+      check_config()
+
+  def map_weight_owners(self, fn, params):
+    """`fn(self, params)`: a single cell owns all of its params."""
+    return fn(self, params)
 
   def init(self, key: jax.Array, input_shape) -> Any:
     raise NotImplementedError(f"{type(self).__name__} must define init(key, input_shape).")

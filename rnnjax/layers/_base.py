@@ -100,9 +100,10 @@ class SequenceOptions:
       raise ValueError(f"unroll must be a bool or a positive int, got {self.unroll!r}.")
     check_remat(self.remat)
     _regularizers.get(self.activity_regularizer, argument="activity_regularizer")
-    nxt = getattr(super(SequenceOptions, self), "__post_init__", None)
-    if nxt is not None:
-      nxt()
+    # The cell arguments of the built-in layers: their config classes' one hook.
+    check_config = getattr(self, "check_config", None)
+    if check_config is not None:
+      check_config()
 
 
 class RecurrentLayer:
@@ -114,6 +115,10 @@ class RecurrentLayer:
   def scan_unroll(self) -> int | bool:
     """scan's `unroll`: False -> 1 (rolled), True -> fully unrolled, n -> n steps per iteration."""
     return 1 if self.unroll is False else self.unroll
+
+  def map_weight_owners(self, fn, params):
+    """`fn(cell, cell_params)` at each weight-owning cell (see `Cell.map_weight_owners`)."""
+    return self.cell.map_weight_owners(fn, params)
 
   # Parameters and states ----------------------------------------------------
 

@@ -317,6 +317,17 @@ class Bidirectional:
     ends = jnp.concatenate([jax.lax.slice_in_dim(reset, 1, steps, axis=axis), tail], axis=axis)
     return tuple(ends if layer.go_backwards else reset for layer in (self._forward, self._backward))
 
+  def map_weight_owners(self, fn, params) -> dict:
+    """`{"forward": ..., "backward": ...}`: each direction's `map_weight_owners`."""
+    if not isinstance(params, dict) or set(params) != {"forward", "backward"}:
+      raise TypeError(
+          "params of Bidirectional must be a dict with keys ['forward', 'backward'], got "
+          f"{type(params).__name__}"
+          + (f" with keys {sorted(params)}" if isinstance(params, dict) else "") + "."
+      )
+    return {"forward": self.forward_layer.map_weight_owners(fn, params["forward"]),
+            "backward": self.backward_layer.map_weight_owners(fn, params["backward"])}
+
   # Keras weight lists -------------------------------------------------------
 
   def to_keras_weights(self, params) -> list:

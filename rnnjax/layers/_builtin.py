@@ -24,14 +24,11 @@ class FusedOption:
   use_fused: Any = "auto"
   use_cudnn: Any = "auto"
 
-  def __post_init__(self):
+  def check_fused_option(self) -> None:
     for name in ("use_fused", "use_cudnn"):
       value = getattr(self, name)
       if not any(value is c or value == c and type(value) is type(c) for c in _FUSED_CHOICES):
         raise ValueError(f'{name} must be "auto", True or False, got {value!r}.')
-    nxt = getattr(super(FusedOption, self), "__post_init__", None)
-    if nxt is not None:
-      nxt()
 
   @property
   def fused_request(self):
@@ -72,6 +69,10 @@ class GRU(GRUConfig, FusedOption, RecurrentLayer, SequenceOptions):
   ((2, 4), (2, 4))
   """
 
+  def check_config(self) -> None:
+    super().check_config()
+    self.check_fused_option()
+
   @functools.cached_property
   def cell(self) -> GRUCell:
     return _cell_of(self, GRUCell)
@@ -88,6 +89,10 @@ class LSTM(LSTMConfig, FusedOption, RecurrentLayer, SequenceOptions):
   >>> out.shape, h.shape, c.shape
   ((2, 4), (2, 4), (2, 4))
   """
+
+  def check_config(self) -> None:
+    super().check_config()
+    self.check_fused_option()
 
   @functools.cached_property
   def cell(self) -> LSTMCell:
