@@ -40,16 +40,20 @@ Optional hooks, with defaults here (the built-in cells override them):
                 Keras-named fields (kernel_regularizer, kernel_constraint, ...) that the
                 built-in cells read for their kernel, recurrent_kernel and bias.
   map_weight_owners(fn, params) -> pytree
-                walks the cells that own weights, each with its slice of `params`:
-                `fn(cell, cell_params)` here; StackedRNNCells returns a tuple with one
-                entry per cell (layers and Bidirectional define it too). This is how
-                rj.regularization_loss / rj.apply_constraints reach every cell.
+                `fn(owner, owner_params)` at every cell that owns weights, in the
+                structure of `params`: here `fn(self, params)`; StackedRNNCells gives a
+                tuple with one entry per cell. The layers define it too (a sequence
+                layer defers to its cell, Bidirectional gives {"forward", "backward"}):
+                rj.regularization_loss and rj.apply_constraints walk a layer with it.
   check_config() -> None
-                validates (and normalises, with object.__setattr__) the configuration
-                fields; `Cell.__post_init__` calls it when a dataclass cell defines it, and
-                the sequence layers call it too, so a cell and the layer built on the
-                same config class check the same things. A subclass extends it with
-                `super().check_config()`; config classes define no `__post_init__`.
+                no default. Validates the configuration fields, and normalises them
+                with object.__setattr__ (ConvLSTM's tuples); a subclass extends it with
+                `super().check_config()`. `Cell.__post_init__` runs it when a cell
+                defines it (a cell with its own `__post_init__` calls
+                `super().__post_init__()`), and the sequence layers run it as well, so a
+                cell and the layer built on the same config class (rj.LSTMCell and
+                rj.LSTM share LSTMConfig) check the same things. Config classes define
+                no `__post_init__`.
 """
 
 import dataclasses

@@ -1,5 +1,6 @@
 """What the Keras dense cells (SimpleRNN, GRU, LSTM) share: configuration, the
-`kernel` / `recurrent_kernel` / `bias` parameters, gate-split matmuls, dropout masks."""
+`kernel` / `recurrent_kernel` / `bias` parameters, gate-split matmuls, dropout masks
+(the Keras weight list and the call are KerasCell's, shared with ConvLSTMCell)."""
 
 import dataclasses
 from typing import Any, ClassVar
@@ -88,6 +89,10 @@ class DenseCell(DenseConfig, KerasCell):
   def state_size(self):
     return self.units
 
+  @property
+  def output_size(self):
+    return self.units
+
   def describe_cell(self) -> str:
     return f"{type(self).__name__}(units={self.units})"
 
@@ -105,10 +110,6 @@ class DenseCell(DenseConfig, KerasCell):
           f"inputs have {input_shape[-1]} features but params were built for {features} "
           f"(kernel shape {tuple(params['kernel'].shape)})."
       )
-
-  @property
-  def output_size(self):
-    return self.units
 
   # Parameters ---------------------------------------------------------------
 
@@ -128,14 +129,16 @@ class DenseCell(DenseConfig, KerasCell):
       params["bias"] = self.init_bias(k_bias, dt)
     return params
 
+  def init_bias(self, key: jax.Array, dtype) -> jax.Array:
+    return _initializers.get(self.bias_initializer)(key, (self.num_gates * self.units,), dtype)
+
+  # Keras weight lists (layer.get_weights() order) ------------------------------
+
   def keras_weight_shapes(self, kernel) -> dict[str, tuple[int, ...]]:
     """Param shapes for a Keras kernel (F, G*U) (F = 1 when it is not 2-d)."""
     features = kernel.shape[0] if getattr(kernel, "ndim", 0) == 2 else 1
     expected = jax.eval_shape(lambda: self.init(jax.random.key(0), (features,)))
     return {name: tuple(a.shape) for name, a in expected.items()}
-
-  def init_bias(self, key: jax.Array, dtype) -> jax.Array:
-    return _initializers.get(self.bias_initializer)(key, (self.num_gates * self.units,), dtype)
 
   # Computation --------------------------------------------------------------
 
