@@ -5,6 +5,9 @@ every update.
 A constraint is a function `weight -> projected weight`. `get` accepts the Keras names
 ("max_norm", "non_neg", "unit_norm", "min_max_norm" and their CamelCase class names), the
 classes here, Keras constraint objects, or any such callable.
+
+A leaf module: it reaches a layer's cells through the layer's own
+`map_weight_owners(fn, params)`, so it imports no layer or cell.
 """
 
 import dataclasses
@@ -12,7 +15,14 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from ._weight_owners import ROLES, map_owners
+from ._validation import describe
+
+# Which Keras argument governs which weight of a cell's params (every Keras RNN cell).
+WEIGHT_CONSTRAINTS = (
+    ("kernel", "kernel_constraint"),
+    ("recurrent_kernel", "recurrent_constraint"),
+    ("bias", "bias_constraint"),
+)
 
 EPSILON = 1e-7  # Keras's backend.epsilon()
 
@@ -107,6 +117,14 @@ def get(constraint, *, argument: str = "constraint"):
   )
 
 
+def _check_layer(layer) -> None:
+  if not hasattr(layer, "map_weight_owners"):
+    raise TypeError(
+        f"layer must be an rnnjax layer or cell (with a map_weight_owners(fn, params) method), "
+        f"got {describe(layer)}."
+    )
+
+
 def _project(owner, params):
   """One cell's params with its constraints applied (its `constrain(params)` hook if any)."""
   hook = getattr(owner, "constrain", None)
@@ -115,8 +133,8 @@ def _project(owner, params):
   if not isinstance(params, dict):
     return params
   new = dict(params)
-  for weight, role in ROLES:
-    fn = get(getattr(owner, f"{role}_constraint", None), argument=f"{role}_constraint")
+  for weight, argument in WEIGHT_CONSTRAINTS:
+    fn = get(getattr(owner, argument, None), argument=argument)
     if fn is not None and weight in params:
       new[weight] = jnp.asarray(fn(params[weight]), params[weight].dtype)
   return new
@@ -132,7 +150,8 @@ def apply_constraints(layer, params):
   >>> bool((rj.apply_constraints(layer, params)["kernel"] >= 0).all())
   True
   """
-  return map_owners(_project, layer, params)
+  _check_layer(layer)
+  return layer.map_weight_owners(_project, params)
 
 
 def with_constraints(optimizer, layer):
@@ -159,6 +178,7 @@ def with_constraints(optimizer, layer):
   """
   import optax
 
+  _check_layer(layer)
   inner = optax.with_extra_args_support(optimizer)
 
   def update(updates, state, params=None, **extra_args):

@@ -4,6 +4,9 @@ function that turns a layer's regularizers into a penalty to add to the loss.
 A regularizer is a function `weight -> scalar`. `get` accepts the Keras names
 ("l1", "l2", "l1_l2", "L1", "L2", "L1L2", "l1l2"), the classes here, Keras regularizer
 objects, or any such callable.
+
+A leaf module: it reaches a layer's cells through the layer's own
+`map_weight_owners(fn, params)`, so it imports no layer or cell.
 """
 
 import dataclasses
@@ -11,7 +14,14 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from ._weight_owners import ROLES, map_owners
+from ._validation import describe
+
+# Which Keras argument governs which weight of a cell's params (every Keras RNN cell).
+WEIGHT_REGULARIZERS = (
+    ("kernel", "kernel_regularizer"),
+    ("recurrent_kernel", "recurrent_regularizer"),
+    ("bias", "bias_regularizer"),
+)
 
 
 def _check_factor(value, argument: str) -> float:
@@ -89,14 +99,22 @@ def get(regularizer, *, argument: str = "regularizer"):
   )
 
 
+def _check_layer(layer) -> None:
+  if not hasattr(layer, "map_weight_owners"):
+    raise TypeError(
+        f"layer must be an rnnjax layer or cell (with a map_weight_owners(fn, params) method), "
+        f"got {describe(layer)}."
+    )
+
+
 def _weight_penalty(owner, params):
   """Sum of one cell's weight penalties (its `weight_penalty(params)` hook if it has one)."""
   hook = getattr(owner, "weight_penalty", None)
   if hook is not None:
     return jnp.asarray(hook(params), jnp.float32)
   total = jnp.zeros((), jnp.float32)
-  for weight, role in ROLES:
-    reg = get(getattr(owner, f"{role}_regularizer", None), argument=f"{role}_regularizer")
+  for weight, argument in WEIGHT_REGULARIZERS:
+    reg = get(getattr(owner, argument, None), argument=argument)
     if reg is not None and isinstance(params, dict) and weight in params:
       total = total + jnp.asarray(reg(params[weight]), jnp.float32)
   return total
@@ -125,7 +143,9 @@ def regularization_loss(layer, params, outputs=None) -> jax.Array:
   >>> bool(jnp.allclose(loss, 0.01 * jnp.sum(params["kernel"] ** 2) + 0.1 * 4))
   True
   """
-  total = sum(jax.tree.leaves(map_owners(_weight_penalty, layer, params)), jnp.zeros((), jnp.float32))
+  _check_layer(layer)
+  penalties = layer.map_weight_owners(_weight_penalty, params)
+  total = sum(jax.tree.leaves(penalties), jnp.zeros((), jnp.float32))
   activity = get(getattr(layer, "activity_regularizer", None), argument="activity_regularizer")
   if activity is not None and outputs is not None:
     for leaf in jax.tree.leaves(outputs):

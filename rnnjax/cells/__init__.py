@@ -3,13 +3,13 @@
 from ._base import Cell as Cell
 from ._base import initial_state_of as initial_state_of
 from ._conv_lstm import ConvLSTM1DCell as ConvLSTM1DCell
-from ._conv_lstm import ConvLSTM1DConfig as ConvLSTM1DConfig
+from ._conv_lstm_config import ConvLSTM1DConfig as ConvLSTM1DConfig
 from ._conv_lstm import ConvLSTM2DCell as ConvLSTM2DCell
-from ._conv_lstm import ConvLSTM2DConfig as ConvLSTM2DConfig
+from ._conv_lstm_config import ConvLSTM2DConfig as ConvLSTM2DConfig
 from ._conv_lstm import ConvLSTM3DCell as ConvLSTM3DCell
-from ._conv_lstm import ConvLSTM3DConfig as ConvLSTM3DConfig
+from ._conv_lstm_config import ConvLSTM3DConfig as ConvLSTM3DConfig
 from ._conv_lstm import ConvLSTMCell as ConvLSTMCell
-from ._conv_lstm import ConvLSTMConfig as ConvLSTMConfig
+from ._conv_lstm_config import ConvLSTMConfig as ConvLSTMConfig
 from ._dropout import DropoutMasks as DropoutMasks
 from ._gru import GRUCell as GRUCell
 from ._gru import GRUConfig as GRUConfig

@@ -39,11 +39,25 @@ Optional hooks, with defaults here (the built-in cells override them):
                 used by rj.regularization_loss / rj.apply_constraints instead of the
                 Keras-named fields (kernel_regularizer, kernel_constraint, ...) that the
                 built-in cells read for their kernel, recurrent_kernel and bias.
+  map_weight_owners(fn, params) -> pytree
+                `fn(owner, owner_params)` at every cell that owns weights, in the
+                structure of `params`: here `fn(self, params)`; StackedRNNCells gives a
+                tuple with one entry per cell. The layers define it too (a sequence
+                layer defers to its cell, Bidirectional gives {"forward", "backward"}):
+                rj.regularization_loss and rj.apply_constraints walk a layer with it.
+  check_config() -> None
+                no default. Validates the configuration fields, and normalises them
+                with object.__setattr__ (ConvLSTM's tuples); a subclass extends it with
+                `super().check_config()`. `Cell.__post_init__` runs it when a cell
+                defines it (a cell with its own `__post_init__` calls
+                `super().__post_init__()`), and the sequence layers run it as well, so a
+                cell and the layer built on the same config class (rj.LSTMCell and
+                rj.LSTM share LSTMConfig) check the same things. Config classes define
+                no `__post_init__`.
 """
 
-import inspect
-
 import dataclasses
+import inspect
 from typing import Any, ClassVar
 
 import jax
@@ -72,6 +86,16 @@ class Cell:
   """Base class of rnnjax cells; see the module docstring for the protocol."""
 
   accepts_constants: ClassVar[bool] = True
+
+  def __post_init__(self):
+    # The one validation hook of dataclass cells: config classes define `check_config`.
+    check_config = getattr(self, "check_config", None)
+    if check_config is not None:
+      check_config()
+
+  def map_weight_owners(self, fn, params):
+    """`fn(self, params)`: a single cell owns all of its params."""
+    return fn(self, params)
 
   def init(self, key: jax.Array, input_shape) -> Any:
     raise NotImplementedError(f"{type(self).__name__} must define init(key, input_shape).")

@@ -12,118 +12,23 @@ given strides, padding and dilation; the recurrent one is always stride 1, paddi
 """
 
 import dataclasses
-from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 
-from .. import _activations, _constraints, _initializers, _regularizers
+from .. import _activations, _initializers
 from . import _conv
-from ._base import Cell
-from ._dense import _next_post_init, accumulation_dtype, check_units
-from ._dropout import DropoutMasks, apply_mask, check_rate, keep_mask
+from ._conv_lstm_config import ConvLSTM1DConfig, ConvLSTM2DConfig, ConvLSTM3DConfig, ConvLSTMConfig
+from ._dense import accumulation_dtype
+from ._dropout import DropoutMasks, apply_mask, keep_mask
+from ._keras_cell import KerasCell
+from ._lstm import lstm_bias, lstm_gates
 
 NUM_GATES = 4
 
 
 @dataclasses.dataclass(frozen=True)
-class ConvLSTMConfig:
-  """Keras ConvLSTM arguments shared by the cells and the ConvLSTM1D/2D/3D layers.
-
-  `kernel_size`, `strides` and `dilation_rate` are stored as tuples of `rank` ints,
-  `padding` lower-case and `data_format` None as "channels_last" (Keras's default).
-  """
-
-  rank: int
-  filters: int
-  kernel_size: Any
-  _: dataclasses.KW_ONLY
-  strides: Any = 1
-  padding: str = "valid"
-  data_format: str | None = None
-  dilation_rate: Any = 1
-  activation: Any = "tanh"
-  recurrent_activation: Any = "sigmoid"
-  use_bias: bool = True
-  kernel_initializer: Any = "glorot_uniform"
-  recurrent_initializer: Any = "orthogonal"
-  bias_initializer: Any = "zeros"
-  unit_forget_bias: bool = True
-  kernel_regularizer: Any = None
-  recurrent_regularizer: Any = None
-  bias_regularizer: Any = None
-  kernel_constraint: Any = None
-  recurrent_constraint: Any = None
-  bias_constraint: Any = None
-  dropout: float = 0.0
-  recurrent_dropout: float = 0.0
-  seed: int | None = None
-  dtype: Any = None
-  param_dtype: Any = jnp.float32
-
-  def __post_init__(self):
-    rank = _conv.check_rank(self.rank)
-    check_units(self.filters, "filters")
-    normalized = {
-        "kernel_size": _conv.int_tuple(self.kernel_size, rank, "kernel_size"),
-        "strides": _conv.int_tuple(self.strides, rank, "strides"),
-        "dilation_rate": _conv.int_tuple(self.dilation_rate, rank, "dilation_rate"),
-        "padding": _conv.check_padding(self.padding),
-        "data_format": _conv.check_data_format(self.data_format),
-    }
-    for name, value in normalized.items():
-      object.__setattr__(self, name, value)
-    if max(self.strides) > 1 and max(self.dilation_rate) > 1:
-      raise ValueError(
-          f"strides > 1 is not compatible with dilation_rate > 1 (as in Keras); got "
-          f"strides={self.strides} and dilation_rate={self.dilation_rate}."
-      )
-    _activations.get(self.activation, argument="activation")
-    _activations.get(self.recurrent_activation, argument="recurrent_activation")
-    for name in ("kernel_initializer", "recurrent_initializer", "bias_initializer"):
-      _initializers.get(getattr(self, name), argument=name)
-    for name in ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer"):
-      _regularizers.get(getattr(self, name), argument=name)
-    for name in ("kernel_constraint", "recurrent_constraint", "bias_constraint"):
-      _constraints.get(getattr(self, name), argument=name)
-    for name in ("use_bias", "unit_forget_bias"):
-      if not isinstance(getattr(self, name), bool):
-        raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}.")
-    check_rate(self.dropout, "dropout")
-    check_rate(self.recurrent_dropout, "recurrent_dropout")
-    if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
-      raise TypeError(f"seed must be an int or None, got {self.seed!r}.")
-    for name in ("dtype", "param_dtype"):
-      value = getattr(self, name)
-      if value is not None:
-        try:
-          jnp.dtype(value)
-        except TypeError:
-          raise TypeError(f"{name} must be a dtype or dtype name, got {value!r}.") from None
-    _next_post_init(self, ConvLSTMConfig)
-
-
-def _fixed_rank(rank: int):
-  return dataclasses.field(default=rank, init=False)
-
-
-@dataclasses.dataclass(frozen=True)
-class ConvLSTM1DConfig(ConvLSTMConfig):
-  rank: int = _fixed_rank(1)
-
-
-@dataclasses.dataclass(frozen=True)
-class ConvLSTM2DConfig(ConvLSTMConfig):
-  rank: int = _fixed_rank(2)
-
-
-@dataclasses.dataclass(frozen=True)
-class ConvLSTM3DConfig(ConvLSTMConfig):
-  rank: int = _fixed_rank(3)
-
-
-@dataclasses.dataclass(frozen=True)
-class ConvLSTMCell(ConvLSTMConfig, Cell):
+class ConvLSTMCell(ConvLSTMConfig, KerasCell):
   """Convolutional LSTM cell over `rank` spatial axes (Keras's internal ConvLSTMCell).
 
   Params: `kernel` (*kernel_size, C, 4F), `recurrent_kernel` (*kernel_size, F, 4F),
@@ -139,8 +44,6 @@ class ConvLSTMCell(ConvLSTMConfig, Cell):
   >>> h.shape, c.shape, params["kernel"].shape
   ((2, 5, 6, 4), (2, 5, 6, 4), (3, 3, 2, 16))
   """
-
-  accepts_constants: ClassVar[bool] = False
 
   # Shapes -------------------------------------------------------------------
 
@@ -160,7 +63,7 @@ class ConvLSTMCell(ConvLSTMConfig, Cell):
   def _layout(self) -> str:
     return _conv.layout(self.rank, self.data_format)
 
-  def _describe(self) -> str:
+  def describe_cell(self) -> str:
     return (f"{type(self).__name__}(filters={self.filters}, kernel_size={self.kernel_size}, "
             f"data_format={self.data_format!r})")
 
@@ -172,7 +75,7 @@ class ConvLSTMCell(ConvLSTMConfig, Cell):
         or any(isinstance(d, bool) or not isinstance(d, int) for d in shape)):
       layout = self._layout()
       raise ValueError(
-          f"inputs of {self._describe()} must have shape (B, T, {layout[1:]} "
+          f"inputs of {self.describe_cell()} must have shape (B, T, {layout[1:]} "
           f"(per step {layout}, rank {self.rank + 1}), got a per-step shape {shape!r}."
       )
     spatial, channels = _conv.split_step_shape(shape, self.data_format)
@@ -181,7 +84,7 @@ class ConvLSTMCell(ConvLSTMConfig, Cell):
     if min(out) <= 0:
       raise ValueError(
           f"inputs with spatial shape {spatial} are too small for the input convolution of "
-          f"{self._describe()} with padding={self.padding!r}, strides={self.strides}, "
+          f"{self.describe_cell()} with padding={self.padding!r}, strides={self.strides}, "
           f"dilation_rate={self.dilation_rate}: its output spatial shape would be {out}."
       )
     return spatial, channels
@@ -217,16 +120,9 @@ class ConvLSTMCell(ConvLSTMConfig, Cell):
             k_rec, shapes["recurrent_kernel"], dt),
     }
     if self.use_bias:
-      params["bias"] = self._init_bias(k_bias, dt)
+      params["bias"] = lstm_bias(self.bias_initializer, k_bias, self.filters, dt,
+                                 self.unit_forget_bias)
     return params
-
-  def _init_bias(self, key, dtype):
-    init = _initializers.get(self.bias_initializer)
-    f = self.filters
-    if not self.unit_forget_bias:
-      return init(key, (NUM_GATES * f,), dtype)
-    k1, k2 = jax.random.split(key)
-    return jnp.concatenate([init(k1, (f,), dtype), jnp.ones((f,), dtype), init(k2, (2 * f,), dtype)])
 
   def initial_state(self, batch_size: int, dtype=jnp.float32, *, input_shape=None) -> tuple:
     """Zero `(h, c)`, each (batch_size, *S', F) (or (batch_size, F, *S')).
@@ -244,12 +140,7 @@ class ConvLSTMCell(ConvLSTMConfig, Cell):
 
   def validate_inputs(self, params, input_shape) -> None:
     """Raises if `params` do not fit this cell or per-step `input_shape`."""
-    if not isinstance(params, dict) or "kernel" not in params or "recurrent_kernel" not in params:
-      raise TypeError(
-          f"params must be the dict that {type(self).__name__}.init returns (keys kernel, "
-          f"recurrent_kernel, bias), got {type(params).__name__}"
-          + (f" with keys {sorted(params)}" if isinstance(params, dict) else "") + "."
-      )
+    self.check_params_dict(params)
     _, channels = self.check_input_shape(input_shape)
     kernel_shape = tuple(params["kernel"].shape)
     if len(kernel_shape) == self.rank + 2 and kernel_shape[self.rank] != channels:
@@ -262,47 +153,18 @@ class ConvLSTMCell(ConvLSTMConfig, Cell):
       got = tuple(params[name].shape) if name in params else None
       if got != shape:
         raise ValueError(
-            f"params[{name!r}] has shape {got} but {self._describe()} on {channels} input "
+            f"params[{name!r}] has shape {got} but {self.describe_cell()} on {channels} input "
             f"channels expects {shape}."
         )
 
   # Keras weight lists (layer.get_weights() order) -----------------------------
 
-  def keras_weight_names(self) -> tuple[str, ...]:
-    return ("kernel", "recurrent_kernel") + (("bias",) if self.use_bias else ())
-
-  def to_keras_weights(self, params) -> list:
-    return [params[name] for name in self.keras_weight_names()]
-
-  def from_keras_weights(self, arrays: list) -> tuple[dict, list]:
-    """Params from the head of a Keras weight list; returns (params, the rest of the list)."""
-    names = self.keras_weight_names()
-    first = arrays[0] if arrays else None
-    channels = first.shape[self.rank] if getattr(first, "ndim", 0) == self.rank + 2 else 1
-    shapes = self.param_shapes(channels)
-    wanted = ", ".join(f"{n} {shapes[n]}" for n in names)
-    if len(arrays) < len(names):
-      raise ValueError(
-          f"{self._describe()} needs {len(names)} Keras weight arrays [{wanted}], "
-          f"got {len(arrays)}."
-      )
-    params = {}
-    for name, array in zip(names, arrays):
-      got = tuple(getattr(array, "shape", ()))
-      if got != shapes[name]:
-        raise ValueError(
-            f"Keras weight {name!r} of {self._describe()} must have shape {shapes[name]}, "
-            f"got {got}; expected [{wanted}]."
-        )
-      params[name] = jnp.asarray(array, dtype=jnp.dtype(self.param_dtype))
-    return params, list(arrays[len(names):])
+  def keras_weight_shapes(self, kernel) -> dict[str, tuple[int, ...]]:
+    """Param shapes for a Keras kernel (*kernel_size, C, 4F) (C = 1 when its rank differs)."""
+    channels = kernel.shape[self.rank] if getattr(kernel, "ndim", 0) == self.rank + 2 else 1
+    return self.param_shapes(channels)
 
   # Computation --------------------------------------------------------------
-
-  def compute_dtype(self, x: jax.Array):
-    if self.dtype is not None:
-      return jnp.dtype(self.dtype)
-    return jnp.result_type(x.dtype, jnp.dtype(self.param_dtype))
 
   def _gate_conv(self, x, kernel, masks, **conv_kw):
     """conv(x, kernel) with `x` dropped out per gate block of the kernel's filters.
@@ -340,23 +202,12 @@ class ConvLSTMCell(ConvLSTMConfig, Cell):
     recurrent = self._gate_conv(h.astype(cd), params["recurrent_kernel"].astype(cd), masks,
                                 padding="same")
     z = projected + recurrent.astype(projected.dtype)
-    act = _activations.get(self.activation)
-    gate = _activations.get(self.recurrent_activation)
-    zi, zf, zc, zo = jnp.split(z, NUM_GATES, axis=self._channel_axis())
-    c_new = gate(zf) * c + gate(zi) * act(zc)
-    h_new = gate(zo) * act(c_new)
+    h_new, c_new = lstm_gates(z, c, _activations.get(self.activation),
+                              _activations.get(self.recurrent_activation),
+                              axis=self._channel_axis())
     return h_new.astype(cd), (h_new, c_new)
 
-  def __call__(self, params, inputs, states, *, training=False, constants=None, dropout=None):
-    """One Keras step: inputs (B, *S, C), states (h, c) -> (output, new states)."""
-    projected = self.project(params, inputs, dropout=dropout)
-    return self.step(params, projected, states, training=training, constants=constants,
-                     dropout=dropout)
-
   # Dropout ------------------------------------------------------------------
-
-  def uses_dropout(self) -> bool:
-    return self.dropout > 0.0 or self.recurrent_dropout > 0.0
 
   def dropout_masks(self, key, batch_size: int, input_shape, dtype) -> DropoutMasks | None:
     """Keras's 4 masks per role (one per gate): inputs (4, B, *S, C), recurrent (4, B, *S', F)."""

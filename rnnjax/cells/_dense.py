@@ -1,5 +1,6 @@
 """What the Keras dense cells (SimpleRNN, GRU, LSTM) share: configuration, the
-`kernel` / `recurrent_kernel` / `bias` parameters, gate-split matmuls, dropout masks."""
+`kernel` / `recurrent_kernel` / `bias` parameters, gate-split matmuls, dropout masks
+(the Keras weight list and the call are KerasCell's, shared with ConvLSTMCell)."""
 
 import dataclasses
 from typing import Any, ClassVar
@@ -7,21 +8,11 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
-from .. import _activations, _constraints, _initializers, _regularizers
-from ._base import Cell
-from ._dropout import DropoutMasks, apply_mask, check_rate, keep_mask
-
-
-# Name under which cells tag their gate pre-activations (the sums of the matmuls): the
-# engine may keep only these for the backward pass and recompute the gate math.
-PREACTIVATION = "rnnjax_preactivation"
-
-
-def check_units(units, argument: str = "units") -> None:  # noqa: D103
-  if isinstance(units, bool) or not isinstance(units, int):
-    raise TypeError(f"{argument} must be a positive int, got {units!r}.")
-  if units <= 0:
-    raise ValueError(f"{argument} must be a positive int, got {units}.")
+from .. import _initializers
+from .._validation import check_positive_int
+from ._dropout import DropoutMasks, apply_mask, keep_mask
+from ._keras_cell import KerasCell
+from ._options import check_shared_options
 
 
 def accumulation_dtype(compute_dtype) -> jnp.dtype:
@@ -84,56 +75,30 @@ class DenseConfig:
     """Dropout masks per role: one per gate with Keras `implementation=1`, else one."""
     return 1
 
-  def __post_init__(self):
-    check_units(self.units)
-    _activations.get(self.activation, argument="activation")
-    for name in ("kernel_initializer", "recurrent_initializer", "bias_initializer"):
-      _initializers.get(getattr(self, name), argument=name)
-    for name in ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer"):
-      _regularizers.get(getattr(self, name), argument=name)
-    for name in ("kernel_constraint", "recurrent_constraint", "bias_constraint"):
-      _constraints.get(getattr(self, name), argument=name)
-    check_rate(self.dropout, "dropout")
-    check_rate(self.recurrent_dropout, "recurrent_dropout")
-    if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
-      raise TypeError(f"seed must be an int or None, got {self.seed!r}.")
-    if not isinstance(self.use_bias, bool):
-      raise TypeError(f"use_bias must be a bool, got {self.use_bias!r}.")
-    for name in ("dtype", "param_dtype"):
-      value = getattr(self, name)
-      if value is not None:
-        try:
-          jnp.dtype(value)
-        except TypeError:
-          raise TypeError(f"{name} must be a dtype or dtype name, got {value!r}.") from None
-    _next_post_init(self, DenseConfig)
-
-
-def _next_post_init(obj, cls) -> None:
-  """Cooperative __post_init__ across the config/layer mixins."""
-  nxt = getattr(super(cls, obj), "__post_init__", None)
-  if nxt is not None:
-    nxt()
+  def check_config(self) -> None:
+    """Validates the dense arguments (see `Cell.check_config`)."""
+    check_positive_int(self.units, "units")
+    check_shared_options(self)
 
 
 @dataclasses.dataclass(frozen=True)
-class DenseCell(DenseConfig, Cell):
+class DenseCell(DenseConfig, KerasCell):
   """Base of SimpleRNNCell, GRUCell and LSTMCell (Keras layout, one fused matrix per role)."""
-
-  accepts_constants: ClassVar[bool] = False
 
   @property
   def state_size(self):
     return self.units
 
+  @property
+  def output_size(self):
+    return self.units
+
+  def describe_cell(self) -> str:
+    return f"{type(self).__name__}(units={self.units})"
+
   def validate_inputs(self, params, input_shape) -> None:
     """Raises if `params` do not fit this cell or per-step `input_shape` (F,)."""
-    if not isinstance(params, dict) or "kernel" not in params or "recurrent_kernel" not in params:
-      raise TypeError(
-          f"params must be the dict that {type(self).__name__}.init returns (keys kernel, "
-          f"recurrent_kernel, bias), got {type(params).__name__}"
-          + (f" with keys {sorted(params)}" if isinstance(params, dict) else "") + "."
-      )
+    self.check_params_dict(params)
     if len(input_shape) != 1:
       raise ValueError(
           f"inputs must have shape (B, T, F) (one feature axis), got a per-step shape "
@@ -145,10 +110,6 @@ class DenseCell(DenseConfig, Cell):
           f"inputs have {input_shape[-1]} features but params were built for {features} "
           f"(kernel shape {tuple(params['kernel'].shape)})."
       )
-
-  @property
-  def output_size(self):
-    return self.units
 
   # Parameters ---------------------------------------------------------------
 
@@ -168,46 +129,18 @@ class DenseCell(DenseConfig, Cell):
       params["bias"] = self.init_bias(k_bias, dt)
     return params
 
-  # Keras weight lists (layer.get_weights() order) ------------------------------
-
-  def keras_weight_names(self) -> tuple[str, ...]:
-    return ("kernel", "recurrent_kernel") + (("bias",) if self.use_bias else ())
-
-  def to_keras_weights(self, params) -> list:
-    return [params[name] for name in self.keras_weight_names()]
-
-  def from_keras_weights(self, arrays: list) -> tuple[dict, list]:
-    """Params from the head of a Keras weight list; returns (params, the rest of the list)."""
-    names = self.keras_weight_names()
-    first = arrays[0] if arrays else None
-    features = first.shape[0] if getattr(first, "ndim", 0) == 2 else 1
-    expected = jax.eval_shape(lambda: self.init(jax.random.key(0), (features,)))
-    shapes = {n: tuple(expected[n].shape) for n in names}
-    wanted = ", ".join(f"{n} {shapes[n]}" for n in names)
-    if len(arrays) < len(names):
-      raise ValueError(
-          f"{type(self).__name__}(units={self.units}) needs {len(names)} Keras weight arrays "
-          f"[{wanted}], got {len(arrays)}."
-      )
-    params = {}
-    for name, array in zip(names, arrays):
-      if tuple(getattr(array, "shape", ())) != shapes[name]:
-        raise ValueError(
-            f"Keras weight {name!r} of {type(self).__name__}(units={self.units}) must have shape "
-            f"{shapes[name]}, got {tuple(getattr(array, 'shape', ()))}; expected [{wanted}]."
-        )
-      params[name] = jnp.asarray(array, dtype=jnp.dtype(self.param_dtype))
-    return params, list(arrays[len(names):])
-
   def init_bias(self, key: jax.Array, dtype) -> jax.Array:
     return _initializers.get(self.bias_initializer)(key, (self.num_gates * self.units,), dtype)
 
-  # Computation --------------------------------------------------------------
+  # Keras weight lists (layer.get_weights() order) ------------------------------
 
-  def compute_dtype(self, x: jax.Array):
-    if self.dtype is not None:
-      return jnp.dtype(self.dtype)
-    return jnp.result_type(x.dtype, jnp.dtype(self.param_dtype))
+  def keras_weight_shapes(self, kernel) -> dict[str, tuple[int, ...]]:
+    """Param shapes for a Keras kernel (F, G*U) (F = 1 when it is not 2-d)."""
+    features = kernel.shape[0] if getattr(kernel, "ndim", 0) == 2 else 1
+    expected = jax.eval_shape(lambda: self.init(jax.random.key(0), (features,)))
+    return {name: tuple(a.shape) for name, a in expected.items()}
+
+  # Computation --------------------------------------------------------------
 
   def input_bias(self, params) -> jax.Array | None:
     return params.get("bias") if self.use_bias else None
@@ -219,16 +152,7 @@ class DenseCell(DenseConfig, Cell):
     z = gate_matmul(inputs.astype(cd), params["kernel"].astype(cd), masks, self.num_gates)
     return add_bias(z, self.input_bias(params))
 
-  def __call__(self, params, inputs, states, *, training=False, constants=None, dropout=None):
-    """One Keras step: inputs (B, F), states tuple of (B, U) -> (output (B, U), new states)."""
-    projected = self.project(params, inputs, dropout=dropout)
-    return self.step(params, projected, states, training=training, constants=constants,
-                     dropout=dropout)
-
   # Dropout ------------------------------------------------------------------
-
-  def uses_dropout(self) -> bool:
-    return self.dropout > 0.0 or self.recurrent_dropout > 0.0
 
   def dropout_masks(self, key, batch_size: int, input_shape, dtype) -> DropoutMasks | None:
     if not self.uses_dropout():

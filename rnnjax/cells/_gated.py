@@ -5,7 +5,7 @@ import dataclasses
 from typing import Any
 
 from .. import _activations
-from ._dense import DenseConfig, _next_post_init
+from ._dense import DenseConfig
 
 
 @dataclasses.dataclass(frozen=True)
@@ -14,11 +14,12 @@ class GatedConfig(DenseConfig):
   recurrent_activation: Any = "sigmoid"
   implementation: int = 2
 
-  def __post_init__(self):
+  def check_config(self) -> None:
+    """The gated arguments, then the dense ones (see `Cell.check_config`)."""
     _activations.get(self.recurrent_activation, argument="recurrent_activation")
     if self.implementation not in (1, 2):
       raise ValueError(f"implementation must be 1 or 2, got {self.implementation!r}.")
-    _next_post_init(self, GatedConfig)
+    super().check_config()
 
   @property
   def mask_count(self) -> int:

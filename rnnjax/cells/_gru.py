@@ -6,7 +6,8 @@ from typing import ClassVar
 import jax.numpy as jnp
 
 from .. import _activations, _initializers
-from ._dense import DenseCell, _next_post_init, accumulation_dtype, add_bias, gate_matmul
+from .._validation import check_bool
+from ._dense import DenseCell, accumulation_dtype, add_bias, gate_matmul
 from ._dropout import apply_mask
 from ._gated import GatedConfig
 
@@ -20,10 +21,9 @@ class GRUConfig(GatedConfig):
 
   num_gates: ClassVar[int] = 3
 
-  def __post_init__(self):
-    if not isinstance(self.reset_after, bool):
-      raise TypeError(f"reset_after must be a bool, got {self.reset_after!r}.")
-    _next_post_init(self, GRUConfig)
+  def check_config(self) -> None:
+    check_bool(self.reset_after, "reset_after")
+    super().check_config()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,15 +1,46 @@
-"""LSTMCell: Keras 3 LSTM, gates i, f, c, o in that order along the last axis."""
+"""LSTMCell: Keras 3 LSTM, gates i, f, c, o in that order along the last axis. The gate
+math and the bias layout are functions that ConvLSTMCell uses too."""
 
 import dataclasses
 from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
-from jax.ad_checkpoint import checkpoint_name
 
 from .. import _activations, _initializers
-from ._dense import PREACTIVATION, DenseCell, gate_matmul
+from .._validation import check_bool
+from ._dense import DenseCell, gate_matmul
 from ._gated import GatedConfig
+
+
+def lstm_gates(z: jax.Array, c: jax.Array, activation, recurrent_activation, axis: int = -1):
+  """One LSTM state update from the summed pre-activations.
+
+  z: (..., 4U, ...) with gates i, f, c, o split along `axis`; c: the cell state, z's
+  shape with U along `axis`; activation, recurrent_activation: callables.
+  Returns (h_new, c_new), each shaped like c.
+
+  >>> z = jnp.zeros((2, 8))
+  >>> h, c = lstm_gates(z, jnp.ones((2, 2)), jnp.tanh, jax.nn.sigmoid)
+  >>> c.tolist()
+  [[0.5, 0.5], [0.5, 0.5]]
+  """
+  zi, zf, zc, zo = jnp.split(z, 4, axis=axis)
+  c_new = recurrent_activation(zf) * c + recurrent_activation(zi) * activation(zc)
+  h_new = recurrent_activation(zo) * activation(c_new)
+  return h_new, c_new
+
+
+def lstm_bias(initializer, key: jax.Array, units: int, dtype, unit_forget_bias: bool) -> jax.Array:
+  """The (4U,) bias, gates i, f, c, o, from `initializer`; with `unit_forget_bias` the
+  forget block is ones (Keras)."""
+  init = _initializers.get(initializer)
+  if not unit_forget_bias:
+    return init(key, (4 * units,), dtype)
+  k1, k2 = jax.random.split(key)
+  return jnp.concatenate(
+      [init(k1, (units,), dtype), jnp.ones((units,), dtype), init(k2, (2 * units,), dtype)]
+  )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,6 +51,10 @@ class LSTMConfig(GatedConfig):
   unit_forget_bias: bool = True
 
   num_gates: ClassVar[int] = 4
+
+  def check_config(self) -> None:
+    check_bool(self.unit_forget_bias, "unit_forget_bias")
+    super().check_config()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,14 +77,7 @@ class LSTMCell(LSTMConfig, DenseCell):
     return (self.units, self.units)
 
   def init_bias(self, key, dtype):
-    init = _initializers.get(self.bias_initializer)
-    if not self.unit_forget_bias:
-      return init(key, (4 * self.units,), dtype)
-    k1, k2 = jax.random.split(key)
-    u = self.units
-    return jnp.concatenate(
-        [init(k1, (u,), dtype), jnp.ones((u,), dtype), init(k2, (2 * u,), dtype)]
-    )
+    return lstm_bias(self.bias_initializer, key, self.units, dtype, self.unit_forget_bias)
 
   def step(self, params, projected, states, *, training=False, constants=None, dropout=None):
     """projected: (B, 4U) = x @ kernel + bias; states (h, c) -> (h', (h', c'))."""
@@ -60,10 +88,6 @@ class LSTMCell(LSTMConfig, DenseCell):
     z = projected + gate_matmul(
         h.astype(cd), params["recurrent_kernel"].astype(cd), masks, 4
     ).astype(projected.dtype)
-    z = checkpoint_name(z, PREACTIVATION)
-    act = _activations.get(self.activation)
-    gate = _activations.get(self.recurrent_activation)
-    zi, zf, zc, zo = jnp.split(z, 4, axis=-1)
-    c_new = gate(zf) * c + gate(zi) * act(zc)
-    h_new = gate(zo) * act(c_new)
+    h_new, c_new = lstm_gates(z, c, _activations.get(self.activation),
+                              _activations.get(self.recurrent_activation))
     return h_new.astype(cd), (h_new, c_new)

@@ -78,6 +78,15 @@ class StackedRNNCells(Cell):
         shape = _next_input_shape(cell, shape)
     return tuple(states)
 
+  def map_weight_owners(self, fn, params) -> tuple:
+    """Each cell's `map_weight_owners(fn, its params)`, as a tuple like `params`."""
+    if not isinstance(params, (tuple, list)) or len(params) != len(self.cells):
+      raise TypeError(
+          f"params of StackedRNNCells must be a tuple with one entry per cell "
+          f"({len(self.cells)}), got {type(params).__name__}."
+      )
+    return tuple(cell.map_weight_owners(fn, p) for cell, p in zip(self.cells, params))
+
   def to_keras_weights(self, params) -> list:
     return [w for cell, p in zip(self.cells, params) for w in cell.to_keras_weights(p)]
 

@@ -295,15 +295,6 @@ class Bidirectional:
     """The specs of the two direction runs (see `rj.kernels.which_path`)."""
     return tuple(layer.call_spec(inputs, **call) for layer in self.direction_layers)
 
-  def map_weight_owners(self, fn, params):
-    """`fn(cell, cell_params)` at every weight-owning cell of both directions."""
-    if not isinstance(params, dict) or set(params) != {"forward", "backward"}:
-      raise TypeError(
-          "params of Bidirectional must be a dict with keys ['forward', 'backward'], got "
-          f"{_checks.describe(params)}.")
-    return {"forward": self._forward.map_weight_owners(fn, params["forward"]),
-            "backward": self._backward.map_weight_owners(fn, params["backward"])}
-
   def _in_time_order(self, outputs, layer):
     """A go_backwards layer's sequence (processing order) flipped back to input order."""
     if not layer.go_backwards:
@@ -322,6 +313,17 @@ class Bidirectional:
     tail = jnp.zeros_like(jax.lax.slice_in_dim(reset, 0, 1, axis=axis))
     ends = jnp.concatenate([jax.lax.slice_in_dim(reset, 1, steps, axis=axis), tail], axis=axis)
     return tuple(ends if layer.go_backwards else reset for layer in (self._forward, self._backward))
+
+  def map_weight_owners(self, fn, params) -> dict:
+    """`{"forward": ..., "backward": ...}`: each direction's `map_weight_owners`."""
+    if not isinstance(params, dict) or set(params) != {"forward", "backward"}:
+      raise TypeError(
+          "params of Bidirectional must be a dict with keys ['forward', 'backward'], got "
+          f"{type(params).__name__}"
+          + (f" with keys {sorted(params)}" if isinstance(params, dict) else "") + "."
+      )
+    return {"forward": self.forward_layer.map_weight_owners(fn, params["forward"]),
+            "backward": self.backward_layer.map_weight_owners(fn, params["backward"])}
 
   # Keras weight lists -------------------------------------------------------
 

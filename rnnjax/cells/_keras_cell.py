@@ -1,0 +1,89 @@
+"""What the Keras built-in cells (SimpleRNN, GRU, LSTM, ConvLSTM) share as cells: the
+`kernel` / `recurrent_kernel` / `bias` params and their Keras weight list, the compute
+dtype, and a call that is `project` then `step`.
+
+The configuration fields it reads (`use_bias`, `dtype`, `param_dtype`, `dropout`,
+`recurrent_dropout`) come from the cell's config class (DenseConfig, ConvLSTMConfig).
+"""
+
+import dataclasses
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+
+from ._base import Cell
+
+
+@dataclasses.dataclass(frozen=True)
+class KerasCell(Cell):
+  """Base of DenseCell and ConvLSTMCell. Subclasses define `describe_cell` and
+  `keras_weight_shapes`, plus the protocol's `init`, `project` and `step`."""
+
+  accepts_constants: ClassVar[bool] = False
+
+  def describe_cell(self) -> str:
+    """The cell in words for error messages, e.g. "LSTMCell(units=4)"."""
+    raise NotImplementedError
+
+  def keras_weight_shapes(self, kernel) -> dict[str, tuple[int, ...]]:
+    """Param shapes by name for a Keras weight list whose first array is `kernel` (it
+    gives the input size; None or a wrong rank: assume 1)."""
+    raise NotImplementedError
+
+  # Keras weight lists (layer.get_weights() order) ------------------------------
+
+  def keras_weight_names(self) -> tuple[str, ...]:
+    return ("kernel", "recurrent_kernel") + (("bias",) if self.use_bias else ())
+
+  def to_keras_weights(self, params) -> list:
+    return [params[name] for name in self.keras_weight_names()]
+
+  def from_keras_weights(self, arrays: list) -> tuple[dict, list]:
+    """Params from the head of a Keras weight list; returns (params, the rest of the list)."""
+    names = self.keras_weight_names()
+    shapes = self.keras_weight_shapes(arrays[0] if arrays else None)
+    wanted = ", ".join(f"{n} {shapes[n]}" for n in names)
+    if len(arrays) < len(names):
+      raise ValueError(
+          f"{self.describe_cell()} needs {len(names)} Keras weight arrays [{wanted}], "
+          f"got {len(arrays)}."
+      )
+    params = {}
+    for name, array in zip(names, arrays):
+      got = tuple(getattr(array, "shape", ()))
+      if got != shapes[name]:
+        raise ValueError(
+            f"Keras weight {name!r} of {self.describe_cell()} must have shape {shapes[name]}, "
+            f"got {got}; expected [{wanted}]."
+        )
+      params[name] = jnp.asarray(array, dtype=jnp.dtype(self.param_dtype))
+    return params, list(arrays[len(names):])
+
+  # Checks -------------------------------------------------------------------
+
+  def check_params_dict(self, params) -> None:
+    """Raises a TypeError unless `params` is a dict with the kernels `init` returns."""
+    if not isinstance(params, dict) or "kernel" not in params or "recurrent_kernel" not in params:
+      raise TypeError(
+          f"params must be the dict that {type(self).__name__}.init returns (keys kernel, "
+          f"recurrent_kernel, bias), got {type(params).__name__}"
+          + (f" with keys {sorted(params)}" if isinstance(params, dict) else "") + "."
+      )
+
+  # Computation --------------------------------------------------------------
+
+  def compute_dtype(self, x: jax.Array):
+    """`dtype` when given, else the promotion of the inputs' and the params' dtypes."""
+    if self.dtype is not None:
+      return jnp.dtype(self.dtype)
+    return jnp.result_type(x.dtype, jnp.dtype(self.param_dtype))
+
+  def uses_dropout(self) -> bool:
+    return self.dropout > 0.0 or self.recurrent_dropout > 0.0
+
+  def __call__(self, params, inputs, states, *, training=False, constants=None, dropout=None):
+    """One Keras step: `project` the step's inputs (B, ...), then `step` -> (output, new states)."""
+    projected = self.project(params, inputs, dropout=dropout)
+    return self.step(params, projected, states, training=training, constants=constants,
+                     dropout=dropout)

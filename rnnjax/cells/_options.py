@@ -1,0 +1,40 @@
+"""The Keras arguments that every built-in cell shares, checked in one place: the
+activations, the kernel / recurrent / bias initializers, regularizers and constraints,
+bool flags, the two dropout rates, the seed and the dtypes. DenseConfig and
+ConvLSTMConfig call `check_shared_options` from their `check_config`."""
+
+from .. import _activations, _constraints, _initializers, _regularizers
+from .._validation import check_bool, check_dtype
+from ._dropout import check_rate
+
+# The Keras argument prefixes of the three weights of every Keras RNN cell.
+WEIGHT_ROLES = ("kernel", "recurrent", "bias")
+
+
+def check_seed(seed, argument: str = "seed") -> None:
+  """An int or None (Keras's `seed`)."""
+  if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+    raise TypeError(f"{argument} must be an int or None, got {seed!r}.")
+
+
+def check_shared_options(config, *, activations=("activation",), flags=("use_bias",)) -> None:
+  """Raises the first error among `config`'s shared Keras arguments.
+
+  activations: the names of the activation fields to resolve.
+  flags: the names of the fields that must be Python bools.
+  """
+  for name in activations:
+    _activations.get(getattr(config, name), argument=name)
+  for name in (f"{role}_initializer" for role in WEIGHT_ROLES):
+    _initializers.get(getattr(config, name), argument=name)
+  for name in (f"{role}_regularizer" for role in WEIGHT_ROLES):
+    _regularizers.get(getattr(config, name), argument=name)
+  for name in (f"{role}_constraint" for role in WEIGHT_ROLES):
+    _constraints.get(getattr(config, name), argument=name)
+  for name in flags:
+    check_bool(getattr(config, name), name)
+  check_rate(config.dropout, "dropout")
+  check_rate(config.recurrent_dropout, "recurrent_dropout")
+  check_seed(config.seed)
+  for name in ("dtype", "param_dtype"):
+    check_dtype(getattr(config, name), name)
