@@ -11,6 +11,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from ._validation import lookup
+
 Activation = Callable[[jax.Array], jax.Array]
 
 
@@ -92,17 +94,6 @@ def get(activation, *, argument: str = "activation") -> Activation:
   """
   if activation is None:
     return linear
-  if isinstance(activation, str):
-    try:
-      return _BY_NAME[activation]
-    except KeyError:
-      raise ValueError(
-          f"{argument}={activation!r} is not a known activation; expected one of "
-          f"{', '.join(NAMES)}, or a callable."
-      ) from None
-  if callable(activation):
-    return activation
-  raise TypeError(
-      f"{argument} must be an activation name, a callable or None; got "
-      f"{activation!r} of type {type(activation).__name__}."
-  )
+  return lookup(activation, _BY_NAME, argument=argument, kind="activation",
+                expected=f"{', '.join(NAMES)}, or a callable",
+                accepted="an activation name, a callable or None")

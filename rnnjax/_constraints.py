@@ -15,14 +15,11 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from ._validation import describe
+from ._validation import check_weight_owner, lookup
 
-# Which Keras argument governs which weight of a cell's params (every Keras RNN cell).
-WEIGHT_CONSTRAINTS = (
-    ("kernel", "kernel_constraint"),
-    ("recurrent_kernel", "recurrent_constraint"),
-    ("bias", "bias_constraint"),
-)
+# The constraint argument of each weight of a Keras RNN cell's params.
+WEIGHT_CONSTRAINTS = tuple((w, f"{role}_constraint") for w, role in (
+    ("kernel", "kernel"), ("recurrent_kernel", "recurrent"), ("bias", "bias")))
 
 EPSILON = 1e-7  # Keras's backend.epsilon()
 
@@ -101,28 +98,9 @@ def get(constraint, *, argument: str = "constraint"):
   """The constraint function for a Keras name, a callable, or None (no constraint)."""
   if constraint is None:
     return None
-  if isinstance(constraint, str):
-    try:
-      return _BY_NAME[constraint]
-    except KeyError:
-      raise ValueError(
-          f"{argument}={constraint!r} is not a known constraint; expected one of "
-          f"{', '.join(sorted(_BY_NAME))}, a callable `weight -> weight`, or None."
-      ) from None
-  if callable(constraint):
-    return constraint
-  raise TypeError(
-      f"{argument} must be a constraint name, a callable `weight -> weight` or None; got "
-      f"{constraint!r} of type {type(constraint).__name__}."
-  )
-
-
-def _check_layer(layer) -> None:
-  if not hasattr(layer, "map_weight_owners"):
-    raise TypeError(
-        f"layer must be an rnnjax layer or cell (with a map_weight_owners(fn, params) method), "
-        f"got {describe(layer)}."
-    )
+  return lookup(constraint, _BY_NAME, argument=argument, kind="constraint",
+                expected=f"{', '.join(sorted(_BY_NAME))}, a callable `weight -> weight`, or None",
+                accepted="a constraint name, a callable `weight -> weight` or None")
 
 
 def _project(owner, params):
@@ -150,7 +128,7 @@ def apply_constraints(layer, params):
   >>> bool((rj.apply_constraints(layer, params)["kernel"] >= 0).all())
   True
   """
-  _check_layer(layer)
+  check_weight_owner(layer)
   return layer.map_weight_owners(_project, params)
 
 
@@ -178,7 +156,7 @@ def with_constraints(optimizer, layer):
   """
   import optax
 
-  _check_layer(layer)
+  check_weight_owner(layer)
   inner = optax.with_extra_args_support(optimizer)
 
   def update(updates, state, params=None, **extra_args):

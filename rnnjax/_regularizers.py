@@ -5,8 +5,8 @@ A regularizer is a function `weight -> scalar`. `get` accepts the Keras names
 ("l1", "l2", "l1_l2", "L1", "L2", "L1L2", "l1l2"), the classes here, Keras regularizer
 objects, or any such callable.
 
-A leaf module: it reaches a layer's cells through the layer's own
-`map_weight_owners(fn, params)`, so it imports no layer or cell.
+`regularization_loss` walks a layer's cells with the layer's own
+`map_weight_owners(fn, params)`: this registry stays a leaf, importing no layer or cell.
 """
 
 import dataclasses
@@ -14,14 +14,11 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from ._validation import describe
+from ._validation import check_weight_owner, lookup
 
-# Which Keras argument governs which weight of a cell's params (every Keras RNN cell).
-WEIGHT_REGULARIZERS = (
-    ("kernel", "kernel_regularizer"),
-    ("recurrent_kernel", "recurrent_regularizer"),
-    ("bias", "bias_regularizer"),
-)
+# The regularizer argument of each weight of a Keras RNN cell's params.
+WEIGHT_REGULARIZERS = tuple((w, f"{role}_regularizer") for w, role in (
+    ("kernel", "kernel"), ("recurrent_kernel", "recurrent"), ("bias", "bias")))
 
 
 def _check_factor(value, argument: str) -> float:
@@ -83,28 +80,9 @@ def get(regularizer, *, argument: str = "regularizer"):
   """The regularizer function for a Keras name, a callable, or None (no penalty)."""
   if regularizer is None:
     return None
-  if isinstance(regularizer, str):
-    try:
-      return _BY_NAME[regularizer]
-    except KeyError:
-      raise ValueError(
-          f"{argument}={regularizer!r} is not a known regularizer; expected one of "
-          f"{', '.join(sorted(_BY_NAME))}, a callable `weight -> scalar`, or None."
-      ) from None
-  if callable(regularizer):
-    return regularizer
-  raise TypeError(
-      f"{argument} must be a regularizer name, a callable `weight -> scalar` or None; got "
-      f"{regularizer!r} of type {type(regularizer).__name__}."
-  )
-
-
-def _check_layer(layer) -> None:
-  if not hasattr(layer, "map_weight_owners"):
-    raise TypeError(
-        f"layer must be an rnnjax layer or cell (with a map_weight_owners(fn, params) method), "
-        f"got {describe(layer)}."
-    )
+  return lookup(regularizer, _BY_NAME, argument=argument, kind="regularizer",
+                expected=f"{', '.join(sorted(_BY_NAME))}, a callable `weight -> scalar`, or None",
+                accepted="a regularizer name, a callable `weight -> scalar` or None")
 
 
 def _weight_penalty(owner, params):
@@ -143,7 +121,7 @@ def regularization_loss(layer, params, outputs=None) -> jax.Array:
   >>> bool(jnp.allclose(loss, 0.01 * jnp.sum(params["kernel"] ** 2) + 0.1 * 4))
   True
   """
-  _check_layer(layer)
+  check_weight_owner(layer)
   penalties = layer.map_weight_owners(_weight_penalty, params)
   total = sum(jax.tree.leaves(penalties), jnp.zeros((), jnp.float32))
   activity = get(getattr(layer, "activity_regularizer", None), argument="activity_regularizer")

@@ -242,3 +242,28 @@ def params_like(params, expected, *, argument: str = "params") -> None:
                        f"{jax.tree.structure(expected)}, got {jax.tree.structure(params)}.")
     for i, (given, want) in enumerate(zip(jax.tree.leaves(params), jax.tree.leaves(expected))):
       params_like(given, want, argument=f"{argument} leaf {i}")
+
+
+def lookup(value, table: dict, *, argument: str, kind: str, expected: str, accepted: str):
+  """A registry entry by Keras name, or the callable itself: `table[value]` for a string
+  (a ValueError saying what was `expected` otherwise), `value` when callable, else a
+  TypeError saying what is `accepted`.
+
+  kind: "activation", "regularizer", ...
+  """
+  if isinstance(value, str):
+    if value not in table:
+      raise ValueError(f"{argument}={value!r} is not a known {kind}; expected one of "
+                       f"{expected}.")
+    return table[value]
+  if callable(value):
+    return value
+  raise TypeError(f"{argument} must be {accepted}; got {value!r} of type "
+                  f"{type(value).__name__}.")
+
+
+def check_weight_owner(layer, argument: str = "layer") -> None:
+  """`layer` must walk its weights (`map_weight_owners(fn, params)`): an rnnjax layer or cell."""
+  if not hasattr(layer, "map_weight_owners"):
+    raise TypeError(f"{argument} must be an rnnjax layer or cell (with a "
+                    f"map_weight_owners(fn, params) method), got {describe(layer)}.")

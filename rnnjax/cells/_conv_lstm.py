@@ -12,6 +12,7 @@ given strides, padding and dilation; the recurrent one is always stride 1, paddi
 """
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +21,7 @@ from .. import _activations, _initializers
 from . import _conv
 from ._conv_lstm_config import ConvLSTM1DConfig, ConvLSTM2DConfig, ConvLSTM3DConfig, ConvLSTMConfig
 from ._dense import accumulation_dtype
-from ._dropout import DropoutMasks, apply_mask, keep_mask
+from ._dropout import DropoutMasks, apply_mask
 from ._keras_cell import KerasCell
 from ._lstm import lstm_bias, lstm_gates
 
@@ -209,18 +210,12 @@ class ConvLSTMCell(ConvLSTMConfig, KerasCell):
 
   # Dropout ------------------------------------------------------------------
 
-  def dropout_masks(self, key, batch_size: int, input_shape, dtype) -> DropoutMasks | None:
-    """Keras's 4 masks per role (one per gate): inputs (4, B, *S, C), recurrent (4, B, *S', F)."""
-    if not self.uses_dropout():
-      return None
-    if self.seed is not None:
-      key = jax.random.fold_in(key, self.seed)
-    k_in, k_rec = jax.random.split(key)
-    return DropoutMasks(
-        keep_mask(k_in, self.dropout, (NUM_GATES, batch_size, *tuple(input_shape)), dtype),
-        keep_mask(k_rec, self.recurrent_dropout,
-                  (NUM_GATES, batch_size, *self.state_shape(input_shape)), dtype),
-    )
+  # Keras draws 4 masks per role (one per gate): inputs (4, B, *S, C), recurrent
+  # (4, B, *S', F).
+  mask_count: ClassVar[int] = NUM_GATES
+
+  def recurrent_mask_shape(self, input_shape) -> tuple[int, ...]:
+    return self.state_shape(input_shape)
 
 
 @dataclasses.dataclass(frozen=True)

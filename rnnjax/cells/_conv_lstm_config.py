@@ -4,15 +4,14 @@ ConvLSTM1D/2D/3D layers, with their checks and normalisation."""
 import dataclasses
 from typing import Any
 
-import jax.numpy as jnp
 
 from .._validation import check_positive_int
 from . import _conv
-from ._options import check_shared_options
+from ._options import WeightOptions, check_shared_options
 
 
 @dataclasses.dataclass(frozen=True)
-class ConvLSTMConfig:
+class ConvLSTMConfig(WeightOptions):
   """Keras ConvLSTM arguments shared by the cells and the ConvLSTM1D/2D/3D layers.
 
   `kernel_size`, `strides` and `dilation_rate` are stored as tuples of `rank` ints,
@@ -27,24 +26,8 @@ class ConvLSTMConfig:
   padding: str = "valid"
   data_format: str | None = None
   dilation_rate: Any = 1
-  activation: Any = "tanh"
   recurrent_activation: Any = "sigmoid"
-  use_bias: bool = True
-  kernel_initializer: Any = "glorot_uniform"
-  recurrent_initializer: Any = "orthogonal"
-  bias_initializer: Any = "zeros"
   unit_forget_bias: bool = True
-  kernel_regularizer: Any = None
-  recurrent_regularizer: Any = None
-  bias_regularizer: Any = None
-  kernel_constraint: Any = None
-  recurrent_constraint: Any = None
-  bias_constraint: Any = None
-  dropout: float = 0.0
-  recurrent_dropout: float = 0.0
-  seed: int | None = None
-  dtype: Any = None
-  param_dtype: Any = jnp.float32
 
   def check_config(self) -> None:
     """Validates the arguments and stores the geometry normalised (see `Cell.check_config`)."""

@@ -3,16 +3,16 @@
 (the Keras weight list and the call are KerasCell's, shared with ConvLSTMCell)."""
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 
 from .. import _initializers
 from .._validation import check_positive_int
-from ._dropout import DropoutMasks, apply_mask, keep_mask
+from ._dropout import DropoutMasks, apply_mask
 from ._keras_cell import KerasCell
-from ._options import check_shared_options
+from ._options import WeightOptions, check_shared_options
 
 
 def accumulation_dtype(compute_dtype) -> jnp.dtype:
@@ -46,27 +46,10 @@ def gate_matmul(x: jax.Array, w: jax.Array, masks: jax.Array | None, num_gates: 
 
 
 @dataclasses.dataclass(frozen=True)
-class DenseConfig:
+class DenseConfig(WeightOptions):
   """Keras arguments shared by the dense cells and their layers (SimpleRNN, GRU, LSTM)."""
 
   units: int
-  _: dataclasses.KW_ONLY
-  activation: Any = "tanh"
-  use_bias: bool = True
-  kernel_initializer: Any = "glorot_uniform"
-  recurrent_initializer: Any = "orthogonal"
-  bias_initializer: Any = "zeros"
-  kernel_regularizer: Any = None
-  recurrent_regularizer: Any = None
-  bias_regularizer: Any = None
-  kernel_constraint: Any = None
-  recurrent_constraint: Any = None
-  bias_constraint: Any = None
-  dropout: float = 0.0
-  recurrent_dropout: float = 0.0
-  seed: int | None = None
-  dtype: Any = None
-  param_dtype: Any = jnp.float32
 
   num_gates: ClassVar[int] = 1
 
@@ -154,14 +137,6 @@ class DenseCell(DenseConfig, KerasCell):
 
   # Dropout ------------------------------------------------------------------
 
-  def dropout_masks(self, key, batch_size: int, input_shape, dtype) -> DropoutMasks | None:
-    if not self.uses_dropout():
-      return None
-    if self.seed is not None:
-      key = jax.random.fold_in(key, self.seed)
-    k_in, k_rec = jax.random.split(key)
-    n = self.mask_count
-    return DropoutMasks(
-        keep_mask(k_in, self.dropout, (n, batch_size, *tuple(input_shape)), dtype),
-        keep_mask(k_rec, self.recurrent_dropout, (n, batch_size, self.units), dtype),
-    )
+  def recurrent_mask_shape(self, input_shape) -> tuple[int, ...]:
+    del input_shape
+    return (self.units,)

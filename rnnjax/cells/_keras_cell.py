@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from ._base import Cell
+from ._dropout import DropoutMasks, keep_mask
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +82,26 @@ class KerasCell(Cell):
 
   def uses_dropout(self) -> bool:
     return self.dropout > 0.0 or self.recurrent_dropout > 0.0
+
+  def recurrent_mask_shape(self, input_shape) -> tuple[int, ...]:
+    """Per-example shape of the recurrent dropout mask (the state's)."""
+    raise NotImplementedError
+
+  def dropout_masks(self, key, batch_size: int, input_shape, dtype) -> DropoutMasks | None:
+    """Variational masks for one call, `mask_count` per role (one per gate with Keras
+    `implementation=1`): inputs (N, B, *input_shape), recurrent (N, B, *state shape);
+    `seed` is folded into `key`."""
+    if not self.uses_dropout():
+      return None
+    if self.seed is not None:
+      key = jax.random.fold_in(key, self.seed)
+    k_in, k_rec = jax.random.split(key)
+    n = self.mask_count
+    return DropoutMasks(
+        keep_mask(k_in, self.dropout, (n, batch_size, *tuple(input_shape)), dtype),
+        keep_mask(k_rec, self.recurrent_dropout,
+                  (n, batch_size, *self.recurrent_mask_shape(input_shape)), dtype),
+    )
 
   def __call__(self, params, inputs, states, *, training=False, constants=None, dropout=None):
     """One Keras step: `project` the step's inputs (B, ...), then `step` -> (output, new states)."""

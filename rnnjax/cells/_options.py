@@ -3,12 +3,41 @@ activations, the kernel / recurrent / bias initializers, regularizers and constr
 bool flags, the two dropout rates, the seed and the dtypes. DenseConfig and
 ConvLSTMConfig call `check_shared_options` from their `check_config`."""
 
+import dataclasses
+from typing import Any
+
+import jax.numpy as jnp
+
 from .. import _activations, _constraints, _initializers, _regularizers
 from .._validation import check_bool, check_dtype
 from ._dropout import check_rate
 
 # The Keras argument prefixes of the three weights of every Keras RNN cell.
 WEIGHT_ROLES = ("kernel", "recurrent", "bias")
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightOptions:
+  """The Keras arguments every built-in cell (and its layer) has: activation, the three
+  weights' initializers, regularizers and constraints, dropout, seed and dtypes."""
+
+  _: dataclasses.KW_ONLY
+  activation: Any = "tanh"
+  use_bias: bool = True
+  kernel_initializer: Any = "glorot_uniform"
+  recurrent_initializer: Any = "orthogonal"
+  bias_initializer: Any = "zeros"
+  kernel_regularizer: Any = None
+  recurrent_regularizer: Any = None
+  bias_regularizer: Any = None
+  kernel_constraint: Any = None
+  recurrent_constraint: Any = None
+  bias_constraint: Any = None
+  dropout: float = 0.0
+  recurrent_dropout: float = 0.0
+  seed: int | None = None
+  dtype: Any = None
+  param_dtype: Any = jnp.float32
 
 
 def check_seed(seed, argument: str = "seed") -> None:

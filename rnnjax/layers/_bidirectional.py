@@ -158,21 +158,11 @@ class Bidirectional:
     """(forward, backward): the layers `apply` runs (Keras's forced zero_output_for_mask)."""
     return self._forward, self._backward
 
-  @property
-  def return_sequences(self) -> bool:
-    return self.layer.return_sequences
-
-  @property
-  def return_state(self) -> bool:
-    return self.layer.return_state
-
-  @property
-  def stateful(self) -> bool:
-    return self.layer.stateful
-
-  @property
-  def time_major(self) -> bool:
-    return self.layer.time_major
+  # The wrapped layer's output options, which both directions share (checked above).
+  return_sequences = property(lambda self: self.layer.return_sequences)
+  return_state = property(lambda self: self.layer.return_state)
+  stateful = property(lambda self: self.layer.stateful)
+  time_major = property(lambda self: self.layer.time_major)
 
   # Parameters and states ----------------------------------------------------
 
