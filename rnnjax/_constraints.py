@@ -11,11 +11,16 @@ A leaf module: it reaches a layer's cells through the layer's own
 """
 
 import dataclasses
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 
 from ._validation import check_weight_owner, lookup
+from .types import Array, Params
+
+if TYPE_CHECKING:
+  import optax
 
 # The constraint argument of each weight of a Keras RNN cell's params.
 WEIGHT_CONSTRAINTS = tuple((w, f"{role}_constraint") for w, role in (
@@ -42,7 +47,7 @@ class MaxNorm:
   def __post_init__(self):
     object.__setattr__(self, "axis", _axis(self.axis))
 
-  def __call__(self, w):
+  def __call__(self, w: Array) -> Array:
     norms = _norms(w, self.axis)
     return w * (jnp.clip(norms, 0, self.max_value) / (EPSILON + norms))
 
@@ -51,7 +56,7 @@ class MaxNorm:
 class NonNeg:
   """`max(w, 0)` (Keras `NonNeg`)."""
 
-  def __call__(self, w):
+  def __call__(self, w: Array) -> Array:
     return jnp.maximum(w, 0)
 
 
@@ -64,7 +69,7 @@ class UnitNorm:
   def __post_init__(self):
     object.__setattr__(self, "axis", _axis(self.axis))
 
-  def __call__(self, w):
+  def __call__(self, w: Array) -> Array:
     return w / (EPSILON + _norms(w, self.axis))
 
 
@@ -80,7 +85,7 @@ class MinMaxNorm:
   def __post_init__(self):
     object.__setattr__(self, "axis", _axis(self.axis))
 
-  def __call__(self, w):
+  def __call__(self, w: Array) -> Array:
     norms = _norms(w, self.axis)
     desired = self.rate * jnp.clip(norms, self.min_value, self.max_value) + (1 - self.rate) * norms
     return w * (desired / (EPSILON + norms))
@@ -118,7 +123,7 @@ def _project(owner, params):
   return new
 
 
-def apply_constraints(layer, params):
+def apply_constraints(layer: Any, params: Params) -> Params:
   """`params` with `layer`'s kernel / recurrent / bias constraints applied (Keras applies
   them to the variables after each optimizer step). Pure: returns new params.
 
@@ -132,7 +137,8 @@ def apply_constraints(layer, params):
   return layer.map_weight_owners(_project, params)
 
 
-def with_constraints(optimizer, layer):
+def with_constraints(optimizer: "optax.GradientTransformation",
+                     layer: Any) -> "optax.GradientTransformationExtraArgs":
   """Wraps an optax optimizer so that the params it produces satisfy `layer`'s constraints.
 
   optax has no projection hook, so the wrapped `update(grads, state, params)` computes

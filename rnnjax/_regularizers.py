@@ -10,11 +10,13 @@ objects, or any such callable.
 """
 
 import dataclasses
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from ._validation import check_weight_owner, lookup
+from .types import Array, Params, PyTree
 
 # The regularizer argument of each weight of a Keras RNN cell's params.
 WEIGHT_REGULARIZERS = tuple((w, f"{role}_regularizer") for w, role in (
@@ -36,7 +38,7 @@ class L1:
   def __post_init__(self):
     _check_factor(self.l1, "l1")
 
-  def __call__(self, w):
+  def __call__(self, w: Array) -> Array:
     return jnp.asarray(self.l1, w.dtype) * jnp.sum(jnp.abs(w))
 
 
@@ -49,7 +51,7 @@ class L2:
   def __post_init__(self):
     _check_factor(self.l2, "l2")
 
-  def __call__(self, w):
+  def __call__(self, w: Array) -> Array:
     return jnp.asarray(self.l2, w.dtype) * jnp.sum(jnp.square(w))
 
 
@@ -64,7 +66,7 @@ class L1L2:
     _check_factor(self.l1, "l1")
     _check_factor(self.l2, "l2")
 
-  def __call__(self, w):
+  def __call__(self, w: Array) -> Array:
     return L1(self.l1)(w) + L2(self.l2)(w)
 
 
@@ -98,7 +100,7 @@ def _weight_penalty(owner, params):
   return total
 
 
-def regularization_loss(layer, params, outputs=None) -> jax.Array:
+def regularization_loss(layer: Any, params: Params, outputs: PyTree = None) -> Array:
   """The penalty that `layer`'s regularizers put on `params` (and `outputs`), as Keras's
   `sum(layer.losses)` after a call; add it to the loss.
 

@@ -100,6 +100,7 @@ def sequence_dims(inputs, *, time_major: bool, argument: str = "inputs") -> tupl
           f"{dims} and {bt}."
       )
     dims = bt
+  assert dims is not None   # leaves is not empty
   batch, steps = dims
   if steps == 0:
     raise ValueError(f"{argument} must have at least one time step, got shape {tuple(leaves[0].shape)}.")

@@ -39,6 +39,8 @@ except ImportError as error:  # an optional dependency: pip install "rnnjax[chec
       '"rnnjax[checkpoint]").'
   ) from error
 
+from .types import PyTree
+
 _METADATA_FILE = "_CHECKPOINT_METADATA"
 
 
@@ -54,7 +56,8 @@ class Checkpoint(NamedTuple):
 # Public API -------------------------------------------------------------------------
 
 
-def save(path, params, state=None, *, step: int | None = None, overwrite: bool = False) -> None:
+def save(path: str | os.PathLike, params: PyTree, state: PyTree = None, *,
+         step: int | None = None, overwrite: bool = False) -> None:
   """Writes `params` (and `state`, if given) to `path`, or to `path/<step>`.
 
   Blocks until the checkpoint is complete on disk. Raises FileExistsError if that
@@ -83,7 +86,8 @@ def save(path, params, state=None, *, step: int | None = None, overwrite: bool =
     manager.wait_until_finished()
 
 
-def restore(path, like=None, *, state_like=None, step: int | None = None) -> Checkpoint:
+def restore(path: str | os.PathLike, like: PyTree = None, *, state_like: PyTree = None,
+            step: int | None = None) -> Checkpoint:
   """Reads a checkpoint that `save` wrote.
 
   Args:
@@ -123,7 +127,7 @@ def restore(path, like=None, *, state_like=None, step: int | None = None) -> Che
   return Checkpoint(params, state, step)
 
 
-def latest_step(path) -> int | None:
+def latest_step(path: str | os.PathLike) -> int | None:
   """The largest step saved in `path` with `save(..., step=)`, or None."""
   steps = _steps(_check_path(path))
   return max(steps) if steps else None

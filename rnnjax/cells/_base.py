@@ -58,10 +58,13 @@ Optional hooks, with defaults here (the built-in cells override them):
 
 import dataclasses
 import inspect
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import jax
 import jax.numpy as jnp
+
+from ..types import DTypeLike, Key, Params, PyTree, ShapeTree, State
 
 
 def state_shapes(state_size) -> tuple[tuple[int, ...], ...]:
@@ -87,36 +90,44 @@ class Cell:
 
   accepts_constants: ClassVar[bool] = True
 
-  def __post_init__(self):
+  if TYPE_CHECKING:
+    @property
+    def state_size(self) -> Any:
+      """Required: the state shapes (see the module docstring)."""
+
+  def __post_init__(self) -> None:
     # The one validation hook of dataclass cells: config classes define `check_config`.
     check_config = getattr(self, "check_config", None)
     if check_config is not None:
       check_config()
 
-  def map_weight_owners(self, fn, params):
+  def map_weight_owners(self, fn: Callable[[Any, Params], Any], params: Params) -> Any:
     """`fn(self, params)`: a single cell owns all of its params."""
     return fn(self, params)
 
-  def init(self, key: jax.Array, input_shape) -> Any:
+  def init(self, key: Key, input_shape: ShapeTree) -> Params:
     raise NotImplementedError(f"{type(self).__name__} must define init(key, input_shape).")
 
-  def __call__(self, params, inputs, states, *, training=False, constants=None):
+  def __call__(self, params: Params, inputs: Any, states: State, *, training: bool = False,
+               constants: PyTree = None) -> tuple[Any, State]:
     raise NotImplementedError(
         f"{type(self).__name__} must define __call__(params, inputs, states, *, "
         "training=False, constants=None)."
     )
 
-  def project(self, params, inputs, *, dropout=None):
+  def project(self, params: Params, inputs: Any, *, dropout: Any = None) -> Any:
     """Time-parallel part of the step, applied to the time-major sequence. Default: none."""
     del params, dropout
     return inputs
 
-  def step(self, params, projected, states, *, training=False, constants=None, dropout=None):
+  def step(self, params: Params, projected: Any, states: State, *, training: bool = False,
+           constants: PyTree = None, dropout: Any = None) -> tuple[Any, State]:
     """The per-step part, applied to one time step of `project`'s result."""
     kwargs = {} if dropout is None else {"dropout": dropout}
     return self(params, projected, states, training=training, constants=constants, **kwargs)
 
-  def dropout_masks(self, key, batch_size: int, input_shape, dtype):
+  def dropout_masks(self, key: Key, batch_size: int, input_shape: ShapeTree,
+                    dtype: DTypeLike) -> Any:
     """Variational dropout masks for one call; None when the cell uses no dropout."""
     del key, batch_size, input_shape, dtype
     return None
@@ -125,23 +136,24 @@ class Cell:
     """True when `training=True` would draw dropout masks (and so needs an rng)."""
     return False
 
-  def validate_inputs(self, params, input_shape) -> None:
+  def validate_inputs(self, params: Params, input_shape: ShapeTree) -> None:
     """Raises a clear error if `params` cannot take per-step `input_shape`. Default: no check."""
     del params, input_shape
 
-  def validate_constants(self, params, constants, batch_size: int) -> None:
+  def validate_constants(self, params: Params, constants: PyTree, batch_size: int) -> None:
     """Raises a clear error if this cell cannot use `constants`. Default: no check."""
     del params, constants, batch_size
 
-  def to_keras_weights(self, params) -> list:
+  def to_keras_weights(self, params: Params) -> list:
     """Params as Keras's `get_weights()` list. Custom cells define it to use rj.interop."""
     raise NotImplementedError(f"{type(self).__name__} does not define to_keras_weights.")
 
-  def from_keras_weights(self, arrays: list):
+  def from_keras_weights(self, arrays: list) -> tuple[Params, list]:
     """(params, remaining arrays) from the head of a Keras weight list."""
     raise NotImplementedError(f"{type(self).__name__} does not define from_keras_weights.")
 
-  def initial_state(self, batch_size: int, dtype=jnp.float32, *, input_shape=None) -> tuple:
+  def initial_state(self, batch_size: int, dtype: DTypeLike = jnp.float32, *,
+                    input_shape: ShapeTree = None) -> State:
     """Zero states, one array per state, each `(batch_size, *shape)` from `state_size`
     (`input_shape` is not needed here)."""
     del input_shape

@@ -75,30 +75,30 @@ def output_spatial(spatial: tuple[int, ...], kernel_size, strides, padding: str,
                for n, k, s, d in zip(spatial, kernel_size, strides, dilation_rate))
 
 
-def split_step_shape(step_shape: tuple[int, ...], data_format: str):
+def split_step_shape(step_shape: tuple[int, ...], data_format: str | None):
   """(spatial, channels) of a per-example shape `(*S, C)` or `(C, *S)`."""
-  if data_format == "channels_last":
-    return tuple(step_shape[:-1]), step_shape[-1]
-  return tuple(step_shape[1:]), step_shape[0]
+  if data_format == "channels_first":
+    return tuple(step_shape[1:]), step_shape[0]
+  return tuple(step_shape[:-1]), step_shape[-1]
 
 
-def join_step_shape(spatial: tuple[int, ...], channels: int, data_format: str):
+def join_step_shape(spatial: tuple[int | None, ...], channels: int, data_format: str | None):
   """The per-example shape `(*S, C)` or `(C, *S)`."""
-  if data_format == "channels_last":
-    return (*spatial, channels)
-  return (channels, *spatial)
+  if data_format == "channels_first":
+    return (channels, *spatial)
+  return (*spatial, channels)
 
 
-def layout(rank: int, data_format: str) -> str:
+def layout(rank: int, data_format: str | None) -> str:
   """The per-example layout in words, e.g. "(H, W, C)"."""
   letters = SPATIAL_LETTERS[rank]
-  axes = (*letters, "C") if data_format == "channels_last" else ("C", *letters)
+  axes = ("C", *letters) if data_format == "channels_first" else (*letters, "C")
   return "(" + ", ".join(axes) + ")"
 
 
-def channel_axis(rank: int, data_format: str) -> int:
+def channel_axis(rank: int, data_format: str | None) -> int:
   """The channel axis counted from the end of a (..., per-example) array."""
-  return -1 if data_format == "channels_last" else -(rank + 1)
+  return -(rank + 1) if data_format == "channels_first" else -1
 
 
 def _dimension_numbers(rank: int, data_format: str):

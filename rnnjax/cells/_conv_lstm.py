@@ -12,7 +12,7 @@ given strides, padding and dilation; the recurrent one is always stride 1, paddi
 """
 
 import dataclasses
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from .. import _activations, _initializers
 from . import _conv
 from ._conv_lstm_config import ConvLSTM1DConfig, ConvLSTM2DConfig, ConvLSTM3DConfig, ConvLSTMConfig
+from ..types import Array, DTypeLike, Key, Params, PyTree, ShapeTree, State
 from ._dense import accumulation_dtype
 from ._dropout import DropoutMasks, apply_mask
 from ._keras_cell import KerasCell
@@ -49,13 +50,13 @@ class ConvLSTMCell(ConvLSTMConfig, KerasCell):
   # Shapes -------------------------------------------------------------------
 
   @property
-  def state_size(self):
+  def state_size(self) -> tuple[Any, Any]:
     """Two states `(*S', F)` (or `(F, *S')`); S' is None here, as it depends on the inputs."""
     shape = self.output_size
     return (shape, shape)
 
   @property
-  def output_size(self):
+  def output_size(self) -> Any:
     return _conv.join_step_shape((None,) * self.rank, self.filters, self.data_format)
 
   def _channel_axis(self) -> int:
@@ -68,7 +69,7 @@ class ConvLSTMCell(ConvLSTMConfig, KerasCell):
     return (f"{type(self).__name__}(filters={self.filters}, kernel_size={self.kernel_size}, "
             f"data_format={self.data_format!r})")
 
-  def check_input_shape(self, input_shape) -> tuple[tuple[int, ...], int]:
+  def check_input_shape(self, input_shape: ShapeTree) -> tuple[tuple[int, ...], int]:
     """(spatial S, channels C) of per-step `input_shape`; raises if its rank is not
     rank + 1 or it is too small for the input convolution."""
     shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else input_shape
@@ -90,7 +91,7 @@ class ConvLSTMCell(ConvLSTMConfig, KerasCell):
       )
     return spatial, channels
 
-  def state_shape(self, input_shape) -> tuple[int, ...]:
+  def state_shape(self, input_shape: ShapeTree) -> tuple[int, ...]:
     """Per-example state/output shape `(*S', F)` (or `(F, *S')`) for per-step `input_shape`."""
     spatial, _ = self.check_input_shape(input_shape)
     out = _conv.output_spatial(spatial, self.kernel_size, self.strides, self.padding,
@@ -109,7 +110,7 @@ class ConvLSTMCell(ConvLSTMConfig, KerasCell):
 
   # Parameters and states ----------------------------------------------------
 
-  def init(self, key: jax.Array, input_shape) -> dict:
+  def init(self, key: Key, input_shape: ShapeTree) -> dict[str, Array]:
     """Params for per-step `input_shape` `(*S, C)` (or `(C, *S)`)."""
     _, channels = self.check_input_shape(input_shape)
     shapes = self.param_shapes(channels)
@@ -125,7 +126,8 @@ class ConvLSTMCell(ConvLSTMConfig, KerasCell):
                                  self.unit_forget_bias)
     return params
 
-  def initial_state(self, batch_size: int, dtype=jnp.float32, *, input_shape=None) -> tuple:
+  def initial_state(self, batch_size: int, dtype: DTypeLike = jnp.float32, *,
+                    input_shape: ShapeTree = None) -> tuple[Array, Array]:
     """Zero `(h, c)`, each (batch_size, *S', F) (or (batch_size, F, *S')).
 
     input_shape: the per-step input shape `(*S, C)` (or `(C, *S)`); required, since the
@@ -139,7 +141,7 @@ class ConvLSTMCell(ConvLSTMConfig, KerasCell):
     shape = (batch_size, *self.state_shape(input_shape))
     return (jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))
 
-  def validate_inputs(self, params, input_shape) -> None:
+  def validate_inputs(self, params: Params, input_shape: ShapeTree) -> None:
     """Raises if `params` do not fit this cell or per-step `input_shape`."""
     self.check_params_dict(params)
     _, channels = self.check_input_shape(input_shape)
@@ -160,7 +162,7 @@ class ConvLSTMCell(ConvLSTMConfig, KerasCell):
 
   # Keras weight lists (layer.get_weights() order) -----------------------------
 
-  def keras_weight_shapes(self, kernel) -> dict[str, tuple[int, ...]]:
+  def keras_weight_shapes(self, kernel: Any) -> dict[str, tuple[int, ...]]:
     """Param shapes for a Keras kernel (*kernel_size, C, 4F) (C = 1 when its rank differs)."""
     channels = kernel.shape[self.rank] if getattr(kernel, "ndim", 0) == self.rank + 2 else 1
     return self.param_shapes(channels)
@@ -182,7 +184,8 @@ class ConvLSTMCell(ConvLSTMConfig, KerasCell):
         axis=self._channel_axis(),
     )
 
-  def project(self, params, inputs, *, dropout: DropoutMasks | None = None):
+  def project(self, params: Params, inputs: Array, *,
+              dropout: DropoutMasks | None = None) -> Array:
     """The input convolution plus bias for any leading axes, e.g. the whole time-major
     sequence in one convolution: (..., *S, C) -> (..., *S', 4F) (channels_first:
     (..., C, *S) -> (..., 4F, *S'))."""
@@ -194,7 +197,8 @@ class ConvLSTMCell(ConvLSTMConfig, KerasCell):
     return _conv.add_channel_bias(z, params.get("bias") if self.use_bias else None,
                                   self._channel_axis())
 
-  def step(self, params, projected, states, *, training=False, constants=None, dropout=None):
+  def step(self, params: Params, projected: Array, states: State, *, training: bool = False,
+           constants: PyTree = None, dropout: Any = None) -> tuple[Array, State]:
     """projected: (B, *S', 4F) (or (B, 4F, *S')); states (h, c) -> (h', (h', c'))."""
     del training, constants
     h, c = states
@@ -214,7 +218,7 @@ class ConvLSTMCell(ConvLSTMConfig, KerasCell):
   # (4, B, *S', F).
   mask_count: ClassVar[int] = NUM_GATES
 
-  def recurrent_mask_shape(self, input_shape) -> tuple[int, ...]:
+  def recurrent_mask_shape(self, input_shape: ShapeTree) -> tuple[int, ...]:
     return self.state_shape(input_shape)
 
 

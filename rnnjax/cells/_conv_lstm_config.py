@@ -51,20 +51,16 @@ class ConvLSTMConfig(WeightOptions):
                          flags=("use_bias", "unit_forget_bias"))
 
 
-def _fixed_rank(rank: int):
-  return dataclasses.field(default=rank, init=False)
-
-
 @dataclasses.dataclass(frozen=True)
 class ConvLSTM1DConfig(ConvLSTMConfig):
-  rank: int = _fixed_rank(1)
+  rank: int = dataclasses.field(default=1, init=False)
 
 
 @dataclasses.dataclass(frozen=True)
 class ConvLSTM2DConfig(ConvLSTMConfig):
-  rank: int = _fixed_rank(2)
+  rank: int = dataclasses.field(default=2, init=False)
 
 
 @dataclasses.dataclass(frozen=True)
 class ConvLSTM3DConfig(ConvLSTMConfig):
-  rank: int = _fixed_rank(3)
+  rank: int = dataclasses.field(default=3, init=False)

@@ -3,13 +3,14 @@
 (the Keras weight list and the call are KerasCell's, shared with ConvLSTMCell)."""
 
 import dataclasses
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 
 from .. import _initializers
 from .._validation import check_positive_int
+from ..types import Array, Key, Params, ShapeTree
 from ._dropout import DropoutMasks, apply_mask
 from ._keras_cell import KerasCell
 from ._options import WeightOptions, check_shared_options
@@ -69,17 +70,17 @@ class DenseCell(DenseConfig, KerasCell):
   """Base of SimpleRNNCell, GRUCell and LSTMCell (Keras layout, one fused matrix per role)."""
 
   @property
-  def state_size(self):
+  def state_size(self) -> int | tuple[int, ...]:
     return self.units
 
   @property
-  def output_size(self):
+  def output_size(self) -> int:
     return self.units
 
   def describe_cell(self) -> str:
     return f"{type(self).__name__}(units={self.units})"
 
-  def validate_inputs(self, params, input_shape) -> None:
+  def validate_inputs(self, params: Params, input_shape: ShapeTree) -> None:
     """Raises if `params` do not fit this cell or per-step `input_shape` (F,)."""
     self.check_params_dict(params)
     if len(input_shape) != 1:
@@ -96,7 +97,7 @@ class DenseCell(DenseConfig, KerasCell):
 
   # Parameters ---------------------------------------------------------------
 
-  def init(self, key: jax.Array, input_shape) -> dict:
+  def init(self, key: Key, input_shape: ShapeTree) -> dict[str, Array]:
     """Params `{"kernel": (F, G*U), "recurrent_kernel": (U, G*U), "bias": ...}`."""
     features = tuple(input_shape)[-1]
     g = self.num_gates * self.units
@@ -112,12 +113,12 @@ class DenseCell(DenseConfig, KerasCell):
       params["bias"] = self.init_bias(k_bias, dt)
     return params
 
-  def init_bias(self, key: jax.Array, dtype) -> jax.Array:
+  def init_bias(self, key: Key, dtype: jnp.dtype) -> Array:
     return _initializers.get(self.bias_initializer)(key, (self.num_gates * self.units,), dtype)
 
   # Keras weight lists (layer.get_weights() order) ------------------------------
 
-  def keras_weight_shapes(self, kernel) -> dict[str, tuple[int, ...]]:
+  def keras_weight_shapes(self, kernel: Any) -> dict[str, tuple[int, ...]]:
     """Param shapes for a Keras kernel (F, G*U) (F = 1 when it is not 2-d)."""
     features = kernel.shape[0] if getattr(kernel, "ndim", 0) == 2 else 1
     expected = jax.eval_shape(lambda: self.init(jax.random.key(0), (features,)))
@@ -125,10 +126,11 @@ class DenseCell(DenseConfig, KerasCell):
 
   # Computation --------------------------------------------------------------
 
-  def input_bias(self, params) -> jax.Array | None:
+  def input_bias(self, params: Params) -> Array | None:
     return params.get("bias") if self.use_bias else None
 
-  def project(self, params, inputs, *, dropout: DropoutMasks | None = None):
+  def project(self, params: Params, inputs: Array, *,
+              dropout: DropoutMasks | None = None) -> Array:
     """`inputs @ kernel + input_bias` for any leading axes: (..., F) -> (..., G*U)."""
     cd = self.compute_dtype(inputs)
     masks = None if dropout is None else dropout.inputs
@@ -137,6 +139,6 @@ class DenseCell(DenseConfig, KerasCell):
 
   # Dropout ------------------------------------------------------------------
 
-  def recurrent_mask_shape(self, input_shape) -> tuple[int, ...]:
+  def recurrent_mask_shape(self, input_shape: ShapeTree) -> tuple[int, ...]:
     del input_shape
     return (self.units,)

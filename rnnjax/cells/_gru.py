@@ -1,12 +1,13 @@
 """GRUCell: Keras 3 GRU, gates z, r, h; `reset_after` picks where the reset gate applies."""
 
 import dataclasses
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import jax.numpy as jnp
 
 from .. import _activations, _initializers
 from .._validation import check_bool
+from ..types import Array, Key, Params, PyTree, State
 from ._dense import DenseCell, accumulation_dtype, add_bias, gate_matmul
 from ._dropout import apply_mask
 from ._gated import GatedConfig
@@ -43,16 +44,17 @@ class GRUCell(GRUConfig, DenseCell):
   (2, 12)
   """
 
-  def init_bias(self, key, dtype):
+  def init_bias(self, key: Key, dtype: jnp.dtype) -> Array:
     shape = (2, 3 * self.units) if self.reset_after else (3 * self.units,)
     return _initializers.get(self.bias_initializer)(key, shape, dtype)
 
-  def input_bias(self, params):
+  def input_bias(self, params: Params) -> Array | None:
     if not self.use_bias:
       return None
     return params["bias"][0] if self.reset_after else params["bias"]
 
-  def step(self, params, projected, states, *, training=False, constants=None, dropout=None):
+  def step(self, params: Params, projected: Array, states: State, *, training: bool = False,
+           constants: PyTree = None, dropout: Any = None) -> tuple[Array, State]:
     """projected: (B, 3U) = x @ kernel + input bias; states (h,) -> (h', (h',))."""
     del training, constants
     (h,) = states

@@ -7,12 +7,13 @@ The configuration fields it reads (`use_bias`, `dtype`, `param_dtype`, `dropout`
 """
 
 import dataclasses
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 
 from ._base import Cell
+from ..types import Array, DTypeLike, Key, Params, PyTree, ShapeTree, State
 from ._dropout import DropoutMasks, keep_mask
 
 
@@ -23,11 +24,27 @@ class KerasCell(Cell):
 
   accepts_constants: ClassVar[bool] = False
 
+  if TYPE_CHECKING:  # fields of the config class (WeightOptions), and its mask_count
+    @property
+    def use_bias(self) -> bool: ...
+    @property
+    def dtype(self) -> Any: ...
+    @property
+    def param_dtype(self) -> Any: ...
+    @property
+    def dropout(self) -> float: ...
+    @property
+    def recurrent_dropout(self) -> float: ...
+    @property
+    def seed(self) -> int | None: ...
+    @property
+    def mask_count(self) -> int: ...
+
   def describe_cell(self) -> str:
     """The cell in words for error messages, e.g. "LSTMCell(units=4)"."""
     raise NotImplementedError
 
-  def keras_weight_shapes(self, kernel) -> dict[str, tuple[int, ...]]:
+  def keras_weight_shapes(self, kernel: Any) -> dict[str, tuple[int, ...]]:
     """Param shapes by name for a Keras weight list whose first array is `kernel` (it
     gives the input size; None or a wrong rank: assume 1)."""
     raise NotImplementedError
@@ -37,10 +54,10 @@ class KerasCell(Cell):
   def keras_weight_names(self) -> tuple[str, ...]:
     return ("kernel", "recurrent_kernel") + (("bias",) if self.use_bias else ())
 
-  def to_keras_weights(self, params) -> list:
+  def to_keras_weights(self, params: Params) -> list:
     return [params[name] for name in self.keras_weight_names()]
 
-  def from_keras_weights(self, arrays: list) -> tuple[dict, list]:
+  def from_keras_weights(self, arrays: list) -> tuple[Params, list]:
     """Params from the head of a Keras weight list; returns (params, the rest of the list)."""
     names = self.keras_weight_names()
     shapes = self.keras_weight_shapes(arrays[0] if arrays else None)
@@ -63,7 +80,7 @@ class KerasCell(Cell):
 
   # Checks -------------------------------------------------------------------
 
-  def check_params_dict(self, params) -> None:
+  def check_params_dict(self, params: Params) -> None:
     """Raises a TypeError unless `params` is a dict with the kernels `init` returns."""
     if not isinstance(params, dict) or "kernel" not in params or "recurrent_kernel" not in params:
       raise TypeError(
@@ -74,7 +91,7 @@ class KerasCell(Cell):
 
   # Computation --------------------------------------------------------------
 
-  def compute_dtype(self, x: jax.Array):
+  def compute_dtype(self, x: Array) -> Any:
     """`dtype` when given, else the promotion of the inputs' and the params' dtypes."""
     if self.dtype is not None:
       return jnp.dtype(self.dtype)
@@ -83,11 +100,12 @@ class KerasCell(Cell):
   def uses_dropout(self) -> bool:
     return self.dropout > 0.0 or self.recurrent_dropout > 0.0
 
-  def recurrent_mask_shape(self, input_shape) -> tuple[int, ...]:
+  def recurrent_mask_shape(self, input_shape: ShapeTree) -> tuple[int, ...]:
     """Per-example shape of the recurrent dropout mask (the state's)."""
     raise NotImplementedError
 
-  def dropout_masks(self, key, batch_size: int, input_shape, dtype) -> DropoutMasks | None:
+  def dropout_masks(self, key: Key, batch_size: int, input_shape: ShapeTree,
+                    dtype: DTypeLike) -> DropoutMasks | None:
     """Variational masks for one call, `mask_count` per role (one per gate with Keras
     `implementation=1`): inputs (N, B, *input_shape), recurrent (N, B, *state shape);
     `seed` is folded into `key`."""
@@ -103,7 +121,8 @@ class KerasCell(Cell):
                   (n, batch_size, *self.recurrent_mask_shape(input_shape)), dtype),
     )
 
-  def __call__(self, params, inputs, states, *, training=False, constants=None, dropout=None):
+  def __call__(self, params: Params, inputs: Any, states: State, *, training: bool = False,
+               constants: PyTree = None, dropout: Any = None) -> tuple[Any, State]:
     """One Keras step: `project` the step's inputs (B, ...), then `step` -> (output, new states)."""
     projected = self.project(params, inputs, dropout=dropout)
     return self.step(params, projected, states, training=training, constants=constants,

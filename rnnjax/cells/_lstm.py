@@ -2,13 +2,14 @@
 math and the bias layout are functions that ConvLSTMCell uses too."""
 
 import dataclasses
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 
 from .. import _activations, _initializers
 from .._validation import check_bool
+from ..types import Array, Key, Params, PyTree, State
 from ._dense import DenseCell, gate_matmul
 from ._gated import GatedConfig
 
@@ -73,13 +74,14 @@ class LSTMCell(LSTMConfig, DenseCell):
   """
 
   @property
-  def state_size(self):
+  def state_size(self) -> tuple[int, int]:
     return (self.units, self.units)
 
-  def init_bias(self, key, dtype):
+  def init_bias(self, key: Key, dtype: jnp.dtype) -> Array:
     return lstm_bias(self.bias_initializer, key, self.units, dtype, self.unit_forget_bias)
 
-  def step(self, params, projected, states, *, training=False, constants=None, dropout=None):
+  def step(self, params: Params, projected: Array, states: State, *, training: bool = False,
+           constants: PyTree = None, dropout: Any = None) -> tuple[Array, State]:
     """projected: (B, 4U) = x @ kernel + bias; states (h, c) -> (h', (h', c'))."""
     del training, constants
     h, c = states

@@ -1,8 +1,10 @@
 """SimpleRNNCell: Keras 3 fully connected recurrence `h' = act(x W + b + h U)`."""
 
 import dataclasses
+from typing import Any
 
 from .. import _activations
+from ..types import Array, Params, PyTree, State
 from ._dense import DenseCell, DenseConfig, gate_matmul
 
 
@@ -23,7 +25,8 @@ class SimpleRNNCell(SimpleRNNConfig, DenseCell):
   True
   """
 
-  def step(self, params, projected, states, *, training=False, constants=None, dropout=None):
+  def step(self, params: Params, projected: Array, states: State, *, training: bool = False,
+           constants: PyTree = None, dropout: Any = None) -> tuple[Array, State]:
     """projected: (B, U) = x @ kernel + bias; states (h,) -> (h', (h',))."""
     del training, constants
     (h,) = states

@@ -1,10 +1,13 @@
 """StackedRNNCells: several cells run as one, each feeding the next (Keras semantics)."""
 
 import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
+from ..types import DTypeLike, Key, Params, PyTree, ShapeTree, State
 from ._base import Cell, initial_state_of, step_output_shape
 
 
@@ -38,7 +41,7 @@ class StackedRNNCells(Cell):
 
   cells: tuple
 
-  def __init__(self, cells):
+  def __init__(self, cells: Sequence[Cell]) -> None:
     if isinstance(cells, Cell) or not isinstance(cells, (list, tuple)):
       raise TypeError(f"cells must be a list or tuple of cells, got {cells!r}.")
     if not cells:
@@ -49,14 +52,14 @@ class StackedRNNCells(Cell):
     object.__setattr__(self, "cells", tuple(cells))
 
   @property
-  def state_size(self):
+  def state_size(self) -> tuple:
     return tuple(cell.state_size for cell in self.cells)
 
   @property
-  def output_size(self):
+  def output_size(self) -> Any:
     return getattr(self.cells[-1], "output_size", None)
 
-  def init(self, key, input_shape):
+  def init(self, key: Key, input_shape: ShapeTree) -> tuple:
     params = []
     shape = input_shape
     for k, cell in zip(jax.random.split(key, len(self.cells)), self.cells):
@@ -64,7 +67,8 @@ class StackedRNNCells(Cell):
       shape = _next_input_shape(cell, shape)
     return tuple(params)
 
-  def initial_state(self, batch_size, dtype=None, *, input_shape=None):
+  def initial_state(self, batch_size: int, dtype: DTypeLike | None = None, *,
+                    input_shape: ShapeTree = None) -> State:
     """Each cell's zero state; `input_shape` (per step) is handed on to cells that take it,
     each cell getting the previous cell's per-step output shape."""
     if input_shape is None:
@@ -78,7 +82,7 @@ class StackedRNNCells(Cell):
         shape = _next_input_shape(cell, shape)
     return tuple(states)
 
-  def map_weight_owners(self, fn, params) -> tuple:
+  def map_weight_owners(self, fn: Callable[[Any, Params], Any], params: Params) -> tuple:
     """Each cell's `map_weight_owners(fn, its params)`, as a tuple like `params`."""
     if not isinstance(params, (tuple, list)) or len(params) != len(self.cells):
       raise TypeError(
@@ -87,30 +91,32 @@ class StackedRNNCells(Cell):
       )
     return tuple(cell.map_weight_owners(fn, p) for cell, p in zip(self.cells, params))
 
-  def to_keras_weights(self, params) -> list:
+  def to_keras_weights(self, params: Params) -> list:
     return [w for cell, p in zip(self.cells, params) for w in cell.to_keras_weights(p)]
 
-  def from_keras_weights(self, arrays):
+  def from_keras_weights(self, arrays: list) -> tuple[Params, list]:
     params = []
     for cell in self.cells:
       p, arrays = cell.from_keras_weights(arrays)
       params.append(p)
     return tuple(params), arrays
 
+  # A class attribute on single cells (Cell.accepts_constants), computed for a stack.
   @property
-  def accepts_constants(self) -> bool:
+  def accepts_constants(self) -> bool:  # type: ignore[override]
     """True when some cell of the stack reads constants (each cell is handed them)."""
     return any(getattr(cell, "accepts_constants", True) for cell in self.cells)
 
-  def validate_constants(self, params, constants, batch_size):
+  def validate_constants(self, params: Params, constants: PyTree, batch_size: int) -> None:
     for cell, p in zip(self.cells, params):
       if getattr(cell, "accepts_constants", True):
         cell.validate_constants(p, constants, batch_size)
 
-  def uses_dropout(self):
+  def uses_dropout(self) -> bool:
     return any(getattr(cell, "uses_dropout", lambda: False)() for cell in self.cells)
 
-  def dropout_masks(self, key, batch_size, input_shape, dtype):
+  def dropout_masks(self, key: Key, batch_size: int, input_shape: ShapeTree,
+                    dtype: DTypeLike) -> Any:
     if not self.uses_dropout():
       return None
     masks, shape = [], input_shape
@@ -119,12 +125,13 @@ class StackedRNNCells(Cell):
       shape = _next_input_shape(cell, shape)
     return tuple(masks)
 
-  def project(self, params, inputs, *, dropout=None):
+  def project(self, params: Params, inputs: Any, *, dropout: Any = None) -> Any:
     first = self.cells[0]
     kwargs = {} if dropout is None or dropout[0] is None else {"dropout": dropout[0]}
     return first.project(params[0], inputs, **kwargs)
 
-  def step(self, params, projected, states, *, training=False, constants=None, dropout=None):
+  def step(self, params: Params, projected: Any, states: State, *, training: bool = False,
+           constants: PyTree = None, dropout: Any = None) -> tuple[Any, State]:
     """projected: the first cell's projected step input; states: per-cell tuples."""
     outputs, new_states = projected, []
     for i, (cell, p, s) in enumerate(zip(self.cells, params, states)):
@@ -135,7 +142,8 @@ class StackedRNNCells(Cell):
       new_states.append(tuple(s_new))
     return outputs, tuple(new_states)
 
-  def __call__(self, params, inputs, states, *, training=False, constants=None, dropout=None):
+  def __call__(self, params: Params, inputs: Any, states: State, *, training: bool = False,
+               constants: PyTree = None, dropout: Any = None) -> tuple[Any, State]:
     projected = self.project(params, inputs, dropout=dropout)
     return self.step(params, projected, states, training=training, constants=constants,
                      dropout=dropout)

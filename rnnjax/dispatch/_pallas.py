@@ -33,6 +33,10 @@ class _PallasGated:
   platform = "gpu"
   kind = ""
 
+  def _run(self, calls, projected, rec, states, lengths, **kw):
+    """(outputs, *final states) of the kind's fused recurrence (see pallas.run_lstm)."""
+    raise NotImplementedError
+
   @property
   def where(self) -> str:
     return ("in Pallas interpret mode (forced)" if pallas.interpret_forced() and

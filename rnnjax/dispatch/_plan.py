@@ -6,11 +6,12 @@ alias) asks for a fast path; `PathChoice.path` is "fused" (a registered fast
 implementation: the Pallas kernel, the CPU recurrence) or "scan" (the engine).
 """
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .. import _platform
 from ..engine import RNNResult
 from . import _registry
+from ..types import ArrayLike, Inputs, Params, PyTree, State
 from ._call import Call, CallSpec
 
 
@@ -24,7 +25,7 @@ class PathChoice(NamedTuple):
 class Plan(NamedTuple):
   """The implementation chosen for one call (`_registry`) and the PathChoice saying why."""
 
-  implementation: object
+  implementation: Any   # a registered implementation (see _registry), or the scan
   choice: PathChoice
 
 
@@ -110,8 +111,10 @@ def run_together(calls) -> tuple[RNNResult, ...]:
   return tuple(p.implementation.run(c) for p, c in zip(plans, calls))
 
 
-def which_path(layer, inputs, *, mask=None, seq_lengths=None, initial_state=None,
-               training: bool = False, constants=None, reset=None) -> PathChoice:
+def which_path(layer: Any, inputs: Inputs, *, mask: ArrayLike | None = None,
+               seq_lengths: ArrayLike | None = None, initial_state: State = None,
+               training: bool = False, constants: PyTree = None,
+               reset: ArrayLike | None = None) -> PathChoice:
   """The path `layer.apply(params, inputs, ...)` takes with these arguments, and why.
 
   Raises the ValueError that `apply` raises when the layer asks for `use_fused=True`
@@ -133,7 +136,8 @@ def which_path(layer, inputs, *, mask=None, seq_lengths=None, initial_state=None
   return plan_together(specs)[1]
 
 
-def fused_layer_apply(layer, params, inputs, initial_state=None, seq_lengths=None):
+def fused_layer_apply(layer: Any, params: Params, inputs: Inputs, initial_state: State = None,
+                      seq_lengths: ArrayLike | None = None) -> RNNResult:
   """`layer`'s call on its fast path, whatever its `use_fused` (as `use_fused=True` would
   choose), as the RNNResult the scan engine returns: outputs (B, T, U) if
   return_sequences else None, last_output (B, U), final_state. Raises a ValueError naming

@@ -7,13 +7,15 @@ Adding a backend (a GPU kernel, a parallel scan) is a new module with an object 
 `run_together(calls)`, `together_declines(specs)`), plus one line in `FAST` below.
 """
 
+from typing import Any
+
 from .. import _platform, pallas
 from ..cells import GRUCell, LSTMCell
 from ._cpu_lstm import CPU_LSTM
 from ._pallas import PALLAS_GRU, PALLAS_LSTM
 from ._scan import SCAN
 
-FAST = {
+FAST: dict[type, tuple[Any, ...]] = {
     LSTMCell: (CPU_LSTM, PALLAS_LSTM),
     GRUCell: (PALLAS_GRU,),
 }

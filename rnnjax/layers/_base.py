@@ -7,7 +7,8 @@ Axis letters: B batch, T time, F features, U units.
 """
 
 import dataclasses
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -15,13 +16,14 @@ import jax.numpy as jnp
 from .. import _regularizers, _validation, dispatch, engine
 from ..cells import Cell, StackedRNNCells, initial_state_of
 from ..engine import as_tuples, check_remat
+from ..types import ArrayLike, DTypeLike, Inputs, Key, Params, PyTree, ShapeTree, State
 from ._eager import cached_apply
 from ._param_spec import param_spec
 
 _FUSED_CHOICES = ("auto", True, False)
 
 
-def reset_state_tree(state, where=None):
+def reset_state_tree(state: State, where: ArrayLike | None = None) -> State:
   """Zeros in place of `state` (a tuple of (B, ...) arrays, nested or not): every row, or
   only the rows where `where` (B,) bool is True."""
   state = as_tuples(state)
@@ -70,8 +72,12 @@ class SequenceLayer:
   remat: Any = None
   name: str | None = None
   # `cell`: a dataclass field (RNN) or a property (the built-in layers).
+  if TYPE_CHECKING:
+    @property
+    def cell(self) -> Cell:
+      """The cell this layer runs."""
 
-  def __post_init__(self):
+  def __post_init__(self) -> None:
     for name in ("return_sequences", "return_state", "go_backwards", "stateful", "time_major",
                  "zero_output_for_mask"):
       _validation.check_bool(getattr(self, name), name)
@@ -90,7 +96,7 @@ class SequenceLayer:
     """Checks the cell arguments; the built-in layers inherit their cell config's check."""
 
   @property
-  def fused_request(self):
+  def fused_request(self) -> Any:
     """The fast-path switch: `use_fused` ("auto" | True | False), where Keras's `use_cudnn`
     counts when `use_fused` is "auto"; None for layers without the switch."""
     if not hasattr(self, "use_fused"):
@@ -104,19 +110,20 @@ class SequenceLayer:
 
   # Parameters and states ----------------------------------------------------
 
-  def init(self, key: jax.Array, inputs) -> Any:
+  def init(self, key: Key, inputs: Inputs) -> Params:
     """Parameters for `inputs` of shape (B, T, ...) (only shapes are read; a pytree of
     arrays or `jax.ShapeDtypeStruct`s is fine)."""
     _validation.check_key(key, "key")
     _validation.sequence_dims(inputs, time_major=self.time_major)
     return self.cell.init(key, _validation.step_shapes(inputs))
 
-  def param_spec(self, inputs):
+  def param_spec(self, inputs: Inputs) -> Any:
     """Shapes and dtypes of `init(key, inputs)`, a pytree of `jax.ShapeDtypeStruct`
     (cached per layer and input shapes: free in a loop)."""
     return param_spec(self, inputs)
 
-  def get_initial_state(self, batch_size: int, dtype=jnp.float32, *, input_shape=None) -> tuple:
+  def get_initial_state(self, batch_size: int, dtype: DTypeLike = jnp.float32, *,
+                        input_shape: ShapeTree = None) -> State:
     """Zero states for `batch_size` rows, in the cell's state structure.
 
     input_shape: per-step input shape(s) (no batch and time axes), for cells whose state
@@ -124,19 +131,21 @@ class SequenceLayer:
     """
     return as_tuples(initial_state_of(self.cell, batch_size, dtype, input_shape))
 
-  def reset_state(self, state, where=None):
+  def reset_state(self, state: State, where: ArrayLike | None = None) -> State:
     """A fresh (zero) state: for every row, or only rows where `where` (B,) is True."""
     return reset_state_tree(state, where)
 
-  def map_weight_owners(self, fn, params):
+  def map_weight_owners(self, fn: Callable[[Any, Params], Any], params: Params) -> Any:
     """`fn(cell, cell_params)` at every weight-owning cell, in the params' structure."""
     return self.cell.map_weight_owners(fn, params)
 
   # The call -----------------------------------------------------------------
 
   @cached_apply
-  def apply(self, params, inputs, initial_state=None, mask=None, training: bool = False,
-            rng=None, constants=None, *, state=None, reset=None, seq_lengths=None):
+  def apply(self, params: Params, inputs: Inputs, initial_state: State = None,
+            mask: ArrayLike | None = None, training: bool = False, rng: Key | None = None,
+            constants: PyTree = None, *, state: State = None,
+            reset: ArrayLike | None = None, seq_lengths: ArrayLike | None = None) -> Any:
     """Runs the layer over a sequence. An eager call compiles once per layer and input
     shapes (see `_eager.py`); inside a transform it traces as written.
 
@@ -162,8 +171,10 @@ class SequenceLayer:
                         state=state, reset=reset, seq_lengths=seq_lengths)
     return self.finish(dispatch.run(call))
 
-  def call_spec(self, inputs, *, mask=None, seq_lengths=None, initial_state=None,
-                training: bool = False, constants=None, reset=None) -> dispatch.CallSpec:
+  def call_spec(self, inputs: Inputs, *, mask: ArrayLike | None = None,
+                seq_lengths: ArrayLike | None = None, initial_state: State = None,
+                training: bool = False, constants: PyTree = None,
+                reset: ArrayLike | None = None) -> dispatch.CallSpec:
     """The static description of a call (what chooses its implementation); `prepare`
     and `rj.kernels.which_path` both build it here."""
     del seq_lengths, initial_state   # every implementation takes any lengths and states
@@ -184,13 +195,15 @@ class SequenceLayer:
                              compute, carry, training, mask is not None, reset is not None,
                              constants is not None)
 
-  def call_specs(self, inputs, **call) -> tuple:
+  def call_specs(self, inputs: Inputs, **call: Any) -> tuple[dispatch.CallSpec, ...]:
     """The specs of the runs this layer makes for one call: one."""
     return (self.call_spec(inputs, **call),)
 
-  def prepare(self, params, inputs, initial_state=None, mask=None, training: bool = False,
-              rng=None, constants=None, *, state=None, reset=None,
-              seq_lengths=None) -> dispatch.Call:
+  def prepare(self, params: Params, inputs: Inputs, initial_state: State = None,
+              mask: ArrayLike | None = None, training: bool = False, rng: Key | None = None,
+              constants: PyTree = None, *, state: State = None,
+              reset: ArrayLike | None = None,
+              seq_lengths: ArrayLike | None = None) -> dispatch.Call:
     """Everything `apply` checks and derives before running (arguments as `apply`): the
     checked params, the start state, the step flags and the dropout masks, before any
     tracing of the time loop."""
@@ -217,7 +230,7 @@ class SequenceLayer:
     return dispatch.Call(spec, params, inputs, start, mask, seq_lengths, reset, constants,
                          dropout)
 
-  def finish(self, result: engine.RNNResult):
+  def finish(self, result: engine.RNNResult) -> Any:
     """A run's result as `apply` returns it (Keras order)."""
     output = result.outputs if self.return_sequences else result.last_output
     out = (output, *result.final_state) if self.return_state else output
@@ -297,7 +310,7 @@ class RNN(SequenceLayer):
 
   cell: Any
 
-  def __post_init__(self):
+  def __post_init__(self) -> None:
     cell = self.cell
     if isinstance(cell, (list, tuple)):
       cell = StackedRNNCells(cell)

@@ -2,6 +2,7 @@
 two outputs merged (Keras 3 `keras.layers.Bidirectional` semantics)."""
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -10,6 +11,7 @@ import jax.numpy as jnp
 from .. import _regularizers, _validation as _checks, dispatch
 from ..engine import as_tuples
 from ._base import SequenceLayer, reset_state_tree
+from ..types import ArrayLike, DTypeLike, Inputs, Key, Params, PyTree, State
 from ._eager import cached_apply
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
@@ -150,7 +152,7 @@ class Bidirectional:
   # Keras attributes ---------------------------------------------------------
 
   @property
-  def forward_layer(self):
+  def forward_layer(self) -> SequenceLayer:
     return self._forward
 
   @property
@@ -159,14 +161,25 @@ class Bidirectional:
     return self._forward, self._backward
 
   # The wrapped layer's output options, which both directions share (checked above).
-  return_sequences = property(lambda self: self.layer.return_sequences)
-  return_state = property(lambda self: self.layer.return_state)
-  stateful = property(lambda self: self.layer.stateful)
-  time_major = property(lambda self: self.layer.time_major)
+  @property
+  def return_sequences(self) -> bool:
+    return self.layer.return_sequences
+
+  @property
+  def return_state(self) -> bool:
+    return self.layer.return_state
+
+  @property
+  def stateful(self) -> bool:
+    return self.layer.stateful
+
+  @property
+  def time_major(self) -> bool:
+    return self.layer.time_major
 
   # Parameters and states ----------------------------------------------------
 
-  def init(self, key: jax.Array, inputs) -> dict:
+  def init(self, key: Key, inputs: Inputs) -> dict[str, Params]:
     """`{"forward": ..., "backward": ...}`, each what the direction's `init` returns."""
     _checks.check_key(key, "key")
     k_forward, k_backward = jax.random.split(key)
@@ -181,12 +194,12 @@ class Bidirectional:
       return 1 if isinstance(size, int) else len(size)
     return count(self._forward), count(self._backward)
 
-  def get_initial_state(self, batch_size: int, dtype=jnp.float32) -> tuple:
+  def get_initial_state(self, batch_size: int, dtype: DTypeLike = jnp.float32) -> State:
     """Zero states `(*forward_states, *backward_states)` for `batch_size` rows."""
     return (*self._forward.get_initial_state(batch_size, dtype),
             *self._backward.get_initial_state(batch_size, dtype))
 
-  def reset_state(self, state, where=None):
+  def reset_state(self, state: State, where: ArrayLike | None = None) -> State:
     """A fresh (zero) state: for every row, or only rows where `where` (B,) is True."""
     return reset_state_tree(state, where)
 
@@ -222,8 +235,10 @@ class Bidirectional:
   # The call -----------------------------------------------------------------
 
   @cached_apply
-  def apply(self, params, inputs, initial_state=None, mask=None, training: bool = False,
-            rng=None, constants=None, *, state=None, reset=None, seq_lengths=None):
+  def apply(self, params: Params, inputs: Inputs, initial_state: State = None,
+            mask: ArrayLike | None = None, training: bool = False, rng: Key | None = None,
+            constants: PyTree = None, *, state: State = None,
+            reset: ArrayLike | None = None, seq_lengths: ArrayLike | None = None) -> Any:
     """Runs both directions and merges them; see the class docstring for the results."""
     if not isinstance(params, dict) or set(params) != {"forward", "backward"}:
       raise TypeError(
@@ -281,7 +296,7 @@ class Bidirectional:
     results = dispatch.run_together(calls)
     return tuple(layer.finish(r) for layer, r in zip(layers, results))
 
-  def call_specs(self, inputs, **call) -> tuple:
+  def call_specs(self, inputs: Inputs, **call: Any) -> tuple[dispatch.CallSpec, ...]:
     """The specs of the two direction runs (see `rj.kernels.which_path`)."""
     return tuple(layer.call_spec(inputs, **call) for layer in self.direction_layers)
 
@@ -304,7 +319,7 @@ class Bidirectional:
     ends = jnp.concatenate([jax.lax.slice_in_dim(reset, 1, steps, axis=axis), tail], axis=axis)
     return tuple(ends if layer.go_backwards else reset for layer in (self._forward, self._backward))
 
-  def map_weight_owners(self, fn, params) -> dict:
+  def map_weight_owners(self, fn: Callable[[Any, Params], Any], params: Params) -> dict:
     """`{"forward": ..., "backward": ...}`: each direction's `map_weight_owners`."""
     if not isinstance(params, dict) or set(params) != {"forward", "backward"}:
       raise TypeError(
@@ -317,12 +332,12 @@ class Bidirectional:
 
   # Keras weight lists -------------------------------------------------------
 
-  def to_keras_weights(self, params) -> list:
+  def to_keras_weights(self, params: Params) -> list:
     """Keras `get_weights()` order: the forward layer's weights, then the backward's."""
     return (self._forward.cell.to_keras_weights(params["forward"])
             + self._backward.cell.to_keras_weights(params["backward"]))
 
-  def from_keras_weights(self, arrays: list):
+  def from_keras_weights(self, arrays: list) -> tuple[dict[str, Params], list]:
     """(params, remaining arrays) from the head of a Keras weight list."""
     forward, arrays = self._forward.cell.from_keras_weights(list(arrays))
     backward, arrays = self._backward.cell.from_keras_weights(arrays)

@@ -8,6 +8,8 @@ an unhashable layer, or with non-array arguments (Python lists), the cache steps
 `apply` runs as written, so nothing changes there."""
 
 import functools
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
 import jax
 import numpy as np
@@ -33,7 +35,10 @@ def _compiled(method, layer, training, context, *args):
   return method(layer, kwargs.pop("params"), kwargs.pop("inputs"), training=training, **kwargs)
 
 
-def cached_apply(method):
+_Apply = TypeVar("_Apply", bound=Callable[..., Any])
+
+
+def cached_apply(method: _Apply) -> _Apply:
   """Wraps a layer's `apply(params, inputs, initial_state=None, mask=None, training=False,
   rng=None, constants=None, *, state=None, reset=None, seq_lengths=None)` with the
   compilation cache described in the module docstring."""
@@ -52,5 +57,5 @@ def cached_apply(method):
     return method(self, params, inputs, initial_state, mask, training, rng, constants,
                   state=state, reset=reset, seq_lengths=seq_lengths)
 
-  apply.uncached = method
-  return apply
+  setattr(apply, "uncached", method)
+  return cast(_Apply, apply)

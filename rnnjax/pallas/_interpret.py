@@ -5,6 +5,7 @@ the CPU (numerics only, slow). Tests force the fused path on the CPU with
 import contextlib
 import contextvars
 import os
+from collections.abc import Iterator
 
 from .. import _platform, _validation
 
@@ -13,7 +14,7 @@ ENV_VAR = "RNNJAX_FORCE_INTERPRET"
 
 
 @contextlib.contextmanager
-def force_interpret(enabled: bool = True):
+def force_interpret(enabled: bool = True) -> Iterator[None]:
   """Within this block, fused kernels run in Pallas interpret mode and the dispatch
   treats the CPU as a GPU (for tests: it lets `use_fused` choose the kernel on a CPU).
 

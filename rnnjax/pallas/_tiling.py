@@ -18,6 +18,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from ..types import DTypeLike
+
 MIN_BLOCK_B = 16          # Triton's dot needs every dimension >= 16
 MIN_UNITS_PAD = 16
 GATE_TILE_BUDGET = 128 * 1024   # bytes: one gate's (Hp, Hp) block as a dot operand [est]
@@ -29,7 +31,7 @@ def next_pow2(n: int) -> int:
   return 1 << max(0, int(n) - 1).bit_length()
 
 
-def max_block_h(dtype) -> int:
+def max_block_h(dtype: DTypeLike) -> int:
   """The largest hidden chunk whose (block_h, block_h) gate block fits GATE_TILE_BUDGET."""
   item = jnp.dtype(dtype).itemsize
   hp = MIN_UNITS_PAD

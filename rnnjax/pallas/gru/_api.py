@@ -2,6 +2,9 @@
 that the layers' dispatch calls (`run`). The scaffold is `pallas.gated`; the GRU's math
 and bias folding are in `_cell`."""
 
+import jax
+
+from ...types import Array, ArrayLike, DTypeLike, Params
 from .. import gated
 from ._cell import SPEC
 
@@ -30,11 +33,15 @@ def run(projected, recurrent_kernels, recurrent_bias, h0, lengths, *, dtype, dir
   return outputs, h
 
 
-def fused_gru(params, inputs, *, initial_state=None, seq_lengths=None,
+def fused_gru(params: Params, inputs: ArrayLike, *,
+              initial_state: ArrayLike | tuple[ArrayLike] | None = None,
+              seq_lengths: ArrayLike | None = None,
               go_backwards: bool = False, zero_output_for_mask: bool = False,
-              time_major: bool = False, dtype=None, implementation: str = "auto",
+              time_major: bool = False, dtype: DTypeLike | None = None,
+              implementation: str = "auto",
               interpret: bool | None = None, block_b: int | None = None,
-              block_h: int | None = None, precision=None):
+              block_h: int | None = None, precision: jax.lax.PrecisionLike = None,
+              ) -> tuple[Array, Array]:
   """A Keras-semantics GRU (reset_after=True, tanh, sigmoid) as one fused Pallas kernel.
 
   Args:

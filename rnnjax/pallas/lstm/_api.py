@@ -3,6 +3,9 @@ launch (`fused_bidirectional_lstm`), and the recurrence on projected inputs that
 layers' dispatch calls (`run`). The scaffold is `pallas.gated`; the LSTM's math is in
 `_cell`."""
 
+import jax
+
+from ...types import Array, ArrayLike, DTypeLike, Params
 from .. import gated
 from ._cell import SPEC
 
@@ -32,11 +35,15 @@ def run(projected, recurrent_kernels, h0, c0, lengths, *, dtype, directions,
   return outputs, h, c
 
 
-def fused_lstm(params, inputs, *, initial_state=None, seq_lengths=None,
+def fused_lstm(params: Params, inputs: ArrayLike, *,
+               initial_state: tuple[ArrayLike, ArrayLike] | None = None,
+               seq_lengths: ArrayLike | None = None,
                go_backwards: bool = False, zero_output_for_mask: bool = False,
-               time_major: bool = False, dtype=None, implementation: str = "auto",
+               time_major: bool = False, dtype: DTypeLike | None = None,
+               implementation: str = "auto",
                interpret: bool | None = None, block_b: int | None = None,
-               block_h: int | None = None, precision=None):
+               block_h: int | None = None, precision: jax.lax.PrecisionLike = None,
+               ) -> tuple[Array, tuple[Array, Array]]:
   """A Keras-semantics LSTM (tanh, sigmoid) as one fused Pallas kernel, with a backward.
 
   Args:
@@ -73,12 +80,16 @@ def fused_lstm(params, inputs, *, initial_state=None, seq_lengths=None,
   return outputs, state
 
 
-def fused_bidirectional_lstm(forward_params, backward_params, inputs, *, initial_state=None,
-                             seq_lengths=None, zero_output_for_mask: bool = False,
-                             time_major: bool = False, dtype=None,
+def fused_bidirectional_lstm(forward_params: Params, backward_params: Params,
+                             inputs: ArrayLike, *,
+                             initial_state: tuple[ArrayLike, ...] | None = None,
+                             seq_lengths: ArrayLike | None = None,
+                             zero_output_for_mask: bool = False,
+                             time_major: bool = False, dtype: DTypeLike | None = None,
                              implementation: str = "auto", interpret: bool | None = None,
                              block_b: int | None = None, block_h: int | None = None,
-                             precision=None):
+                             precision: jax.lax.PrecisionLike = None,
+                             ) -> tuple[Array, Array, tuple[Array, Array], tuple[Array, Array]]:
   """Forward and backward LSTM over the same inputs, fused into one kernel call: grid
   axis 0 is the direction, so the two recurrences run side by side on the GPU, and one
   matmul projects the inputs for both.
