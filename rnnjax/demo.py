@@ -4,12 +4,15 @@
     python -m rnnjax.demo --data mnist.npz   # a local Keras-format MNIST file (28 x 28)
 
 Model: LSTM(64) -> LayerNorm -> Dense(10), trained with optax (Adam), as pure functions
-over a params pytree. Prints loss and accuracy per epoch, the RNN path that ran and the
-step time, and saves the training curve as a PNG.
+over a params pytree. Shows a progress bar (on a terminal), prints loss and accuracy per
+epoch, which RNN implementation ran and the step time, and saves the training curve as a
+PNG. Needs the demo extra: pip install -e ".[demo]" (tqdm, matplotlib, scikit-learn).
 """
 
 import argparse
+import importlib
 import pathlib
+import sys
 import time
 
 import jax
@@ -18,6 +21,23 @@ import numpy as np
 import optax
 
 import rnnjax as rj
+
+INSTALL_HINT = "pip install -e '.[demo]'   (from a clone; or: pip install 'rnnjax[demo]')"
+
+
+def require_demo_packages(*, sklearn: bool = True) -> None:
+  """Exits with the install command when a package of the demo extra is missing."""
+  names = {"tqdm": "tqdm", "matplotlib": "matplotlib"} | (
+      {"sklearn": "scikit-learn"} if sklearn else {})
+  missing = []
+  for module, package in names.items():
+    try:
+      importlib.import_module(module)
+    except ImportError:
+      missing.append(package)
+  if missing:
+    raise SystemExit(f"The demo needs {', '.join(missing)} (the demo extra), which is not "
+                     f"installed. Install it with:\n  {INSTALL_HINT}")
 
 
 def load_data(path: str | None, seed: int = 0):
@@ -80,14 +100,23 @@ def evaluate(params, x, y):
   return loss, jnp.mean(jnp.argmax(logits, -1) == y)
 
 
+def plain_path(choice: rj.kernels.PathChoice) -> str:
+  """The implementation a PathChoice names, in plain words."""
+  if choice.path == "scan":
+    return "the generic path (jax.lax.scan over the cell)"
+  if "interpret mode" in choice.reason:
+    return "the fused Pallas kernel, in interpret mode (a CPU standing in for a GPU)"
+  if "on the CPU" in choice.reason:
+    return "the CPU fast path (custom-VJP recurrence)"
+  if "on the GPU" in choice.reason:
+    return "the GPU fast path (fused Pallas kernel)"
+  return "a fast path"
+
+
 def describe_path(x) -> str:
-  """Which RNN implementation the LSTM layer runs for `x`, and why."""
-  try:
-    from rnnjax.kernels import which_path
-  except ImportError:
-    return "scan"
-  choice = which_path(LSTM, x)
-  return f"{choice.path} ({choice.reason})"
+  """Which RNN implementation the LSTM layer runs for `x`, in plain words, and why."""
+  choice = rj.kernels.which_path(LSTM, x)
+  return f"{plain_path(choice)}; why: {choice.reason}"
 
 
 def main(argv=None):
@@ -98,14 +127,17 @@ def main(argv=None):
   parser.add_argument("--learning-rate", type=float, default=3e-3)
   parser.add_argument("--out", default="demo_out", help="folder for the training-curve plot")
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--progress", choices=("auto", "on", "off"), default="auto",
+                      help="the progress bar: auto shows it on a terminal only")
   args = parser.parse_args(argv)
-
+  require_demo_packages(sklearn=not args.data)
   from tqdm import tqdm
 
   (x_train, y_train), (x_test, y_test) = load_data(args.data, args.seed)
-  print(f"data: {len(x_train)} train / {len(x_test)} test sequences of "
+  source = args.data or "scikit-learn digits"
+  print(f"data: {source}, {len(x_train)} train / {len(x_test)} test sequences of "
         f"{x_train.shape[1]} steps x {x_train.shape[2]} features")
-  print(f"RNN path: {describe_path(x_train[: args.batch_size])}")
+  path = describe_path(x_train[: args.batch_size])
 
   params = init_model(jax.random.key(args.seed), x_train[: args.batch_size])
   optimizer = optax.adam(args.learning_rate)
@@ -117,32 +149,48 @@ def main(argv=None):
   rng = np.random.default_rng(args.seed)
   steps_per_epoch = len(x_train) // args.batch_size
   history, step_times = [], []
-  for epoch in range(1, args.epochs + 1):
-    order = rng.permutation(len(x_train))
-    total_loss, total_correct = 0.0, 0
-    for i in tqdm(range(steps_per_epoch), desc=f"epoch {epoch:2d}", leave=False):
-      idx = order[i * args.batch_size:(i + 1) * args.batch_size]
-      start = time.perf_counter()
-      params, opt_state, loss, correct = train_step(params, opt_state, x_train[idx], y_train[idx])
-      loss = float(loss)
-      if epoch > 1:  # epoch 1 includes compilation
-        step_times.append(time.perf_counter() - start)
-      total_loss += loss
-      total_correct += int(correct)
-    seen = steps_per_epoch * args.batch_size
-    test_loss, test_acc = (float(v) for v in evaluate(params, x_test, y_test))
-    history.append((total_loss / steps_per_epoch, total_correct / seen, test_loss, test_acc))
-    print(f"epoch {epoch:2d}  loss {history[-1][0]:.4f}  acc {history[-1][1]:.3f}  "
-          f"test loss {test_loss:.4f}  test acc {test_acc:.3f}")
+  started = time.perf_counter()
+  # One bar for the whole run, redrawn in place at most twice a second; the epoch lines
+  # print above it. "auto" shows it on a terminal only, so logs get the epoch lines alone.
+  bar = tqdm(total=args.epochs * steps_per_epoch, unit="step", dynamic_ncols=True,
+             mininterval=0.5, leave=False, file=sys.stderr,
+             disable={"auto": None, "on": False, "off": True}[args.progress])
+  with bar:
+    for epoch in range(1, args.epochs + 1):
+      order = rng.permutation(len(x_train))
+      total_loss, total_correct = 0.0, 0
+      bar.set_description(f"epoch {epoch}/{args.epochs}")
+      for i in range(steps_per_epoch):
+        idx = order[i * args.batch_size:(i + 1) * args.batch_size]
+        start = time.perf_counter()
+        params, opt_state, loss, correct = train_step(params, opt_state, x_train[idx],
+                                                      y_train[idx])
+        loss = float(loss)
+        if epoch > 1:  # epoch 1 includes compilation
+          step_times.append(time.perf_counter() - start)
+        total_loss += loss
+        total_correct += int(correct)
+        bar.update()
+        bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+      seen = steps_per_epoch * args.batch_size
+      test_loss, test_acc = (float(v) for v in evaluate(params, x_test, y_test))
+      history.append((total_loss / steps_per_epoch, total_correct / seen, test_loss, test_acc))
+      bar.write(f"epoch {epoch:2d}  loss {history[-1][0]:.4f}  acc {history[-1][1]:.3f}  "
+                f"test loss {test_loss:.4f}  test acc {test_acc:.3f}", file=sys.stdout)
 
+  print(f"LSTM ran on {path}")
+  timing = f"{time.perf_counter() - started:.1f} s for {args.epochs} epochs"
   if step_times:
-    print(f"train step: {1e3 * float(np.median(step_times)):.2f} ms median "
-          f"(batch {args.batch_size}, jitted, {jax.devices()[0].platform})")
-  print(f"plot: {save_plot(history, pathlib.Path(args.out))}")
+    timing += (f", {1e3 * float(np.median(step_times)):.2f} ms per train step (median, "
+               f"batch {args.batch_size}, jitted, {jax.devices()[0].platform})")
+  print(f"time: {timing}")
+  title = (f"rnnjax demo: LSTM(64) on {source}, {x_train.shape[1]} steps x "
+           f"{x_train.shape[2]} features (test accuracy {history[-1][3]:.1%})")
+  print(f"plot: {save_plot(history, pathlib.Path(args.out), title)}")
   return history
 
 
-def save_plot(history, out: pathlib.Path) -> pathlib.Path:
+def save_plot(history, out: pathlib.Path, title: str = "rnnjax demo") -> pathlib.Path:
   import matplotlib
 
   matplotlib.use("Agg")
@@ -160,6 +208,8 @@ def save_plot(history, out: pathlib.Path) -> pathlib.Path:
   ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
   for ax in (ax_loss, ax_acc):
     ax.legend()
+    ax.grid(alpha=0.3)
+  fig.suptitle(title)
   fig.tight_layout()
   path = out / "training_curve.png"
   fig.savefig(path, dpi=100)
