@@ -91,7 +91,9 @@ def rnn(cell, params, inputs, initial_state: tuple, *, mask=None, reset=None,
       set back to `initial_state` just before that step.
     go_backwards: process time in reverse; outputs come back in processing order.
     unroll: scan's `unroll` (True unrolls fully); results do not depend on it.
-    training, constants, dropout: passed to the cell (dropout = the cell's masks).
+    training: passed to the cell.
+    constants: passed to the cell.
+    dropout: the cell's dropout masks, passed to `project` and `step`.
     remat: gradient checkpointing of the loop (None, "step", k, "sqrt"; see _remat.py).
 
   Returns:

@@ -50,7 +50,8 @@ def fused_gru(params: Params, inputs: ArrayLike, *,
       `rj.GRU(reset_after=True).init` returns.
     inputs: (B, T, F), or (T, B, F) when time_major.
     initial_state: h (B, U) or (h,); zeros when None.
-    Other arguments as `fused_lstm`.
+
+  The other arguments are those of `fused_lstm`.
 
   Returns:
     (outputs (B, T, U) (or (T, B, U)) in the compute dtype, h (B, U) float32).

@@ -100,12 +100,13 @@ def fused_bidirectional_lstm(forward_params: Params, backward_params: Params,
   sequence) is left to the caller.
 
   Args:
-    forward_params, backward_params: Keras-layout LSTM params (see `fused_lstm`), same
-      F and U.
+    forward_params: Keras-layout LSTM params (see `fused_lstm`) of the forward direction.
+    backward_params: the backward direction's, with the same F and U.
     inputs: (B, T, F), or (T, B, F) when time_major.
     initial_state: None or (h_f, c_f, h_b, c_b), each (B, U) (Keras Bidirectional order).
-    seq_lengths, zero_output_for_mask, dtype, implementation, interpret, block_b,
-      block_h, precision: as `fused_lstm`.
+
+  `seq_lengths`, `zero_output_for_mask`, `dtype`, `implementation`, `interpret`,
+  `block_b`, `block_h` and `precision` are as in `fused_lstm`.
 
   Returns:
     (forward_outputs, backward_outputs, (h_f, c_f), (h_b, c_b)): outputs (B, T, U) (or
