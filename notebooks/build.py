@@ -9,6 +9,7 @@ CI re-executes the committed notebooks with nbmake (`pytest --nbmake`); the
 conftest, shrinks their problem sizes.
 """
 
+import hashlib
 import os
 import pathlib
 import sys
@@ -28,10 +29,17 @@ def use_this_checkout() -> None:
   os.environ["PYTHONPATH"] = str(ROOT) + (os.pathsep + path if path else "")
 
 
+def source_hash(source: pathlib.Path) -> str:
+  """The SHA-256 of a notebook source, as recorded in the notebook built from it."""
+  return hashlib.sha256(source.read_bytes()).hexdigest()
+
+
 def build(name: str) -> pathlib.Path:
   source = HERE / "src" / f"{name}.py"
   notebook = jupytext.read(source)
   notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+  # What tests/test_notebook_sources.py compares with the source, to catch a stale notebook.
+  notebook.metadata["rnnjax"] = {"source": f"src/{name}.py", "source_sha256": source_hash(source)}
   nbclient.NotebookClient(notebook, timeout=900, kernel_name="python3",
                           resources={"metadata": {"path": str(HERE)}}).execute()
   target = HERE / f"{name}.ipynb"

@@ -14,7 +14,7 @@
 # | Cross-batch statefulness | 4: the three paragraphs, explicit state, `reset_state` |
 # | RNN state reuse | 5: a state as another layer's `initial_state` |
 # | Bidirectional RNNs | 6: the guide's model, `merge_mode` |
-# | Performance optimization and CuDNN kernels | 7: scan vs fused path, `which_path`; 8: MNIST rows |
+# | Performance optimization and CuDNN kernels | 7: the scan and the fast paths (CPU recurrence, GPU kernel), `which_path`; 8: MNIST rows |
 # | RNNs with list/dict inputs, or nested inputs | 9: `NestedCell` trained with optax |
 #
 # Every number the guide states is asserted below, so the notebook fails (in CI too) if one
@@ -313,12 +313,15 @@ print("LSTM forwards, GRU backwards:",
       jax.eval_shape(lambda x: custom.apply(custom.init(KEY, x), x), x).shape)
 
 # %% [markdown]
-# ## 7. Performance: the scan and the fused kernel
+# ## 7. Performance: the scan and the fast paths
 #
 # Keras picks cuDNN when the layer's configuration allows it. rnnjax has one `lax.scan`
-# engine and, for `LSTM` and `GRU`, a fused Pallas kernel on the GPU; `use_fused="auto"`
-# (the default) takes the kernel when the call is eligible. Both paths take the same params
-# and give the same results. `rj.kernels.which_path` says which one a call takes and why.
+# engine that runs every layer, and fast paths where they pay: for `LSTM` and `GRU` a fused
+# Pallas kernel on the GPU, and for float32 `LSTM` on the CPU a custom-VJP recurrence
+# (its backward computes the weight gradients as single matrix products after the loop).
+# `use_fused="auto"` (the default) takes a fast path when the call is eligible. Every path
+# takes the same params and gives the same results. `rj.kernels.which_path` says which one
+# a call takes and why.
 
 # %%
 x = jax.random.normal(KEY, (4, 10, 8))
@@ -331,13 +334,21 @@ for layer, kwargs in [
 ]:
   choice = rj.kernels.which_path(layer, x, **kwargs)
   print(f"{choice.path:5s} <- {choice.reason}\n")
+if jax.default_backend() == "cpu":
+  assert "on the CPU" in rj.kernels.which_path(rj.LSTM(32), x).reason
+  assert rj.kernels.which_path(rj.GRU(32), x).path == "scan"
 
 # %% [markdown]
-# On this CPU there is no GPU, so the scan runs. `rj.kernels.force_interpret()` runs the
-# kernel in Pallas interpret mode (slow, for checking numbers), so the fused path can be
-# compared with the scan here, at a tiny size: the same params, outputs, states and
-# gradients. (A mask must be passed as `seq_lengths=` for the kernel: a boolean mask is
-# data, and the kernel needs right-padded sequences.)
+# This notebook ran on a CPU: the plain LSTM takes the CPU fast path (the custom-VJP
+# recurrence), and the other calls take the scan, each for the reason given (the GRU has no
+# CPU fast path; a ReLU activation, training with recurrent dropout and a boolean mask are
+# outside the fast paths; `use_fused=False` asks for the scan).
+#
+# `rj.kernels.force_interpret()` runs the GPU's Pallas kernel in interpret mode on the CPU
+# (slow, for checking numbers). So all three implementations can be compared here, at a
+# tiny size: the same params give the same outputs, states and gradients. (A mask must be
+# passed as `seq_lengths=` for the fast paths: a boolean mask is data, and they need
+# right-padded sequences.)
 
 # %%
 x = jax.random.normal(KEY, (3, 6, 4))
@@ -357,17 +368,21 @@ def outputs_and_grads(layer, p):
   return outs, grads
 
 
+results = {}
 with rj.kernels.force_interpret():        # the path is chosen when the call is traced
-  print(rj.kernels.which_path(fused_layer, x, seq_lengths=lengths))
-  fused_out, fused_grad = jax.jit(lambda p: outputs_and_grads(fused_layer, p))(params)
-print(rj.kernels.which_path(scan_layer, x))
+  print("Pallas kernel:", rj.kernels.which_path(fused_layer, x, seq_lengths=lengths).reason)
+  results["Pallas kernel"] = jax.jit(lambda p: outputs_and_grads(fused_layer, p))(params)
+print("default path: ", rj.kernels.which_path(fused_layer, x, seq_lengths=lengths).reason)
+results["default path"] = jax.jit(lambda p: outputs_and_grads(fused_layer, p))(params)
+print("scan:         ", rj.kernels.which_path(scan_layer, x).reason)
 scan_out, scan_grad = jax.jit(lambda p: outputs_and_grads(scan_layer, p))(params)
-differences = {
-    "outputs": max(float(jnp.abs(a - b).max()) for a, b in zip(fused_out, scan_out)),
-    "gradients": max(float(jnp.abs(fused_grad[k] - scan_grad[k]).max()) for k in params),
-}
-print("max |fused - scan|:", differences)
-assert all(v < 1e-4 for v in differences.values())
+for name, (out, grad) in results.items():
+  differences = {
+      "outputs": max(float(jnp.abs(a - b).max()) for a, b in zip(out, scan_out)),
+      "gradients": max(float(jnp.abs(grad[k] - scan_grad[k]).max()) for k in params),
+  }
+  print(f"max |{name} - scan|:", differences)
+  assert all(v < 1e-4 for v in differences.values())
 
 # %% [markdown]
 # ## 8. The MNIST-rows model
