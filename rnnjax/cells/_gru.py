@@ -5,7 +5,7 @@ from typing import ClassVar
 
 import jax.numpy as jnp
 
-from .. import _activations, _initializers
+from .. import _activations
 from .._validation import check_bool
 from ._dense import DenseCell, accumulation_dtype, add_bias, gate_matmul
 from ._dropout import apply_mask
@@ -45,7 +45,7 @@ class GRUCell(GRUConfig, DenseCell):
 
   def init_bias(self, key, dtype):
     shape = (2, 3 * self.units) if self.reset_after else (3 * self.units,)
-    return _initializers.get(self.bias_initializer)(key, shape, dtype)
+    return self.initializer("bias")(key, shape, dtype)
 
   def input_bias(self, params):
     if not self.use_bias:
