@@ -11,9 +11,11 @@ letters: B batch (any number of leading axes), F features, U units.
 - **The carry** is the cell's state in the cell's own order, each (*B, *state shape):
   `(h, c)` for LSTMCell and the ConvLSTM cells (Flax's LSTMCell carries `(c, h)`); one
   array `h` for a cell with a single state (GRUCell, SimpleRNNCell), as Flax's GRUCell.
-- **Dropout** (a cell built with `dropout` / `recurrent_dropout`): with
-  `training=True`, each call draws its masks from the `"dropout"` rng stream. Inside
-  `nn.RNN`, the default `split_rngs={"params": False}` gives fresh masks at every step;
+- **Dropout** (a cell built with `dropout` / `recurrent_dropout`): with `training=True`
+  (a call argument, or the module's `training` field, which is what counts inside
+  `nn.RNN`, since it calls the cell as `cell(carry, x)`), each call draws its masks from
+  the `"dropout"` rng stream. Inside `nn.RNN`, the default
+  `split_rngs={"params": False}` gives fresh masks at every step;
   `split_rngs={"params": False, "dropout": False}` reuses one set for the whole
   sequence, Keras's variational dropout.
 - **A per-step key**: a cell with `needs_rng = True` (see the Cell protocol in
@@ -69,9 +71,11 @@ class RecurrentCell(nn.RNNCellBase):
 
   pure_cell: the rnnjax cell, e.g. `rj.LSTMCell(64)` or a cell of your own.
   rng_stream: the rng stream of the per-step key of a cell with `needs_rng`.
+  training: the default of the call's `training` (dropout on), e.g. for `nn.RNN`.
 
-  `__call__(carry, inputs, training=False, constants=None) -> (new_carry, output)`:
-  inputs (*B, F) (ConvLSTM: (*B, *S, C)); `constants` go to cells that take them.
+  `__call__(carry, inputs, training=None, constants=None) -> (new_carry, output)`:
+  inputs (*B, F) (ConvLSTM: (*B, *S, C)); `training` None: the field; `constants` go to
+  cells that take them.
 
   >>> import jax, jax.numpy as jnp, flax.linen as nn, rnnjax as rj
   >>> cell = rj.linen.RecurrentCell(rj.GRUCell(4))
@@ -85,6 +89,7 @@ class RecurrentCell(nn.RNNCellBase):
 
   pure_cell: Any
   rng_stream: str = STEP
+  training: bool = False
 
   def __post_init__(self):
     _adapters.check_cell(self.pure_cell, "pure_cell", not_a=nn.Module)
@@ -102,8 +107,9 @@ class RecurrentCell(nn.RNNCellBase):
     return _adapters.zero_carry(self.pure_cell, tuple(input_shape))
 
   @nn.compact
-  def __call__(self, carry, inputs, training: bool = False, constants=None):
+  def __call__(self, carry, inputs, training: bool | None = None, constants=None):
     """One step: `(new_carry, output)`, shapes as the module docstring says."""
+    training = self.training if training is None else training
     _adapters.check_training(training)
     cell = self.pure_cell
     batch, step = _adapters.split_batch(cell, inputs)
@@ -143,10 +149,12 @@ class CellModule(RecurrentCell):
     super().__init_subclass__(**kwargs)
     cls.__signature__ = _adapters.signature(_adapters.layer_type_of(cls, "cell_type"), after=[
         inspect.Parameter("rng_stream", inspect.Parameter.KEYWORD_ONLY, default=STEP),
+        inspect.Parameter("training", inspect.Parameter.KEYWORD_ONLY, default=False),
         inspect.Parameter("name", inspect.Parameter.KEYWORD_ONLY, default=None)])
 
-  def __init__(self, *args, pure_cell=None, rng_stream: str = STEP, **kwargs):
-    """The cell's own arguments, plus `rng_stream` and the module's `name`."""
+  def __init__(self, *args, pure_cell=None, rng_stream: str = STEP, training: bool = False,
+               **kwargs):
+    """The cell's own arguments, plus `rng_stream`, `training` and the module's `name`."""
     module_kwargs = {k: kwargs.pop(k) for k in ("parent", "name") if k in kwargs}
     if pure_cell is None:
       pure_cell = type(self).cell_type(*args, **kwargs)
@@ -155,7 +163,7 @@ class CellModule(RecurrentCell):
           f"{type(self).__name__} takes the cell's arguments or pure_cell=, not both; got "
           f"pure_cell= with {len(args)} positional argument(s) and keywords {sorted(kwargs)}."
       )
-    RecurrentCell.__init__(self, pure_cell, rng_stream, **module_kwargs)
+    RecurrentCell.__init__(self, pure_cell, rng_stream, training, **module_kwargs)
 
 
 class SimpleRNNCell(CellModule):
