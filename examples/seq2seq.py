@@ -13,7 +13,11 @@ rnnjax's `(h, c)`; Flax's is `(c, h)`: nothing else changes.
 
 `--compare` trains, for each seed on the same batches, Flax's own model (`nn.LSTMCell`),
 rnnjax with `initializers="flax"` and rnnjax with the default Keras initializers, and
-prints the train accuracy over the last steps: rnnjax "flax" trains like Flax.
+prints the train accuracy over the last steps: rnnjax "flax" trains like Flax. With
+`--compare --steps 2000 --hidden 128 --batch 128` (3 seeds, CPU) the mean train accuracy
+over the last 200 steps was 0.57 for Flax (0.37 / 0.85 / 0.50), 0.44 for rnnjax "flax"
+(0.26 / 0.49 / 0.58) and 0.12 for rnnjax "keras" (0.11 / 0.15 / 0.10); see
+docs/migration.md.
 """
 
 import argparse
