@@ -129,8 +129,16 @@ class RecurrentCell(nn.RNNCellBase):
     return _adapters.cell_step(cell, params, carry, inputs, batch, training, constants, extra)
 
 
-@functools.lru_cache(maxsize=256)
 def _cell_spec(cell, step):
+  """`jax.eval_shape` of `cell.init` for per-step shape(s) `step`, cached when hashable."""
+  try:
+    return _cached_spec(cell, step)
+  except TypeError:   # an unhashable cell or step (a dict of shapes)
+    return jax.eval_shape(lambda: cell.init(jax.random.key(0), step))
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_spec(cell, step):
   return jax.eval_shape(lambda: cell.init(jax.random.key(0), step))
 
 
