@@ -7,6 +7,7 @@ from .cells import ConvLSTM3DCell as ConvLSTM3DCell
 from .cells import ConvLSTMCell as ConvLSTMCell
 from .cells import GRUCell as GRUCell
 from .cells import LSTMCell as LSTMCell
+from .cells import ProjectedLSTMCell as ProjectedLSTMCell
 from .cells import SimpleRNNCell as SimpleRNNCell
 from .cells import StackedRNNCells as StackedRNNCells
 from .layers import ConvLSTM1D as ConvLSTM1D
@@ -17,6 +18,7 @@ from .layers import LSTM as LSTM
 from .layers import RNN as RNN
 from .layers import Bidirectional as Bidirectional
 from .layers import SimpleRNN as SimpleRNN
+from .layers import StackedRNN as StackedRNN
 from ._regularizers import L1 as L1
 from ._regularizers import L1L2 as L1L2
 from ._regularizers import L2 as L2
@@ -69,9 +71,11 @@ __all__ = [
     "MaxNorm",
     "MinMaxNorm",
     "NonNeg",
+    "ProjectedLSTMCell",
     "RNN",
     "SimpleRNN",
     "SimpleRNNCell",
+    "StackedRNN",
     "StackedRNNCells",
     "UnitNorm",
     "apply_constraints",

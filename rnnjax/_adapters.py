@@ -1,7 +1,8 @@
 """What the Flax adapters (`rj.linen`, `rj.nnx`) share, without importing Flax: what
 counts as a layer, the constructor signature of a module over a layer class, the naming
 of a layer's parameter pytree as top-level variables, the call of `layer.apply`, the
-dropout-rng rule and the carried state.
+dropout-rng rule and the carried state; for the cell modules, one step of a cell on
+inputs with any leading batch axes and its zero carry.
 
 Parameter names (the same in linen and NNX):
   a dict of str keys (the built-in cells: kernel, recurrent_kernel, bias; a
@@ -17,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from . import _validation as _checks
+from .cells import Cell, initial_state_of
 
 # The layer -----------------------------------------------------------------------------
 
@@ -39,14 +41,16 @@ def layer_arguments(layer) -> dict:
           if f.init and f.name != "name"}
 
 
-def layer_type_of(module_class) -> type:
-  """`module_class.layer_type`, which a module class built from a layer's arguments sets
-  to the layer class (a dataclass)."""
-  layer_type = getattr(module_class, "layer_type", None)
+def layer_type_of(module_class, attribute: str = "layer_type") -> type:
+  """`module_class.layer_type` (or `.cell_type`), which a module class built from a
+  layer's (cell's) arguments sets to the layer (cell) class, a dataclass."""
+  layer_type = getattr(module_class, attribute, None)
   if not isinstance(layer_type, type) or not dataclasses.is_dataclass(layer_type):
+    example = "an rnnjax layer class such as rj.LSTM" if attribute == "layer_type" else (
+        "an rnnjax cell class such as rj.LSTMCell")
     raise TypeError(
-        f"{module_class.__name__}.layer_type must be an rnnjax layer class such as rj.LSTM, "
-        f"got {_checks.describe(layer_type)}."
+        f"{module_class.__name__}.{attribute} must be {example}, got "
+        f"{_checks.describe(layer_type)}."
     )
   return layer_type
 
@@ -223,3 +227,107 @@ def step_shape(in_features, argument: str = "in_features"):
 def abstract_inputs(shape, dtype=jnp.float32):
   """A one-row, one-step input (B = T = 1) of per-step `shape`, as ShapeDtypeStructs."""
   return jax.tree.map(lambda s: jax.ShapeDtypeStruct((1, 1, *s), dtype), shape, is_leaf=is_shape)
+
+
+# Cell modules: one step --------------------------------------------------------------
+
+
+def check_cell(cell, argument: str, not_a: type) -> None:
+  """TypeError unless `cell` is an rnnjax cell instance (a subclass of rj.Cell)."""
+  if isinstance(cell, type) or isinstance(cell, not_a) or not isinstance(cell, Cell):
+    raise TypeError(
+        f"{argument} must be an rnnjax cell such as rj.LSTMCell(64) (an instance of a "
+        f"subclass of rj.Cell), got {_checks.describe(cell)}."
+    )
+
+
+def needs_rng(cell) -> bool:
+  """Whether the cell takes a per-step key `rng=` (the Cell protocol's `needs_rng`)."""
+  return bool(getattr(cell, "needs_rng", False))
+
+
+def num_feature_axes(cell) -> int:
+  """The trailing axes of a step's input that are features: rank + 1 for the ConvLSTM
+  cells ((*S, C)), else 1 (a cell may say otherwise with `num_feature_axes`)."""
+  axes = getattr(cell, "num_feature_axes", None)
+  if isinstance(axes, int):
+    return axes
+  rank = getattr(cell, "rank", None)
+  return rank + 1 if isinstance(rank, int) and not isinstance(rank, bool) else 1
+
+
+def split_batch(cell, inputs) -> tuple[tuple, object]:
+  """(leading batch axes, per-step shape(s)) of one step's `inputs` (*B, *features)."""
+  leaves = jax.tree.leaves(inputs)
+  axes = num_feature_axes(cell)
+  if not leaves or any(getattr(a, "ndim", 0) <= axes for a in leaves):
+    raise ValueError(
+        f"inputs of one step of {type(cell).__name__} must be arrays (*B, *features) with "
+        f"{axes} feature axis/axes and at least one batch axis, got {_checks.describe(inputs)}."
+    )
+  batch = tuple(leaves[0].shape[: leaves[0].ndim - axes])
+  step = jax.tree.map(lambda a: tuple(a.shape[len(batch):]), inputs)
+  return batch, step
+
+
+def rows(batch: tuple) -> int:
+  n = 1
+  for d in batch:
+    n *= d
+  return n
+
+
+def float_dtype(inputs):
+  """The dtype of the first floating input leaf (float32 when there is none)."""
+  for a in jax.tree.leaves(inputs):
+    if jnp.issubdtype(a.dtype, jnp.floating):
+      return a.dtype
+  return jnp.float32
+
+
+def _carry_of(states):
+  return states[0] if len(states) == 1 else tuple(states)
+
+
+def zero_carry(cell, input_shape: tuple, dtype=None):
+  """The zero carry of `cell` for one step's inputs of shape (*B, *features): its state
+  tuple (one array alone for a single state), each (*B, *state shape), in the cell's
+  `param_dtype` (float32 when it has none) unless `dtype` is given."""
+  if not is_shape(input_shape):
+    raise TypeError(f"input_shape must be a shape tuple (*B, *features), got {input_shape!r}.")
+  axes = num_feature_axes(cell)
+  if len(input_shape) <= axes:
+    raise ValueError(f"input_shape must be (*B, *features) with {axes} feature axis/axes and "
+                     f"at least one batch axis, got {input_shape}.")
+  batch, step = input_shape[: len(input_shape) - axes], input_shape[len(input_shape) - axes:]
+  dtype = jnp.dtype(dtype or getattr(cell, "param_dtype", None) or jnp.float32)
+  states = jax.eval_shape(lambda: initial_state_of(cell, 1, dtype, step))
+  zeros = jax.tree.map(lambda s: jnp.zeros((*batch, *s.shape[1:]), s.dtype), tuple(states))
+  return _carry_of(zeros)
+
+
+def cell_step(cell, params, carry, inputs, batch, training, constants, extra):
+  """`cell(params, inputs, states)` on inputs (*B, ...) and the carry (see `zero_carry`):
+  the batch axes are flattened to one for the cell and restored after. `extra`: the
+  keyword arguments `dropout=` / `rng=`. Returns (new carry, output)."""
+  if constants is not None and not getattr(cell, "accepts_constants", True):
+    raise ValueError(f"constants= was given but {type(cell).__name__} takes no constants.")
+  _, step = split_batch(cell, inputs)
+  expected = jax.eval_shape(lambda: _carry_of(initial_state_of(cell, 1, jnp.float32, step)))
+  states = carry if isinstance(carry, tuple) and not hasattr(carry, "shape") else (carry,)
+  want = jax.tree.map(lambda s: (*batch, *s.shape[1:]), expected)
+  got = jax.tree.map(lambda a: tuple(getattr(a, "shape", ())), _carry_of(states))
+  if jax.tree.structure(got, is_leaf=is_shape) != jax.tree.structure(want, is_leaf=is_shape) or (
+      jax.tree.leaves(got, is_leaf=is_shape) != jax.tree.leaves(want, is_leaf=is_shape)):
+    raise ValueError(
+        f"carry of {type(cell).__name__} must have shapes {want} for inputs with batch axes "
+        f"{batch} (initialize_carry gives it), got {got}."
+    )
+  n = rows(batch)
+  flat = lambda a: a.reshape((n, *a.shape[len(batch):]))  # noqa: E731
+  kwargs = dict(extra, training=training)
+  if constants is not None:
+    kwargs["constants"] = jax.tree.map(flat, constants)
+  out, new = cell(params, jax.tree.map(flat, inputs), jax.tree.map(flat, tuple(states)), **kwargs)
+  unflat = lambda a: a.reshape((*batch, *a.shape[1:]))  # noqa: E731
+  return _carry_of(jax.tree.map(unflat, tuple(new))), jax.tree.map(unflat, out)

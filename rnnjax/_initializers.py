@@ -160,3 +160,74 @@ def get(initializer, *, argument: str = "initializer") -> Initializer:
       f"{argument} must be an initializer name or a callable (key, shape, dtype) -> "
       f"array; got {initializer!r} of type {type(initializer).__name__}."
   )
+
+
+# Other libraries' defaults (the `initializers=` presets of the built-in cells) ----------
+
+PRESETS = ("keras", "flax", "torch")
+"""The values of the cells' `initializers=` option."""
+
+
+def per_block(initializer: Initializer, blocks: int) -> Initializer:
+  """`initializer` applied to each of `blocks` equal column blocks of the last axis, with
+  independent keys: Flax keeps one recurrent Dense per gate, so its orthogonal
+  initializer makes each gate's (U, U) block orthogonal, not the whole (U, G*U) matrix."""
+
+  def init(key, shape, dtype=jnp.float32):
+    *lead, cols = shape
+    if blocks == 1:
+      return initializer(key, tuple(shape), dtype)
+    keys = jax.random.split(key, blocks)
+    parts = [initializer(k, (*lead, cols // blocks), dtype) for k in keys]
+    return jnp.concatenate(parts, axis=-1)
+
+  return init
+
+
+def uniform_sum(limit: float, terms: int) -> Initializer:
+  """The sum of `terms` independent U(-limit, limit) draws per entry (PyTorch's
+  `bias_ih + bias_hh` folded into one bias)."""
+
+  def init(key, shape, dtype=jnp.float32):
+    draws = jax.random.uniform(key, (terms, *shape), jnp.float32, -limit, limit)
+    return draws.sum(axis=0).astype(dtype)
+
+  return init
+
+
+def torch_bias(limit: float) -> Initializer:
+  """PyTorch's biases in rnnjax's layout: a 1-D bias is torch's two biases folded
+  (`bias_ih + bias_hh`, each U(-limit, limit)); the GRU's (2, 3U) bias keeps the two as
+  its rows, each entry U(-limit, limit)."""
+  folded = uniform_sum(limit, 2)
+  single = random_uniform(-limit, limit)
+
+  def init(key, shape, dtype=jnp.float32):
+    return single(key, shape, dtype) if len(shape) == 2 else folded(key, shape, dtype)
+
+  return init
+
+
+def preset(name: str, role: str, *, units: int, blocks: int = 1, conv: bool = False
+           ) -> Initializer:
+  """The default initializer of weight `role` ("kernel", "recurrent", "bias") under the
+  preset `name` (see `PRESETS`), for a cell of `units` units (filters) with `blocks` gate
+  blocks; `conv` for the ConvLSTM cells.
+
+  keras: glorot_uniform, orthogonal (of the whole (U, G*U) matrix), zeros.
+  flax:  lecun_normal, orthogonal per gate block (linen LSTMCell / GRUCell / SimpleCell);
+         ConvLSTMCell: lecun_normal for both convolutions; biases zeros.
+  torch: every weight U(-1/sqrt(U), 1/sqrt(U)) (nn.LSTM / nn.GRU / nn.RNN), biases as
+         `torch_bias`.
+  """
+  if name == "keras":
+    return get({"kernel": "glorot_uniform", "recurrent": "orthogonal", "bias": "zeros"}[role])
+  if name == "flax":
+    if role == "bias":
+      return constant(0.0)
+    lecun = variance_scaling(1.0, "fan_in", "truncated_normal")
+    if role == "kernel" or conv:
+      return lecun
+    return per_block(orthogonal(), blocks)
+  limit = 1.0 / math.sqrt(units)
+  return torch_bias(limit) if role == "bias" else random_uniform(-limit, limit)

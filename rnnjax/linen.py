@@ -30,6 +30,20 @@ reset=None, seq_lengths=None)`, arguments as in `layer.apply`. With `training=Tr
 dropout, the masks are drawn from the `"dropout"` rng stream:
 `model.apply(variables, x, training=True, rngs={"dropout": key})`.
 
+Cell modules, one step per call, for `nn.RNN`, `nn.scan` and step-by-step decoders:
+`SimpleRNNCell`, `GRUCell`, `LSTMCell`, `ConvLSTM1D/2D/3DCell` (the rnnjax cell's
+arguments) and `RecurrentCell(cell)` for any cell, each a `flax.linen.RNNCellBase` with
+`initialize_carry(rng, input_shape)`; params as the cell's `init` returns them, the carry
+in the cell's state order (LSTM `(h, c)`; one array `h` for GRU and SimpleRNN).
+
+>>> cell = rj.linen.LSTMCell(16)
+>>> x = jnp.ones((2, 8))
+>>> carry = cell.initialize_carry(jax.random.key(0), x.shape)
+>>> variables = cell.init(jax.random.key(1), carry, x)
+>>> (h, c), y = cell.apply(variables, carry, x)   # one decoder step
+>>> h.shape, sorted(variables["params"])
+((2, 16), ['bias', 'kernel', 'recurrent_kernel'])
+
 Stateful layers (`stateful=True`) keep their state, a tuple of (B, ...) arrays, in the
 `"carry"` collection (variable `state`), zeros after `init`. A call continues from it,
 returns what the layer returns without `stateful`, and stores the new state, so the
@@ -47,6 +61,12 @@ import jax.numpy as jnp
 
 from . import _adapters
 from . import layers as _layers
+from ._linen_cells import CELL_NAMES as _CELL_NAMES
+from ._linen_cells import STEP as STEP
+from ._linen_cells import declare_params
+# The cell modules (one step per call, for nn.RNN / nn.scan / decoders): rnnjax/_linen_cells.py.
+from ._linen_cells import (CellModule, ConvLSTM1DCell, ConvLSTM2DCell, ConvLSTM3DCell,  # noqa: F401
+                           GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell)
 
 CARRY = "carry"
 """The collection that holds the states of stateful layers."""
@@ -118,22 +138,8 @@ class RecurrentModule(nn.Module):
     self.put_variable(CARRY, "state", self.pure_layer.reset_state(state, where))
 
   def _params(self, layer, inputs):
-    full_spec = _layers.param_spec(layer, inputs)
-    spec = _adapters.to_named(full_spec)
-    full = None
-    missing = not all(self.has_variable("params", n) for n in spec)
-    if missing and self.is_mutable_collection("params"):  # else linen says what is missing
-      full = _adapters.to_named(layer.init(self.make_rng("params"), inputs))
-
-    def init_entry(rng, name):
-      del rng
-      if full is not None:
-        return full[name]
-      # Only reached under linen's shape check of existing params (inside eval_shape).
-      return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), spec[name])
-
-    named = {n: self.param(n, init_entry, n) for n in spec}
-    return _adapters.from_named(named, _adapters.layout(full_spec))
+    return declare_params(self, _layers.param_spec(layer, inputs),
+                          lambda key: layer.init(key, inputs))
 
   def _dropout_rng(self, layer, training):
     wanted = _adapters.wants_dropout_rng(layer, training)
@@ -348,6 +354,6 @@ def reset_carry(variables, where=None):
   return {**variables, CARRY: _adapters.zero_rows(variables[CARRY], where)}
 
 
-__all__ = ["CARRY", "DROPOUT", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "GRU",
+__all__ = _CELL_NAMES + ["CARRY", "DROPOUT", "STEP", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "GRU",
            "LSTM", "LayerModule", "RNN", "RecurrentModule", "SimpleRNN", "named_params",
            "pure_params", "reset_carry", "wrap"]

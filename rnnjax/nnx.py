@@ -14,9 +14,15 @@ it), then the layer's own arguments, then `rngs`. Each call runs the pure
 >>> _ = optimizer.update(model, grads)
 
 One module class, `RecurrentModule(layer, in_features, rngs=...)`, wraps any rnnjax
-layer. `LSTM`, `GRU`, `SimpleRNN`, `RNN`, `ConvLSTM1D/2D/3D` are the same module built
-from `in_features` and the layer's own arguments (`LayerModule`); `Bidirectional` takes
-an rnnjax NNX module.
+layer. `LSTM`, `GRU`, `SimpleRNN`, `RNN`, `ConvLSTM1D/2D/3D` and `Bidirectional` are the
+same module built from `in_features` and the layer's own arguments (`LayerModule`):
+`Bidirectional(in_features, rj.LSTM(64, return_sequences=True), rngs=rngs)`.
+
+Cell modules, one step per call, for `nnx.RNN`, `nnx.scan` and step-by-step decoders:
+`SimpleRNNCell`, `GRUCell`, `LSTMCell`, `ConvLSTM1D/2D/3DCell` (`in_features`, then
+the rnnjax cell's arguments) and `RecurrentCell(cell, in_features, rngs=...)`, each an
+`nnx.RNNCellBase` with `initialize_carry(input_shape)`; the carry in the cell's state
+order (LSTM `(h, c)`; one array `h` for GRU and SimpleRNN).
 
 Parameters are `nnx.Param` attributes named as the Keras weights (`kernel`,
 `recurrent_kernel`, `bias`); for `RNN([cell, ...])`, attributes `cell_0`, `cell_1`, ...
@@ -50,6 +56,12 @@ from flax import nnx
 from . import _adapters
 from . import _validation as _checks
 from . import layers as _layers
+from ._nnx_cells import CELL_NAMES as _CELL_NAMES
+from ._nnx_cells import STEP as STEP
+from ._nnx_cells import draw, fork, get_params, set_params
+# The cell modules (one step per call, for nnx.RNN / nnx.scan / decoders): rnnjax/_nnx_cells.py.
+from ._nnx_cells import (CellModule, ConvLSTM1DCell, ConvLSTM2DCell, ConvLSTM3DCell,  # noqa: F401
+                         GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell)
 
 DROPOUT = "dropout"
 """The rng stream that dropout masks are drawn from."""
@@ -65,18 +77,6 @@ class RNNCarry(nnx.Variable):
   >>> list(nnx.state(model, rj.nnx.RNNCarry)), model.carry.get_value()[0].shape
   (['carry'], (2, 4))
   """
-
-
-def _is_variable(x) -> bool:
-  return isinstance(x, nnx.Variable)
-
-
-def _as_params(tree):
-  if _is_variable(tree):
-    return tree
-  if hasattr(tree, "shape") and hasattr(tree, "dtype"):
-    return nnx.Param(tree)
-  return nnx.data(jax.tree.map(nnx.Param, tree))
 
 
 class RecurrentModule(nnx.Module):
@@ -105,35 +105,17 @@ class RecurrentModule(nnx.Module):
     self.in_features = in_features
     self.pure_layer = layer
     self.deterministic = deterministic
-    self._layout = _adapters.layout(params)
-    self._param_names = tuple(_adapters.to_named(params))
-    for name, value in _adapters.to_named(params).items():
-      if hasattr(self, name) or name in ("rngs", "carry"):
-        raise ValueError(
-            f"{type(layer).__name__}'s params have an entry {name!r}, which is also an "
-            f"attribute of the NNX module; rename that parameter in the cell."
-        )
-      setattr(self, name, _as_params(value))
+    self._layout, self._param_names = set_params(self, params, type(layer).__name__)
     if _adapters.needs_dropout_rng(layer) is False:
       self.rngs = nnx.data(None)
     else:
-      try:
-        self.rngs = rngs[DROPOUT].fork()
-      except (KeyError, AttributeError):
-        raise ValueError(
-            f"{type(layer).__name__} uses dropout, so rngs needs a {DROPOUT!r} (or 'default') "
-            f"stream, e.g. nnx.Rngs(0) or nnx.Rngs(params=0, dropout=1); got {rngs!r}."
-        ) from None
+      self.rngs = fork(rngs, DROPOUT, type(layer).__name__, "uses dropout")
     if _adapters.is_stateful(layer):
       self.carry = RNNCarry(None)
 
   def pure_params(self):
     """The params pytree that `pure_layer.init` would return (current values)."""
-    named = {
-        n: jax.tree.map(lambda v: v[...], getattr(self, n), is_leaf=_is_variable)
-        for n in self._param_names
-    }
-    return _adapters.from_named(named, self._layout)
+    return get_params(self, self._layout, self._param_names)
 
   def __call__(self, inputs, initial_state=None, mask=None, training: bool | None = None,
                constants=None, *, reset=None, seq_lengths=None, rngs=None):
@@ -185,18 +167,9 @@ class RecurrentModule(nnx.Module):
     if wanted is False:
       return None
     source = self.rngs if rngs is None else rngs
-    if isinstance(source, nnx.Rngs):
-      return source[DROPOUT]()
-    if isinstance(source, nnx.RngStream):
-      return source()
-    if isinstance(source, jax.Array):
-      return source
     if source is None and not wanted:
       return None
-    raise TypeError(
-        f"{type(self).__name__} with dropout called with training=True needs a dropout rng: "
-        f"rngs must be an nnx.Rngs, nnx.RngStream or jax.random key, got {source!r}."
-    )
+    return draw(source, DROPOUT, f"{type(self).__name__} with dropout called with training=True")
 
 
 _P = inspect.Parameter
@@ -318,36 +291,46 @@ class ConvLSTM3D(LayerModule):
   layer_type = _layers.ConvLSTM3D
 
 
-class Bidirectional(RecurrentModule):
-  """`rj.Bidirectional` as a flax.nnx module, over an rnnjax NNX module. As in Keras, the
-  wrapped module only provides the configuration (and `in_features`); fresh params are
-  made for both directions, attributes `forward` and `backward`, what
-  `rj.Bidirectional.init` returns.
+def _pure(value):
+  """An rnnjax NNX module among Bidirectional's arguments stands for its pure layer."""
+  return value.pure_layer if isinstance(value, RecurrentModule) else value
+
+
+class Bidirectional(LayerModule):
+  """`rj.Bidirectional` as a flax.nnx module: `(in_features, layer, merge_mode="concat",
+  weights=None, backward_layer=None, *, rngs=...)`, with `layer` (and `backward_layer`)
+  pure rnnjax layers that only give the configuration, as in Keras: the params are
+  made once, for both directions (attributes `forward` and `backward`, what
+  `rj.Bidirectional.init` returns).
 
   >>> import jax.numpy as jnp, flax.nnx as nnx, rnnjax as rj
-  >>> rngs = nnx.Rngs(0)
-  >>> model = rj.nnx.Bidirectional(rj.nnx.LSTM(3, 4, return_sequences=True, rngs=rngs),
-  ...                              rngs=rngs)
+  >>> model = rj.nnx.Bidirectional(3, rj.LSTM(4, return_sequences=True), rngs=nnx.Rngs(0))
   >>> sorted(model.forward), model(jnp.ones((2, 5, 3))).shape
   (['bias', 'kernel', 'recurrent_kernel'], (2, 5, 8))
+
+  The earlier form `Bidirectional(rj.nnx.LSTM(3, 4, rngs=rngs), rngs=rngs)` (an rnnjax
+  NNX module in place of `in_features` and `layer`) still works, but builds params for
+  that module that are then not used.
   """
 
-  def __init__(self, layer, *, merge_mode="concat", backward_layer=None, rngs: nnx.Rngs,
-               deterministic: bool = False):
-    for argument, value in (("layer", layer), ("backward_layer", backward_layer)):
-      if value is not None and not isinstance(value, RecurrentModule):
-        raise TypeError(
-            f"{argument} must be an rnnjax NNX module such as rj.nnx.LSTM(10, 64, rngs=rngs), "
-            f"got {value!r}."
-        )
-    backward = None if backward_layer is None else backward_layer.pure_layer
-    bidirectional = _layers.Bidirectional(layer.pure_layer, merge_mode=merge_mode,
-                                          backward_layer=backward)
-    super().__init__(bidirectional, layer.in_features, rngs=rngs, deterministic=deterministic)
+  layer_type = _layers.Bidirectional
+
+  def __init__(self, in_features, *args, rngs: nnx.Rngs, deterministic: bool = False,
+               **kwargs):
+    if isinstance(in_features, RecurrentModule):   # Bidirectional(module, ...)
+      args, in_features = (in_features.pure_layer, *args), in_features.in_features
+    elif isinstance(in_features, nnx.Module):
+      raise TypeError(
+          "in_features must be the per-step input size (or shape), followed by the pure "
+          "layer: rj.nnx.Bidirectional(in_features, rj.LSTM(64), rngs=rngs); got "
+          f"{type(in_features).__name__}."
+      )
+    super().__init__(in_features, *map(_pure, args), rngs=rngs, deterministic=deterministic,
+                     **{k: _pure(v) for k, v in kwargs.items()})
 
 
 _BY_LAYER_TYPE = {cls.layer_type: cls for cls in (
-    LSTM, GRU, SimpleRNN, RNN, ConvLSTM1D, ConvLSTM2D, ConvLSTM3D)}
+    LSTM, GRU, SimpleRNN, RNN, ConvLSTM1D, ConvLSTM2D, ConvLSTM3D, Bidirectional)}
 
 
 def wrap(layer, in_features, *, rngs: nnx.Rngs, deterministic: bool = False) -> RecurrentModule:
@@ -372,6 +355,6 @@ def reset_carry(model, where=None) -> None:
       module.reset_state(where)
 
 
-__all__ = ["DROPOUT", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "GRU", "LSTM",
+__all__ = _CELL_NAMES + ["DROPOUT", "STEP", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "GRU", "LSTM",
            "LayerModule", "RNN", "RNNCarry", "RecurrentModule", "SimpleRNN", "reset_carry",
            "wrap"]

@@ -15,6 +15,7 @@ from ._gru import GRUCell as GRUCell
 from ._gru import GRUConfig as GRUConfig
 from ._lstm import LSTMCell as LSTMCell
 from ._lstm import LSTMConfig as LSTMConfig
+from ._projected_lstm import ProjectedLSTMCell as ProjectedLSTMCell
 from ._simple_rnn import SimpleRNNCell as SimpleRNNCell
 from ._simple_rnn import SimpleRNNConfig as SimpleRNNConfig
 from ._stacked import StackedRNNCells as StackedRNNCells
@@ -22,5 +23,5 @@ from ._stacked import StackedRNNCells as StackedRNNCells
 __all__ = [
     "Cell", "initial_state_of", "ConvLSTM1DCell", "ConvLSTM1DConfig", "ConvLSTM2DCell", "ConvLSTM2DConfig",
     "ConvLSTM3DCell", "ConvLSTM3DConfig", "ConvLSTMCell", "ConvLSTMConfig", "DropoutMasks", "GRUCell", "GRUConfig", "LSTMCell", "LSTMConfig",
-    "SimpleRNNCell", "SimpleRNNConfig", "StackedRNNCells",
+    "ProjectedLSTMCell", "SimpleRNNCell", "SimpleRNNConfig", "StackedRNNCells",
 ]

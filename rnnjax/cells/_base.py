@@ -32,6 +32,19 @@ Optional hooks, with defaults here (the built-in cells override them):
                 the input convolution's output) require it.
   accepts_constants  False for cells that take no `constants=` (the built-in dense
                 cells); the layer then rejects constants before tracing.
+  needs_rng     False by default. A cell that draws random numbers at every step (a
+                sampling decoder, a stochastic cell) sets it to True and takes a key:
+                `__call__(params, inputs, states, *, training=False, constants=None,
+                rng=None)`, `rng` a fresh jax.random key for this step. The Flax cell
+                modules give it: `rj.linen.RecurrentCell` / `rj.linen.LSTMCell` ... draw
+                `self.make_rng(rng_stream)` ("step" by default) at every call, so
+                `nn.RNN(cell, split_rngs={"params": False, "step": True})` gives each
+                step its own key; the `rj.nnx` cell modules draw from a fork of their
+                rngs' stream, which `nnx.RNN` advances at every step. The layers
+                (`rj.RNN(cell)`) keep no randomness inside the time loop and do not pass
+                `rng`: there, give per-step keys as part of the inputs, e.g. `(x,
+                jax.random.key_data(jax.random.split(key, (B, T))))` ((B, T, 2)
+                uint32), and `jax.random.wrap_key_data` them in `__call__`.
   validate_constants(params, constants, batch_size) -> None
                 raises a clear error for constants this cell cannot use (the layer has
                 already checked that every leaf is an array of shape (B, ...)).
@@ -89,6 +102,7 @@ class Cell:
   """Base class of rnnjax cells; see the module docstring for the protocol."""
 
   accepts_constants: ClassVar[bool] = True
+  needs_rng: ClassVar[bool] = False
 
   if TYPE_CHECKING:
     @property

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
-from .. import _activations, _initializers
+from .. import _activations
 from . import _conv
 from ._conv_lstm_config import ConvLSTM1DConfig, ConvLSTM2DConfig, ConvLSTM3DConfig, ConvLSTMConfig
 from ..types import Array, DTypeLike, Key, Params, PyTree, ShapeTree, State
@@ -116,13 +116,16 @@ class ConvLSTMCell(ConvLSTMConfig, KerasCell):
     shapes = self.param_shapes(channels)
     k_kernel, k_rec, k_bias = jax.random.split(key, 3)
     dt = jnp.dtype(self.param_dtype)
+    def initializer(role):
+      return self.weight_initializer(role, units=self.filters, blocks=NUM_GATES, conv=True)
+
     params = {
-        "kernel": _initializers.get(self.kernel_initializer)(k_kernel, shapes["kernel"], dt),
-        "recurrent_kernel": _initializers.get(self.recurrent_initializer)(
-            k_rec, shapes["recurrent_kernel"], dt),
+        "kernel": initializer("kernel")(k_kernel, shapes["kernel"], dt),
+        "recurrent_kernel": initializer("recurrent")(k_rec, shapes["recurrent_kernel"], dt),
     }
     if self.use_bias:
-      params["bias"] = lstm_bias(self.bias_initializer, k_bias, self.filters, dt,
+      # Keras's unit_forget_bias; Flax's ConvLSTMCell adds the same 1 to its forget gate.
+      params["bias"] = lstm_bias(initializer("bias"), k_bias, self.filters, dt,
                                  self.unit_forget_bias)
     return params
 

@@ -49,6 +49,12 @@ class ConvLSTMConfig(WeightOptions):
       )
     check_shared_options(self, activations=("activation", "recurrent_activation"),
                          flags=("use_bias", "unit_forget_bias"))
+    if self.initializers == "torch":
+      raise ValueError(
+          'initializers="torch" is not available for ConvLSTM: PyTorch has no ConvLSTM '
+          'module whose defaults it could follow; use "keras" or "flax" (and give '
+          "kernel_initializer, recurrent_initializer or bias_initializer to change them)."
+      )
 
 
 @dataclasses.dataclass(frozen=True)

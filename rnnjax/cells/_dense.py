@@ -8,7 +8,6 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
-from .. import _initializers
 from .._validation import check_positive_int
 from ..types import Array, Key, Params, ShapeTree
 from ._dropout import DropoutMasks, apply_mask
@@ -104,17 +103,20 @@ class DenseCell(DenseConfig, KerasCell):
     k_kernel, k_rec, k_bias = jax.random.split(key, 3)
     dt = jnp.dtype(self.param_dtype)
     params = {
-        "kernel": _initializers.get(self.kernel_initializer)(k_kernel, (features, g), dt),
-        "recurrent_kernel": _initializers.get(self.recurrent_initializer)(
-            k_rec, (self.units, g), dt
-        ),
+        "kernel": self.initializer("kernel")(k_kernel, (features, g), dt),
+        "recurrent_kernel": self.initializer("recurrent")(k_rec, (self.units, g), dt),
     }
     if self.use_bias:
       params["bias"] = self.init_bias(k_bias, dt)
     return params
 
+  def initializer(self, role: str) -> Any:
+    """The initializer of `role` ("kernel", "recurrent", "bias"): the given field, else
+    the `initializers` preset's (see `WeightOptions`)."""
+    return self.weight_initializer(role, units=self.units, blocks=self.num_gates)
+
   def init_bias(self, key: Key, dtype: jnp.dtype) -> Array:
-    return _initializers.get(self.bias_initializer)(key, (self.num_gates * self.units,), dtype)
+    return self.initializer("bias")(key, (self.num_gates * self.units,), dtype)
 
   # Keras weight lists (layer.get_weights() order) ------------------------------
 

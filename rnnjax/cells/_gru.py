@@ -5,7 +5,7 @@ from typing import Any, ClassVar
 
 import jax.numpy as jnp
 
-from .. import _activations, _initializers
+from .. import _activations
 from .._validation import check_bool
 from ..types import Array, Key, Params, PyTree, State
 from ._dense import DenseCell, accumulation_dtype, add_bias, gate_matmul
@@ -46,7 +46,7 @@ class GRUCell(GRUConfig, DenseCell):
 
   def init_bias(self, key: Key, dtype: jnp.dtype) -> Array:
     shape = (2, 3 * self.units) if self.reset_after else (3 * self.units,)
-    return _initializers.get(self.bias_initializer)(key, shape, dtype)
+    return self.initializer("bias")(key, shape, dtype)
 
   def input_bias(self, params: Params) -> Array | None:
     if not self.use_bias:

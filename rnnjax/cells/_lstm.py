@@ -57,6 +57,12 @@ class LSTMConfig(GatedConfig):
     check_bool(self.unit_forget_bias, "unit_forget_bias")
     super().check_config()
 
+  @property
+  def forget_bias_ones(self) -> bool:
+    """Whether the forget gate's bias starts at 1: Keras's `unit_forget_bias`, under the
+    "keras" preset only (Flax's LSTMCell and PyTorch's nn.LSTM have no such scheme)."""
+    return self.unit_forget_bias and self.initializers == "keras"
+
 
 @dataclasses.dataclass(frozen=True)
 class LSTMCell(LSTMConfig, DenseCell):
@@ -78,7 +84,7 @@ class LSTMCell(LSTMConfig, DenseCell):
     return (self.units, self.units)
 
   def init_bias(self, key: Key, dtype: jnp.dtype) -> Array:
-    return lstm_bias(self.bias_initializer, key, self.units, dtype, self.unit_forget_bias)
+    return lstm_bias(self.initializer("bias"), key, self.units, dtype, self.forget_bias_ones)
 
   def step(self, params: Params, projected: Array, states: State, *, training: bool = False,
            constants: PyTree = None, dropout: Any = None) -> tuple[Array, State]:

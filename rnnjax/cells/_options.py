@@ -1,7 +1,8 @@
 """The Keras arguments that every built-in cell shares, checked in one place: the
-activations, the kernel / recurrent / bias initializers, regularizers and constraints,
-bool flags, the two dropout rates, the seed and the dtypes. DenseConfig and
-ConvLSTMConfig call `check_shared_options` from their `check_config`."""
+activations, the kernel / recurrent / bias initializers (and the `initializers=` preset
+that gives their defaults), regularizers and constraints, bool flags, the two dropout
+rates, the seed and the dtypes. DenseConfig and ConvLSTMConfig call
+`check_shared_options` from their `check_config`."""
 
 import dataclasses
 from typing import Any
@@ -16,14 +17,33 @@ from ._dropout import check_rate
 WEIGHT_ROLES = ("kernel", "recurrent", "bias")
 
 
+# The Keras default of each weight's initializer field.
+KERAS_DEFAULTS = {"kernel": "glorot_uniform", "recurrent": "orthogonal", "bias": "zeros"}
+
+
 @dataclasses.dataclass(frozen=True)
 class WeightOptions:
   """The Keras arguments every built-in cell (and its layer) has: activation, the three
-  weights' initializers, regularizers and constraints, dropout, seed and dtypes."""
+  weights' initializers, regularizers and constraints, dropout, seed and dtypes.
+
+  initializers: whose default initialization the weights start from: "keras" (the
+    default: kernel glorot_uniform, recurrent_kernel orthogonal, bias zeros), "flax"
+    (Flax linen's cells: kernel lecun_normal, recurrent_kernel orthogonal per gate
+    block, bias zeros) or "torch" (PyTorch's nn.LSTM / nn.GRU / nn.RNN: every weight
+    U(-1/sqrt(U), 1/sqrt(U)), a one-row bias the sum of torch's two biases). A
+    `kernel_initializer`, `recurrent_initializer` or `bias_initializer` other than its
+    Keras default (the field defaults stay Keras's, "glorot_uniform", "orthogonal",
+    "zeros") wins over the preset; pass a callable to pin a Keras default under
+    another preset. Keras's `unit_forget_bias` (LSTM, ConvLSTM) is a
+    Keras scheme: under "flax" and "torch" the LSTM cell starts without it, as those
+    libraries do; Flax's ConvLSTMCell adds 1 to its forget gate, so ConvLSTM keeps it
+    under "flax". PyTorch has no ConvLSTM: "torch" is rejected there.
+  """
 
   _: dataclasses.KW_ONLY
   activation: Any = "tanh"
   use_bias: bool = True
+  initializers: str = "keras"
   kernel_initializer: Any = "glorot_uniform"
   recurrent_initializer: Any = "orthogonal"
   bias_initializer: Any = "zeros"
@@ -39,11 +59,33 @@ class WeightOptions:
   dtype: Any = None
   param_dtype: Any = jnp.float32
 
+  def weight_initializer(self, role: str, *, units: int, blocks: int = 1, conv: bool = False):
+    """The initializer of weight `role` ("kernel", "recurrent", "bias"): the
+    `<role>_initializer` field, unless it is left at its Keras default (or None) under
+    another preset: then the `initializers` preset's (`rnnjax._initializers.preset`)
+    for `units` units with `blocks` gate blocks."""
+    given = getattr(self, f"{role}_initializer")
+    at_default = given is None or (self.initializers != "keras"
+                                   and given == KERAS_DEFAULTS[role])
+    if not at_default:
+      return _initializers.get(given, argument=f"{role}_initializer")
+    return _initializers.preset(self.initializers, role, units=units, blocks=blocks, conv=conv)
+
 
 def check_seed(seed, argument: str = "seed") -> None:
   """An int or None (Keras's `seed`)."""
   if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
     raise TypeError(f"{argument} must be an int or None, got {seed!r}.")
+
+
+def check_preset(initializers, argument: str = "initializers") -> str:
+  """One of `rnnjax._initializers.PRESETS` ("keras", "flax", "torch")."""
+  if not isinstance(initializers, str) or initializers not in _initializers.PRESETS:
+    raise ValueError(
+        f"{argument} must be one of {', '.join(map(repr, _initializers.PRESETS))} (whose "
+        f"default initialization the weights start from), got {initializers!r}."
+    )
+  return initializers
 
 
 def check_shared_options(config, *, activations=("activation",), flags=("use_bias",)) -> None:
@@ -54,8 +96,10 @@ def check_shared_options(config, *, activations=("activation",), flags=("use_bia
   """
   for name in activations:
     _activations.get(getattr(config, name), argument=name)
+  check_preset(config.initializers)
   for name in (f"{role}_initializer" for role in WEIGHT_ROLES):
-    _initializers.get(getattr(config, name), argument=name)
+    if getattr(config, name) is not None:   # None: the preset's
+      _initializers.get(getattr(config, name), argument=name)
   for name in (f"{role}_regularizer" for role in WEIGHT_ROLES):
     _regularizers.get(getattr(config, name), argument=name)
   for name in (f"{role}_constraint" for role in WEIGHT_ROLES):

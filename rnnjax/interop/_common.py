@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._validation import describe
-from ..cells import Cell, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
+from .._validation import check_bool, describe
+from ..cells import Cell, GRUCell, LSTMCell, ProjectedLSTMCell, SimpleRNNCell, StackedRNNCells
 
 # Converter kinds by name (the built-in cells, Keras layout).
 KINDS = {"lstm": LSTMCell, "gru": GRUCell, "rnn": SimpleRNNCell}
@@ -18,7 +18,14 @@ DIRECTIONS = ("forward", "backward")
 
 
 def cell_name(cell) -> str:
+  if isinstance(cell, ProjectedLSTMCell):
+    return f"ProjectedLSTMCell(units={cell.units}, proj_size={cell.proj_size})"
   return f"{type(cell).__name__}(units={cell.units})"
+
+
+def output_units(cell) -> int:
+  """The size of a cell's output (and h): `proj_size` for a projected LSTM, else units."""
+  return cell.proj_size if isinstance(cell, ProjectedLSTMCell) else cell.units
 
 
 def as_array(value, argument: str) -> np.ndarray:
@@ -57,7 +64,8 @@ class Plan:
   levels: per level, the cells of its directions (one, or forward and backward).
   form: how params nest: "single" (a cell's dict), "directions" ({"forward", "backward"}),
     "stacked" (a tuple with a dict per level, StackedRNNCells), "list" (a list, one entry
-    per level, each a dict or a {"forward", "backward"} dict).
+    per level, each a dict or a {"forward", "backward"} dict), "levels" (as "list", in a
+    tuple: rj.StackedRNN).
   """
 
   levels: tuple
@@ -71,7 +79,7 @@ class Plan:
       return [_directions_of(params, argument)]
     if not isinstance(params, (list, tuple)) or len(params) != len(self.levels):
       raise TypeError(
-          f"{argument} must be a {'tuple' if self.form == 'stacked' else 'list'} with "
+          f"{argument} must be a {'list' if self.form == 'list' else 'tuple'} with "
           f"{len(self.levels)} entries (one per layer), got {describe(params)}."
       )
     if self.form == "stacked":
@@ -88,7 +96,8 @@ class Plan:
       return level(nested[0])
     if self.form == "stacked":
       return tuple(entry[0] for entry in nested)
-    return [level(entry) for entry in nested]
+    levels = [level(entry) for entry in nested]
+    return tuple(levels) if self.form == "levels" else levels
 
 
 def _directions_of(params, argument):
@@ -108,6 +117,10 @@ def _level_cells(obj, argument):
 def plan_of(layer, argument: str = "layer") -> Plan:
   """The Plan of an rnnjax layer or cell, a stacked RNN, a two-direction wrapper, or a
   list of those (one per level)."""
+  levels = getattr(layer, "levels", None)
+  if isinstance(levels, tuple) and hasattr(layer, "num_layers"):   # rj.StackedRNN
+    return Plan(tuple(_level_cells(obj, f"{argument}.levels[{i}]") for i, obj in enumerate(levels)),
+                "levels")
   cell = getattr(layer, "cell", layer)
   if isinstance(cell, StackedRNNCells):
     return Plan(tuple((builtin_cell(c, f"{argument}.cells[{i}]"),) for i, c in enumerate(cell.cells)),
@@ -126,6 +139,9 @@ def _cell_of_params(cell_type, params, argument):
   kwargs = {"use_bias": "bias" in params}
   if cell_type is GRUCell:
     kwargs["reset_after"] = getattr(params.get("bias"), "ndim", 2) == 2
+  projection = params.get("projection")
+  if cell_type is LSTMCell and getattr(projection, "ndim", 0) == 2:
+    return ProjectedLSTMCell(projection.shape[0], proj_size=projection.shape[1], **kwargs)
   return cell_type(params["recurrent_kernel"].shape[0], **kwargs)
 
 
@@ -142,8 +158,10 @@ def plan_of_params(kind, params) -> Plan:
   if isinstance(params, (list, tuple)):
     if not params:
       raise ValueError(f"params must hold at least one layer's params, got an empty {type(params).__name__}.")
-    form = "stacked" if isinstance(params, tuple) else "list"
-    return Plan(tuple(level(p, f"params[{i}]") for i, p in enumerate(params)), form)
+    levels = tuple(level(p, f"params[{i}]") for i, p in enumerate(params))
+    form = "list" if isinstance(params, list) else (
+        "levels" if any(len(cells) == 2 for cells in levels) else "stacked")
+    return Plan(levels, form)
   cells = level(params, "params")
   return Plan((cells,), "single" if len(cells) == 1 else "directions")
 

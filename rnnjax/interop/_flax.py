@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..cells import GRUCell, LSTMCell, SimpleRNNCell
+from ..layers import GRU, LSTM, Bidirectional, SimpleRNN
 from . import _common
 from ._common import Plan, cell_name, check_cell_params, describe
 
@@ -136,7 +137,16 @@ def _single_level(plan: Plan, argument: str):
   return plan.levels[0]
 
 
-def from_flax(layer, flax_params):
+def flax_layer(plan: Plan):
+  """The rnnjax layer that computes what flax's `nn.RNN(cell)` (or `nn.Bidirectional`)
+  computes for the cells of a one-level `plan`: the output sequence."""
+  cell = plan.levels[0][0]
+  layer = {LSTMCell: LSTM, GRUCell: GRU, SimpleRNNCell: SimpleRNN}[type(cell)](
+      cell.units, use_bias=cell.use_bias, return_sequences=True)
+  return Bidirectional(layer) if len(plan.levels[0]) == 2 else layer
+
+
+def from_flax(layer, flax_params, *, return_layer: bool = False):
   """rnnjax params from the params of a flax linen recurrent cell.
 
   Args:
@@ -146,9 +156,14 @@ def from_flax(layer, flax_params):
       kind name "lstm" / "gru" / "rnn" (the sizes then read off the params).
     flax_params: the cell's params, e.g. `{"ii": {"kernel": ...}, ...}`; the
       `{"params": {"cell": ...}}` wrappers of `nn.RNN(cell).init` are taken off.
+    return_layer: return `(layer, params)`; with a kind name the layer is the one that
+      computes what `nn.RNN(cell)` computes (`rj.LSTM` / `rj.GRU` / `rj.SimpleRNN` with
+      `return_sequences=True`, in an `rj.Bidirectional` for `nn.Bidirectional`'s
+      params), with the default activations (tanh, sigmoid; flax's too).
 
   Returns:
-    params in Keras layout ({"forward", "backward"} for two directions).
+    params in Keras layout ({"forward", "backward"} for two directions), or
+    `(layer, params)`.
 
   >>> import jax, jax.numpy as jnp, flax.linen as nn, rnnjax as rj
   >>> x = jnp.ones((2, 5, 3))
@@ -157,6 +172,7 @@ def from_flax(layer, flax_params):
   >>> params["kernel"].shape, params["bias"].shape
   ((3, 12), (2, 12))
   """
+  _common.check_bool(return_layer, "return_layer")
   trees, arguments = _flax_levels(flax_params)
   if isinstance(layer, str):
     cell_type = _common.check_kind(layer)
@@ -173,6 +189,8 @@ def from_flax(layer, flax_params):
                          f"array, got {describe(kernel)}.")
       cells.append(cell_type(kernel.shape[1]))
     plan = Plan((tuple(cells),), "single" if len(cells) == 1 else "directions")
+    if return_layer:
+      layer = flax_layer(plan)
   else:
     plan = _common.plan_of(layer)
   cells = _single_level(plan, "layer")
@@ -181,7 +199,8 @@ def from_flax(layer, flax_params):
         f"layer has {len(cells)} direction(s) but flax_params hold {len(trees)} ("
         f"{'nn.Bidirectional' if len(trees) == 2 else 'one cell'})."
     )
-  return plan.join([[_cell_from_flax(c, t, a) for c, t, a in zip(cells, trees, arguments)]])
+  params = plan.join([[_cell_from_flax(c, t, a) for c, t, a in zip(cells, trees, arguments)]])
+  return (layer, params) if return_layer else params
 
 
 def _cell_to_flax(cell, params, argument) -> dict:

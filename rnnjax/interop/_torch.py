@@ -10,8 +10,11 @@ biases `bias_ih_l{k}`, `bias_hh_l{k}` (G*U,). rnnjax keeps Keras's layout: `kern
 - LSTM and RNN biases fold: `bias = bias_ih + bias_hh` (back to torch: `bias_ih = bias`,
   `bias_hh = 0`); the GRU keeps both, exactly, as Keras's `reset_after=True` bias (2, 3U)
   (row 0 `bias_ih`, row 1 `bias_hh`), so only `reset_after=True` GRUs convert;
-- `num_layers` > 1 is a stacked RNN (`rj.RNN([cell, cell, ...])`, params a tuple) or a
-  list of layers (params a list); `bidirectional=True` gives {"forward", "backward"} params.
+- `num_layers` > 1 is a stacked RNN (`rj.RNN([cell, cell, ...])`, params a tuple), a
+  list of layers (params a list) or an `rj.StackedRNN` (params a tuple, one entry per
+  level); `bidirectional=True` gives {"forward", "backward"} params;
+- `proj_size` (LSTM): `weight_hh` is (4H, P) and `weight_hr` (P, H) becomes the
+  `projection` (H, P) of `rj.ProjectedLSTMCell`.
 """
 
 import re
@@ -19,13 +22,16 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..cells import GRUCell
+from ..cells import GRUCell, ProjectedLSTMCell
+from ..layers import GRU, LSTM, SimpleRNN, StackedRNN
 from . import _common
-from ._common import Plan, cell_name, check_cell_params
+from ._common import Plan, cell_name, check_cell_params, output_units
 
 # Keras gate block k comes from torch gate block ORDER[k] (and back: the same permutation).
-_GATE_ORDER = {"LSTMCell": (0, 1, 2, 3), "GRUCell": (1, 0, 2), "SimpleRNNCell": (0,)}
-_TORCH_NAMES = {"LSTMCell": "nn.LSTM", "GRUCell": "nn.GRU", "SimpleRNNCell": "nn.RNN"}
+_GATE_ORDER = {"LSTMCell": (0, 1, 2, 3), "ProjectedLSTMCell": (0, 1, 2, 3), "GRUCell": (1, 0, 2),
+               "SimpleRNNCell": (0,)}
+_TORCH_NAMES = {"LSTMCell": "nn.LSTM", "ProjectedLSTMCell": "nn.LSTM", "GRUCell": "nn.GRU",
+                "SimpleRNNCell": "nn.RNN"}
 _SUFFIXES = ("", "_reverse")
 _KEY = re.compile(r"^(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?$")
 
@@ -74,8 +80,9 @@ def _check_state_dict(state_dict, prefix) -> dict:
 # state_dict -> params ----------------------------------------------------------------
 
 
-def _infer_plan(kind: str, state: dict, prefix: str) -> Plan:
-  """The rnnjax cells that a torch state_dict of `kind` describes (default Keras options)."""
+def _infer_structure(kind: str, state: dict, prefix: str) -> dict:
+  """What a torch state_dict of `kind` holds: num_layers, bidirectional, units, bias,
+  proj_size (read off its keys and shapes)."""
   cell_type = _common.check_kind(kind)
   levels, reverse = set(), False
   for key in state:
@@ -90,14 +97,36 @@ def _infer_plan(kind: str, state: dict, prefix: str) -> Plan:
   if getattr(hh, "ndim", 0) != 2:
     raise ValueError(f"state_dict[{prefix + 'weight_hh_l0'!r}] must be a (G*U, U) array, got "
                      f"{_common.describe(hh)}.")
-  units = hh.shape[1]
-  use_bias = "bias_ih_l0" in state
-  cells = tuple(
-      tuple(cell_type(units, use_bias=use_bias) for _ in range(2 if reverse else 1))
-      for _ in sorted(levels))
+  gates = len(_GATE_ORDER[cell_type.__name__])
+  hr = state.get("weight_hr_l0")
+  proj_size = hr.shape[0] if cell_type.__name__ == "LSTMCell" and getattr(hr, "ndim", 0) == 2 else 0
+  return dict(kind=kind, num_layers=len(levels), bidirectional=reverse,
+              units=hh.shape[0] // gates if proj_size else hh.shape[1],
+              use_bias="bias_ih_l0" in state, proj_size=proj_size)
+
+
+def _infer_plan(found: dict) -> Plan:
+  """The rnnjax cells of a torch structure (default Keras options otherwise)."""
+  cell_type = _common.KINDS[found["kind"]]
+  options = {"use_bias": found["use_bias"]}
+  if found["proj_size"]:
+    cell_type, options["proj_size"] = ProjectedLSTMCell, found["proj_size"]
+  directions = 2 if found["bidirectional"] else 1
+  cells = tuple(tuple(cell_type(found["units"], **options) for _ in range(directions))
+                for _ in range(found["num_layers"]))
   if len(cells) == 1:
-    return Plan(cells, "directions" if reverse else "single")
-  return Plan(cells, "list" if reverse else "stacked")
+    return Plan(cells, "directions" if found["bidirectional"] else "single")
+  return Plan(cells, "list" if found["bidirectional"] else "stacked")
+
+
+def torch_layer(found: dict) -> StackedRNN:
+  """The rj.StackedRNN that mirrors a torch module of structure `found` (see
+  `_infer_structure`): batch-major, returning `(out, h_n[, c_n])` in torch's order."""
+  template = {"lstm": LSTM, "gru": GRU, "rnn": SimpleRNN}[found["kind"]]
+  return StackedRNN(template(found["units"], use_bias=found["use_bias"], return_sequences=True,
+                             return_state=True),
+                    num_layers=found["num_layers"], bidirectional=found["bidirectional"],
+                    proj_size=found["proj_size"], state_order="torch")
 
 
 def _take(state, key, prefix, used, cell, where, shape, torch_units=None):
@@ -136,8 +165,11 @@ def _cell_from_torch(cell, state, level, suffix, prefix, used, features):
   hh = state.get("weight_hh" + tag)
   torch_units = hh.shape[-1] if getattr(hh, "ndim", 0) == 2 else None
   w_ih = _take(state, "weight_ih" + tag, prefix, used, cell, where, (g, features), torch_units)
-  w_hh = _take(state, "weight_hh" + tag, prefix, used, cell, where, (g, cell.units))
+  w_hh = _take(state, "weight_hh" + tag, prefix, used, cell, where, (g, output_units(cell)))
   arrays = {"kernel": _reorder(w_ih, order, 0).T, "recurrent_kernel": _reorder(w_hh, order, 0).T}
+  if isinstance(cell, ProjectedLSTMCell):
+    w_hr = _take(state, "weight_hr" + tag, prefix, used, cell, where, (cell.proj_size, cell.units))
+    arrays["projection"] = w_hr.T
   has_bias = f"bias_ih{tag}" in state or f"bias_hh{tag}" in state
   if cell.use_bias:
     b_ih = _take(state, "bias_ih" + tag, prefix, used, cell, where, (g,))
@@ -157,7 +189,8 @@ def _leftover_error(state, used, prefix, layer_desc):
   rest = sorted(set(state) - used)
   hints = []
   if any(k.startswith("weight_hr") for k in rest):
-    hints.append("weight_hr_* is an nn.LSTM with proj_size > 0, which rnnjax does not support")
+    hints.append("weight_hr_* is an nn.LSTM with proj_size > 0: use rj.ProjectedLSTMCell, or "
+                 "rj.StackedRNN(rj.LSTM(H), proj_size=P)")
   if any(k.endswith("_reverse") for k in rest):
     hints.append("*_reverse keys come from bidirectional=True: pass a two-direction layer")
   if any(_KEY.match(k) and not k.endswith("_reverse") and not k.startswith("weight_hr")
@@ -169,22 +202,34 @@ def _leftover_error(state, used, prefix, layer_desc):
   )
 
 
-def from_torch(layer, state_dict, *, prefix: str = ""):
+def from_torch(layer, state_dict, *, prefix: str = "", return_layer: bool = False):
   """rnnjax params from a PyTorch `nn.LSTM` / `nn.GRU` / `nn.RNN` `state_dict()`.
 
   Args:
     layer: the rnnjax layer or cell that will run the params (`rj.LSTM`, `rj.GRU`
       (reset_after=True), `rj.SimpleRNN` with activation "tanh" or "relu", their cells),
-      `rj.RNN([cell, ...])` / `rj.StackedRNNCells` for `num_layers` > 1 (params a tuple),
-      or a list of layers, one per torch layer (params a list). Or a kind name, "lstm",
-      "gru" or "rnn": the structure is read off the state_dict (a dict; a tuple for
-      num_layers > 1; {"forward", "backward"} dicts, in a list for num_layers > 1, when
-      bidirectional).
+      `rj.StackedRNN(template, num_layers, bidirectional, dropout, proj_size)` (params a
+      tuple, one entry per level), `rj.RNN([cell, ...])` / `rj.StackedRNNCells` for
+      `num_layers` > 1 (params a tuple), or a list of layers, one per torch layer (params
+      a list). Or a kind name, "lstm", "gru" or "rnn": the structure is read off the
+      state_dict (a dict; a tuple for num_layers > 1; {"forward", "backward"} dicts, in a
+      list for num_layers > 1, when bidirectional; `rj.ProjectedLSTMCell` params with
+      `proj_size`).
     state_dict: a mapping of names to arrays (NumPy arrays, or torch CPU tensors).
     prefix: the module's prefix inside a larger state_dict, e.g. "encoder.rnn.".
+    return_layer: return `(layer, params)`. With a kind name, the layer is the
+      `rj.StackedRNN` that computes what the torch module computes (`num_layers`,
+      `bidirectional`, `proj_size`, `bias` read off the state_dict; tanh for "rnn"),
+      batch-major (torch's `batch_first=True`; pass `time_major=True` in a template of
+      your own for torch's default), with `return_sequences=True`, `return_state=True`
+      and `state_order="torch"`: `out, h_n, c_n = layer.apply(params, x)`. What the
+      state_dict does not hold (inter-layer `dropout`, `nonlinearity="relu"`) needs a
+      layer of your own: `from_torch(rj.StackedRNN(rj.SimpleRNN(H, activation="relu",
+      ...), num_layers=2, dropout=0.1), sd)`.
 
   Returns:
-    params in Keras layout. Every state_dict key under `prefix` must be used.
+    params in Keras layout (or `(layer, params)`). Every state_dict key under `prefix`
+    must be used.
 
   >>> import numpy as np, rnnjax as rj
   >>> sd = {"weight_ih_l0": np.ones((12, 3)), "weight_hh_l0": np.ones((12, 4)),
@@ -193,9 +238,14 @@ def from_torch(layer, state_dict, *, prefix: str = ""):
   >>> params["kernel"].shape, params["bias"].shape
   ((3, 12), (2, 12))
   """
+  _common.check_bool(return_layer, "return_layer")
   state = _check_state_dict(state_dict, prefix)
   if isinstance(layer, str):
-    plan = _infer_plan(layer, state, prefix)
+    found = _infer_structure(layer, state, prefix)
+    if return_layer:
+      layer = torch_layer(found)
+      return layer, from_torch(layer, state_dict, prefix=prefix)
+    plan = _infer_plan(found)
     layer_desc = f"a torch {layer!r} of {len(plan.levels)} layer(s)"
   else:
     plan = _common.plan_of(layer)
@@ -205,10 +255,11 @@ def from_torch(layer, state_dict, *, prefix: str = ""):
     nested.append([
         _cell_from_torch(cell, state, level, suffix, prefix, used, features)
         for cell, suffix in zip(cells, _SUFFIXES)])
-    features = sum(cell.units for cell in cells)
+    features = sum(output_units(cell) for cell in cells)
   if set(state) - used:
     _leftover_error(state, used, prefix, layer_desc)
-  return plan.join(nested)
+  params = plan.join(nested)
+  return (layer, params) if return_layer else params
 
 
 # params -> state_dict ----------------------------------------------------------------
@@ -229,6 +280,8 @@ def _cell_to_torch(cell, params, level, suffix, argument, features) -> dict:
       "weight_ih" + tag: _reorder(arrays["kernel"].T, order, 0),
       "weight_hh" + tag: _reorder(arrays["recurrent_kernel"].T, order, 0),
   }
+  if isinstance(cell, ProjectedLSTMCell):
+    out["weight_hr" + tag] = arrays["projection"].T
   if cell.use_bias:
     bias = arrays["bias"]
     if isinstance(cell, GRUCell):
@@ -263,5 +316,5 @@ def to_torch(layer, params, *, prefix: str = "") -> dict:
     for d, (cell, suffix, p) in enumerate(zip(cells, _SUFFIXES, entry)):
       argument = "params" + ("" if plan.form == "single" else f" (layer {level}, direction {d})")
       out.update(_cell_to_torch(cell, p, level, suffix, argument, features))
-    features = sum(cell.units for cell in cells)
+    features = sum(output_units(cell) for cell in cells)
   return {prefix + k: v for k, v in out.items()}
