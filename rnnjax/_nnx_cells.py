@@ -23,7 +23,6 @@ import inspect
 from typing import ClassVar
 
 import jax
-import jax.numpy as jnp
 from flax import nnx
 
 from . import _adapters

@@ -56,12 +56,9 @@ import inspect
 from typing import Any, ClassVar
 
 import flax.linen as nn
-import jax
-import jax.numpy as jnp
 
 from . import _adapters
 from . import layers as _layers
-from ._linen_cells import CELL_NAMES as _CELL_NAMES
 from ._linen_cells import STEP as STEP
 from ._linen_cells import declare_params
 # The cell modules (one step per call, for nn.RNN / nn.scan / decoders): rnnjax/_linen_cells.py.
@@ -354,6 +351,9 @@ def reset_carry(variables, where=None):
   return {**variables, CARRY: _adapters.zero_rows(variables[CARRY], where)}
 
 
-__all__ = _CELL_NAMES + ["CARRY", "DROPOUT", "STEP", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "GRU",
-           "LSTM", "LayerModule", "RNN", "RecurrentModule", "SimpleRNN", "named_params",
-           "pure_params", "reset_carry", "wrap"]
+__all__ = [
+    "Bidirectional", "CARRY", "CellModule", "ConvLSTM1D", "ConvLSTM1DCell", "ConvLSTM2D",
+    "ConvLSTM2DCell", "ConvLSTM3D", "ConvLSTM3DCell", "DROPOUT", "GRU", "GRUCell", "LSTM",
+    "LSTMCell", "LayerModule", "RNN", "RecurrentCell", "RecurrentModule", "STEP",
+    "SimpleRNN", "SimpleRNNCell", "named_params", "pure_params", "reset_carry", "wrap",
+]

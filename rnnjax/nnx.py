@@ -49,14 +49,12 @@ continues from it and stores the new state. `model.reset_state(where=None)` zero
 import inspect
 from typing import ClassVar
 
-import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from . import _adapters
 from . import _validation as _checks
 from . import layers as _layers
-from ._nnx_cells import CELL_NAMES as _CELL_NAMES
 from ._nnx_cells import STEP as STEP
 from ._nnx_cells import draw, fork, get_params, set_params
 # The cell modules (one step per call, for nnx.RNN / nnx.scan / decoders): rnnjax/_nnx_cells.py.
@@ -355,6 +353,9 @@ def reset_carry(model, where=None) -> None:
       module.reset_state(where)
 
 
-__all__ = _CELL_NAMES + ["DROPOUT", "STEP", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D", "GRU", "LSTM",
-           "LayerModule", "RNN", "RNNCarry", "RecurrentModule", "SimpleRNN", "reset_carry",
-           "wrap"]
+__all__ = [
+    "Bidirectional", "CellModule", "ConvLSTM1D", "ConvLSTM1DCell", "ConvLSTM2D",
+    "ConvLSTM2DCell", "ConvLSTM3D", "ConvLSTM3DCell", "DROPOUT", "GRU", "GRUCell", "LSTM",
+    "LSTMCell", "LayerModule", "RNN", "RNNCarry", "RecurrentCell", "RecurrentModule",
+    "STEP", "SimpleRNN", "SimpleRNNCell", "reset_carry", "wrap",
+]

@@ -59,7 +59,8 @@ class WeightOptions:
   dtype: Any = None
   param_dtype: Any = jnp.float32
 
-  def weight_initializer(self, role: str, *, units: int, blocks: int = 1, conv: bool = False):
+  def weight_initializer(self, role: str, *, units: int, blocks: int = 1,
+                         conv: bool = False) -> _initializers.Initializer:
     """The initializer of weight `role` ("kernel", "recurrent", "bias"): the
     `<role>_initializer` field, unless it is left at its Keras default (or None) under
     another preset: then the `initializers` preset's (`rnnjax._initializers.preset`)

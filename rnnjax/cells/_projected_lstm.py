@@ -2,12 +2,14 @@
 `proj_size` features (Sak et al., 2014; PyTorch's `nn.LSTM(proj_size=P)`)."""
 
 import dataclasses
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from .. import _activations
 from .._validation import check_positive_int
+from ..types import Array, Key, Params, PyTree, ShapeTree, State
 from ._dense import accumulation_dtype, gate_matmul
 from ._lstm import LSTMCell, lstm_gates
 
@@ -44,17 +46,17 @@ class ProjectedLSTMCell(LSTMCell):
     super().check_config()
 
   @property
-  def state_size(self):
+  def state_size(self) -> tuple[int, int]:
     return (self.proj_size, self.units)
 
   @property
-  def output_size(self):
+  def output_size(self) -> int:
     return self.proj_size
 
   def describe_cell(self) -> str:
     return f"{type(self).__name__}(units={self.units}, proj_size={self.proj_size})"
 
-  def init(self, key: jax.Array, input_shape) -> dict:
+  def init(self, key: Key, input_shape: ShapeTree) -> dict:
     """Params `{"kernel": (F, 4U), "recurrent_kernel": (P, 4U), "bias": (4U,),
     "projection": (U, P)}`."""
     features = tuple(input_shape)[-1]
@@ -73,11 +75,12 @@ class ProjectedLSTMCell(LSTMCell):
   def keras_weight_names(self) -> tuple[str, ...]:
     return super().keras_weight_names() + ("projection",)
 
-  def recurrent_mask_shape(self, input_shape) -> tuple[int, ...]:
+  def recurrent_mask_shape(self, input_shape: ShapeTree) -> tuple[int, ...]:
     del input_shape
     return (self.proj_size,)
 
-  def step(self, params, projected, states, *, training=False, constants=None, dropout=None):
+  def step(self, params: Params, projected: Array, states: State, *, training: bool = False,
+           constants: PyTree = None, dropout: Any = None) -> tuple[Array, State]:
     """projected: (B, 4U) = x @ kernel + bias; states (h (B, P), c (B, U)) -> (h', (h', c'))."""
     del training, constants
     h, c = states

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .._validation import check_bool, describe
+from .._validation import check_bool, describe  # noqa: F401 (re-exported to the converters)
 from ..cells import Cell, GRUCell, LSTMCell, ProjectedLSTMCell, SimpleRNNCell, StackedRNNCells
 
 # Converter kinds by name (the built-in cells, Keras layout).

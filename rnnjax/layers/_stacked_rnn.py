@@ -6,6 +6,7 @@ L levels (`num_layers`), D directions (2 when bidirectional, else 1).
 """
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -13,6 +14,7 @@ import jax.numpy as jnp
 
 from .. import _validation as _checks
 from ..cells import GRUCell, LSTMCell, ProjectedLSTMCell, SimpleRNNCell
+from ..types import Array, ArrayLike, Inputs, Key, Params, PyTree, State
 from ._base import RNN, SequenceLayer
 from ._bidirectional import Bidirectional
 from ._builtin import LSTM
@@ -132,9 +134,17 @@ class StackedRNN:
 
   # The template's output options --------------------------------------------
 
-  return_sequences = property(lambda self: self.layer.return_sequences)
-  return_state = property(lambda self: self.layer.return_state)
-  time_major = property(lambda self: self.layer.time_major)
+  @property
+  def return_sequences(self) -> bool:
+    return self.layer.return_sequences
+
+  @property
+  def return_state(self) -> bool:
+    return self.layer.return_state
+
+  @property
+  def time_major(self) -> bool:
+    return self.layer.time_major
 
   @property
   def directions(self) -> int:
@@ -152,7 +162,7 @@ class StackedRNN:
 
   # Parameters ---------------------------------------------------------------
 
-  def init(self, key: jax.Array, inputs) -> tuple:
+  def init(self, key: Key, inputs: Inputs) -> tuple:
     """A tuple with each level's params; level k > 0 is built for level k - 1's output."""
     _checks.check_key(key, "key")
     _checks.sequence_dims(inputs, time_major=self.time_major)
@@ -165,7 +175,7 @@ class StackedRNN:
       x = jax.eval_shape(lambda p, x, level=level: level.apply(p, x)[0], p, x)
     return tuple(params)
 
-  def map_weight_owners(self, fn, params) -> tuple:
+  def map_weight_owners(self, fn: Callable[[Any, Params], Any], params: Params) -> tuple:
     """A tuple with each level's `map_weight_owners` (for rj.regularization_loss)."""
     self._check_params(params)
     return tuple(level.map_weight_owners(fn, p) for level, p in zip(self.levels, params))
@@ -210,7 +220,7 @@ class StackedRNN:
     if self.state_order == "keras":
       return tuple(s for level in per_level for s in level)
     n = self._states_per_direction()
-    by_state = [[] for _ in range(n)]
+    by_state: list[list[Array]] = [[] for _ in range(n)]
     for level in per_level:
       for d in range(self.directions):
         for j in range(n):
@@ -220,15 +230,18 @@ class StackedRNN:
   # The call -----------------------------------------------------------------
 
   @cached_apply
-  def apply(self, params, inputs, initial_state=None, mask=None, training: bool = False,
-            rng=None, constants=None, *, state=None, reset=None, seq_lengths=None):
+  def apply(self, params: Params, inputs: Inputs, initial_state: State = None,
+            mask: ArrayLike | None = None, training: bool = False, rng: Key | None = None,
+            constants: PyTree = None, *, state: State = None,
+            reset: ArrayLike | None = None, seq_lengths: ArrayLike | None = None) -> Any:
     """Runs the levels bottom-up; see the class docstring for the results."""
     self._check_params(params)
     if state is not None:
       raise ValueError("state= is for stateful layers; StackedRNN is not stateful (use "
                        "initial_state=).")
     inits = self._split_initial(initial_state)
-    level_keys = inter_keys = [None] * self.num_layers
+    level_keys: Any = [None] * self.num_layers
+    inter_keys: Any = [None] * self.num_layers
     if rng is not None:
       _checks.check_key(rng, "rng")
       keys = jax.random.split(rng, 2 * self.num_layers)
@@ -251,13 +264,13 @@ class StackedRNN:
 
   # Keras weight lists -------------------------------------------------------
 
-  def to_keras_weights(self, params) -> list:
+  def to_keras_weights(self, params: Params) -> list:
     """The levels' Keras weight lists one after another (a Keras model of the same
     layers in order)."""
     self._check_params(params)
     return [w for level, p in zip(self.levels, params) for w in _keras_owner(level).to_keras_weights(p)]
 
-  def from_keras_weights(self, arrays: list):
+  def from_keras_weights(self, arrays: list) -> tuple[tuple, list]:
     """(params, remaining arrays) from the head of a Keras weight list."""
     params = []
     for level in self.levels:
