@@ -1,13 +1,17 @@
 """The forward kernel of any gated cell: the whole time loop in one program per
 (direction, batch tile).
 
-Per step s (processing order; input-order time t = s, or T-1-s in reverse):
-  rec_k = h @ W_k  (k < G; bf16/f32 operands, f32 accumulation, chunked: see `_pallas`)
-  (new states, saved) = spec.forward_step(xp[t], rec, states, vectors), per hidden chunk
+Per step s (processing order; input-order time t = s, or T-1-s in reverse), per output
+hidden chunk b (only that chunk's G accumulators are live at a time):
+  rec_k = sum_a h[a] @ W_k[a, b]  (k < G; bf16/f32 operands, f32 accumulation)
+  (new states, saved) = spec.forward_step(xp[t], rec, states, vectors)
   rows whose length <= t keep their states (right padding; in reverse the pads come
   first).
 States are f32 carries held in registers, as tuples of (bB, block_h) chunks; W stays on
-chip across steps when it fits (`opts.resident`). Outputs: the h sequence (processing
+chip across steps when it fits (`opts.resident`). With `opts.prefetch` the projection of
+step s+1 is loaded at the start of step s and carried through the loop, so its latency
+hides behind the step's products (it costs G x Hp registers per row: the compile check
+decides where it fits). Outputs: the h sequence (processing
 order) and the final states; with `save`, also the residuals for the backward kernel:
 the saved gate values and the sequences of `spec.saved_states`.
 """

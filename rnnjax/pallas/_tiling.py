@@ -63,6 +63,9 @@ class KernelOptions:
   block_b: batch rows per program (power of two >= 16).
   block_h: units per hidden chunk (power of two >= 16); units are padded to a multiple.
   resident: the recurrent blocks are loaded once before the time loop.
+  num_warps, num_stages: Triton's (num_stages=1 when the blocks are streamed).
+  precision: of the float32 dots (None: TF32 unless jax.default_matmul_precision says).
+  prefetch: the forward loads the next step's projection one step ahead.
   """
 
   directions: tuple[bool, ...]
