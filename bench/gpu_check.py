@@ -22,6 +22,8 @@ import pathlib
 import platform
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -142,27 +144,36 @@ def row_line(cell: Cell, shape, row: dict) -> str:
 
 
 def run_in_subprocess(cell: Cell, index: int, timeout: float, args, emit) -> None:
-  """Runs cell `index` in a child process; calls emit(shape, row) for each row it prints,
-  and for each shape it did not reach (timed out or crashed)."""
+  """Runs cell `index` in a child process; calls emit(shape, row) for each row the moment
+  the child prints it, then for each shape it did not reach (timed out or crashed)."""
   cmd = [sys.executable, str(pathlib.Path(__file__).resolve()), "--cell", str(index),
          "--reps", str(args.reps), "--warmup", str(args.warmup)]
   cmd += ["--dry-run"] if args.dry_run else []
-  proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env=_child_env(), cwd=ROOT)
-  done, start = [], time.monotonic()
-  try:
-    out, err = proc.communicate(timeout=timeout)
-    why = None if proc.returncode == 0 else f"crashed (exit {proc.returncode})"
-  except subprocess.TimeoutExpired:
-    proc.kill()
-    out, err = proc.communicate()
-    why = f"timeout after {time.monotonic() - start:.0f} s"
-  for line in out.splitlines():
-    if line.startswith(MARK):
-      shape, row = json.loads(line[len(MARK):])
-      done.append(tuple(shape))
-      emit(tuple(shape), row)
-  tail = " ".join(err.strip().splitlines()[-1:])[-200:].replace("|", "/")
+  done = []
+  with tempfile.TemporaryFile("w+") as err:
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True,
+                          env=_child_env(), cwd=ROOT) as proc:
+
+      def read():
+        for line in proc.stdout:
+          if line.startswith(MARK):
+            shape, row = json.loads(line[len(MARK):])
+            done.append(tuple(shape))
+            emit(tuple(shape), row)
+      reader = threading.Thread(target=read, daemon=True)
+      reader.start()
+      start = time.monotonic()
+      try:
+        proc.wait(timeout=timeout)
+        why = None if proc.returncode == 0 else f"crashed (exit {proc.returncode})"
+      except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        why = f"timeout after {time.monotonic() - start:.0f} s"
+      reader.join(timeout=10)
+    err.seek(0)
+    lines = err.read().strip().splitlines()
+  tail = " ".join(lines[-1:])[-200:].replace("|", "/")
   for shape in cell.shapes:
     if tuple(shape) not in done:
       emit(tuple(shape), {"error": f"{why or 'no row'}: {tail}"})
