@@ -45,8 +45,10 @@ REGISTER_FILE = 65_536        # 32-bit registers per SM (and per block)
 CAPABILITY = 90
 TRITON_VERSION = "3.6.0"      # the Triton inside jaxlib 0.11.2's XLA is this release line
 CHECK_BATCH, CHECK_STEPS = 32, 16   # two batch tiles; any T compiles alike (a loop bound)
-CACHE_DIR = pathlib.Path(os.environ.get(
-    "RNNJAX_COMPILE_CACHE", pathlib.Path(__file__).resolve().parents[2] / ".compile_cache"))
+_REPO = pathlib.Path(__file__).resolve().parents[2]
+CACHE_DIR = pathlib.Path(os.environ.get("RNNJAX_COMPILE_CACHE") or (
+    _REPO / ".compile_cache" if (_REPO / "pyproject.toml").exists()
+    else pathlib.Path.home() / ".cache" / "rnnjax-compile-check"))
 H100 = jax.sharding.AbstractDevice(device_kind="NVIDIA H100 80GB HBM3", num_cores=132,
                                    platform="gpu")
 PRECISIONS = {"default": None, "highest": jax.lax.Precision.HIGHEST}
