@@ -45,8 +45,12 @@ class _PallasGated:
   def declines(self, spec: CallSpec) -> list[str]:
     reasons = fused_reasons(spec) + self._cell_reasons(spec.cell)
     if spec.compute_dtype is not None:
-      for why in (pallas.unsupported_reason(self.kind, spec.compute_dtype),
-                  pallas.dtype_reason(spec.carry_dtype, "carry dtype")):
+      unsupported = pallas.unsupported_reason(self.kind, spec.compute_dtype)
+      for why in (unsupported, pallas.dtype_reason(spec.carry_dtype, "carry dtype")):
+        if why is not None:
+          reasons.append(why)
+      if unsupported is None:   # only configurations the compile check passed
+        why = pallas.compile_envelope_reason(self.kind, spec.cell.units, spec.compute_dtype)
         if why is not None:
           reasons.append(why)
     return reasons
@@ -68,6 +72,11 @@ class _PallasGated:
     if forward.compute_dtype != backward.compute_dtype:
       reasons.append(f"compute dtypes differ ({forward.compute_dtype} forward, "
                      f"{backward.compute_dtype} backward)")
+    if not reasons:
+      why = pallas.compile_envelope_reason(self.kind, forward.cell.units,
+                                           forward.compute_dtype, directions=2)
+      if why is not None:
+        reasons.append(why)
     return reasons
 
   def run(self, call: Call) -> RNNResult:

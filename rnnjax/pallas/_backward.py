@@ -32,11 +32,12 @@ def _kernel(len_ref, dhs_ref, *refs, spec: GateSpec, opts: KernelOptions):
   cols = _pallas.chunks(dhs_ref.shape[-1], opts.block_h)
   rev = _pallas.reversed_direction(opts.directions)
   lengths = len_ref[...]
-  wt = _pallas.load_blocks(wt_ref, spec.gates, cols, opts.resident)
+  wt_at = _pallas.load_blocks(wt_ref, spec.gates, cols, opts.resident, opts.interpret)
   seq0 = _pallas.load_chunks(seq0_ref, cols, slice(None))
 
   def body(j, carry):
     s = steps - 1 - j
+    wt = wt_at(j)
     t = _pallas.time_index(rev, s, steps)
     valid = _pallas.valid_rows(t, lengths)
     products, direct = [[] for _ in range(spec.gates)], []
@@ -61,11 +62,15 @@ def _kernel(len_ref, dhs_ref, *refs, spec: GateSpec, opts: KernelOptions):
       new[0].append(old[0])
       for chunks, d, o in zip(new[1:], grads.carried, old[1:]):
         chunks.append(jnp.where(valid, d, o))
-    rec = None if direct[0] is None else direct
-    for k in range(spec.gates):
-      dots = _pallas.chunked_dot(products[k], wt, k, opts.precision)
-      rec = dots if rec is None else [r + p for r, p in zip(rec, dots)]
-    dh = tuple(jnp.where(valid, r, d) for r, d in zip(rec, new[0]))
+    operands = [tuple(g.astype(wt_ref.dtype) for g in p) for p in products]
+    dh = []
+    for b in range(len(cols)):   # one output chunk at a time (see `_forward`)
+      rec = direct[b]
+      for k in range(spec.gates):
+        p = _pallas.chunk_product(operands[k], wt, k, b, opts.precision)
+        rec = p if rec is None else rec + p
+      dh.append(jnp.where(valid, rec, new[0][b]))
+    dh = tuple(dh)
     return (dh,) + tuple(tuple(chunks) for chunks in new[1:])
 
   dfinal = tuple(_pallas.load_chunks(ref, cols, slice(None)) for ref in dfinal_refs)

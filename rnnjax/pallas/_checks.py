@@ -90,14 +90,18 @@ def compute_dtype(dtype, inputs, params) -> jnp.dtype:
     raise TypeError(f"dtype must be None or a dtype, got {dtype!r}.") from None
 
 
-def resolve(implementation, unsupported: str | None, interpret) -> tuple[str, bool]:
-  """("pallas" | "reference", interpret) for an `implementation` request."""
+def resolve(implementation, unsupported: str | None, interpret,
+            unverified: str | None = None) -> tuple[str, bool]:
+  """("pallas" | "reference", interpret) for an `implementation` request. `unverified`:
+  why the compile check has not verified the kernel ("auto" then takes the reference;
+  an explicit "pallas" runs it anyway)."""
   if implementation not in IMPLEMENTATIONS:
     raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}.")
   interpret = _interpret.resolve_interpret(interpret)
   if implementation == "pallas" and unsupported is not None:
     raise ValueError(f"implementation='pallas' cannot run this call: {unsupported}.")
   if implementation == "auto":
-    usable = unsupported is None and (_platform.on_gpu() or _interpret.interpret_forced())
+    usable = (unsupported is None and unverified is None
+              and (_platform.on_gpu() or _interpret.interpret_forced()))
     implementation = "pallas" if usable else "reference"
   return implementation, interpret

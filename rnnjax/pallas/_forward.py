@@ -1,13 +1,17 @@
 """The forward kernel of any gated cell: the whole time loop in one program per
 (direction, batch tile).
 
-Per step s (processing order; input-order time t = s, or T-1-s in reverse):
-  rec_k = h @ W_k  (k < G; bf16/f32 operands, f32 accumulation, chunked: see `_pallas`)
-  (new states, saved) = spec.forward_step(xp[t], rec, states, vectors), per hidden chunk
+Per step s (processing order; input-order time t = s, or T-1-s in reverse), per output
+hidden chunk b (only that chunk's G accumulators are live at a time):
+  rec_k = sum_a h[a] @ W_k[a, b]  (k < G; bf16/f32 operands, f32 accumulation)
+  (new states, saved) = spec.forward_step(xp[t], rec, states, vectors)
   rows whose length <= t keep their states (right padding; in reverse the pads come
   first).
 States are f32 carries held in registers, as tuples of (bB, block_h) chunks; W stays on
-chip across steps when it fits (`opts.resident`). Outputs: the h sequence (processing
+chip across steps when it fits (`opts.resident`). With `opts.prefetch` the projection of
+step s+1 is loaded at the start of step s and carried through the loop, so its latency
+hides behind the step's products (it costs G x Hp registers per row: the compile check
+decides where it fits). Outputs: the h sequence (processing
 order) and the final states; with `save`, also the residuals for the backward kernel:
 the saved gate values and the sequences of `spec.saved_states`.
 """
@@ -34,19 +38,31 @@ def _kernel(len_ref, xp_ref, w_ref, *refs, spec: GateSpec, opts: KernelOptions, 
   cols = _pallas.chunks(hs_ref.shape[-1], opts.block_h)
   rev = _pallas.reversed_direction(opts.directions)
   lengths = len_ref[...]
-  w = _pallas.load_blocks(w_ref, spec.gates, cols, opts.resident)
+  w_at = _pallas.load_blocks(w_ref, spec.gates, cols, opts.resident, opts.interpret)
   vectors = [[v[None, :] for v in _pallas.load_chunks(ref, cols)] for ref in vec_refs]
 
-  def body(s, states):
+  def load_step(t):
+    """The projection slots of input-order step t: per chunk, the G (bB, block_h) f32."""
+    return tuple(tuple(xp_ref[:, t, k, col].astype(F32) for k in range(spec.gates))
+                 for col in cols)
+
+  def body(s, carry):
+    states, x_now = carry if opts.prefetch else (carry, None)
     t = _pallas.time_index(rev, s, steps)
+    w = w_at(s)
+    if opts.prefetch:   # the next step's loads go out before this step's products
+      x_next = load_step(_pallas.time_index(rev, jnp.minimum(s + 1, steps - 1), steps))
     valid = _pallas.valid_rows(t, lengths)
-    rec = [_pallas.chunked_dot(states[0], w, k, opts.precision) for k in range(spec.gates)]
+    operands = tuple(h.astype(w_ref.dtype) for h in states[0])   # cast once per step
     new = [[] for _ in range(spec.states)]
     for b, col in enumerate(cols):
-      x = [xp_ref[:, t, k, col].astype(F32) for k in range(spec.gates)]
+      # One output chunk at a time: only this chunk's G accumulators are live.
+      rec = [_pallas.chunk_product(operands, w, k, b, opts.precision)
+             for k in range(spec.gates)]
+      x = x_now[b] if opts.prefetch else [xp_ref[:, t, k, col].astype(F32)
+                                          for k in range(spec.gates)]
       old = tuple(st[b] for st in states)
-      stepped, saved = spec.forward_step(x, [r[b] for r in rec], old,
-                                         tuple(v[b] for v in vectors))
+      stepped, saved = spec.forward_step(x, rec, old, tuple(v[b] for v in vectors))
       kept = [jnp.where(valid, n, o) for n, o in zip(stepped, old)]
       hs_ref[:, s, col] = kept[0].astype(hs_ref.dtype)
       if save:
@@ -57,11 +73,15 @@ def _kernel(len_ref, xp_ref, w_ref, *refs, spec: GateSpec, opts: KernelOptions, 
           ref[:, s, col] = kept[i]
       for chunks, value in zip(new, kept):
         chunks.append(value)
-    return tuple(tuple(chunks) for chunks in new)
+    new = tuple(tuple(chunks) for chunks in new)
+    return (new, x_next) if opts.prefetch else new
 
   init = tuple(tuple(a.astype(F32) for a in _pallas.load_chunks(ref, cols, slice(None)))
                for ref in init_refs)
-  for ref, chunks in zip(final_refs, jax.lax.fori_loop(0, steps, body, init)):
+  if opts.prefetch:
+    init = (init, load_step(_pallas.time_index(rev, 0, steps)))
+  final = jax.lax.fori_loop(0, steps, body, init)
+  for ref, chunks in zip(final_refs, final[0] if opts.prefetch else final):
     for col, value in zip(cols, chunks):
       ref[:, col] = value
 

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import jax
 
-from . import _tiling
+from . import _envelope, _tiling
 
 
 class StepGrads(NamedTuple):
@@ -102,10 +102,19 @@ class GateSpec:
 
   def options(self, *, batch, units, dtype, directions, interpret, block_b=None,
               block_h=None, precision=None) -> _tiling.KernelOptions:
-    """Kernel options for a (batch, units) problem (see `_tiling.choose`)."""
-    return _tiling.choose(batch=batch, units=units, gates=self.gates, dtype=dtype,
-                          directions=directions, interpret=interpret, block_b=block_b,
-                          block_h=block_h, precision=precision)
+    """Kernel options for a (batch, units) problem: the first tiling the compile check
+    verified (see `_envelope.choose`)."""
+    del batch   # one program per batch tile whatever the batch
+    return _envelope.choose(kind=self.name, units=units, gates=self.gates, dtype=dtype,
+                            directions=directions, interpret=interpret, block_b=block_b,
+                            block_h=block_h, precision=precision)
+
+  def envelope_reason(self, units, dtype, *, directions=1, precision=None, block_b=None,
+                      block_h=None) -> str | None:
+    """Why the compile check has not verified the kernels for this problem, or None."""
+    return _envelope.envelope_reason(self.name, units, dtype, directions=directions,
+                                     precision=precision, gates=self.gates,
+                                     block_b=block_b, block_h=block_h)
 
   def unsupported_reason(self, dtype) -> str | None:
     """Why the kernel cannot run this cell in `dtype`, or None (any units runs: the

@@ -11,6 +11,7 @@ and store reads or writes one chunk (a static slice of a ref, so every tensor Tr
 is a power of two), and states are tuples of (bB, block_h) chunks.
 """
 
+import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plt
@@ -94,26 +95,44 @@ def load_chunks(ref, cols, *index):
   return tuple(ref[(*index, c)] for c in cols)
 
 
-def load_blocks(w_ref, slots: int, cols, resident: bool):
-  """A loader of the (block_h, block_h) recurrent blocks: w(k, a, b) is gate k's block of
-  input chunk a and output chunk b, read once now (resident) or at every call."""
-  def block(k, a, b):
-    return w_ref[k, cols[a], cols[b]]
-  if not resident:
-    return block
-  blocks = {(k, a, b): block(k, a, b) for k in range(slots)
-            for a in range(len(cols)) for b in range(len(cols))}
-  return lambda k, a, b: blocks[k, a, b]
+def opaque_zero(s, interpret: bool):
+  """0, computed from the loop index `s` by inline PTX that no compiler pass can fold or
+  hoist out of the loop (in interpret mode, plainly 0)."""
+  if interpret:
+    return 0
+  # A 0-d operand lowers to a tensor that scalar index math rejects: go through a
+  # 16-vector and a reduction back to a scalar.
+  (zeros,) = plt.elementwise_inline_asm(
+      "and.b32 $0, $1, 0;", args=[jnp.full((16,), s, jnp.int32)], constraints="=r,r",
+      pack=1, result_shape_dtypes=[jax.ShapeDtypeStruct((16,), jnp.int32)])
+  return jnp.max(zeros)
 
 
-def chunked_dot(xs, w, k: int, precision) -> list:
-  """(bB, Hp) @ gate k's (Hp, Hp) block, chunked: output chunk b is
-  sum_a xs[a] @ w(k, a, b), each dot on the tensor cores with f32 accumulation."""
-  n = len(xs)
-  outs = []
-  for b in range(n):
-    acc = dot(xs[0], w(k, 0, b), precision)
-    for a in range(1, n):
-      acc = acc + dot(xs[a], w(k, a, b), precision)
-    outs.append(acc)
-  return outs
+def load_blocks(w_ref, slots: int, cols, resident: bool, interpret: bool):
+  """The (block_h, block_h) recurrent blocks per step: `at(s)` is a loader w(k, a, b) of
+  gate k's block of input chunk a and output chunk b at loop step s.
+
+  Resident blocks are read once, before the loop. Streamed blocks are read at every
+  step at an address made to depend on s (an opaque zero added to the gate index): a
+  loop-invariant address is hoisted out of the loop, and then the addresses of every
+  block stay live in registers across steps (64-bit each, for every 16-byte vector a
+  thread loads), which made the streamed kernels spill."""
+  if resident:
+    blocks = {(k, a, b): w_ref[k, cols[a], cols[b]] for k in range(slots)
+              for a in range(len(cols)) for b in range(len(cols))}
+    return lambda s: (lambda k, a, b: blocks[k, a, b])
+
+  def at(s):
+    zero = opaque_zero(s, interpret)
+    return lambda k, a, b: w_ref[k + zero, cols[a], cols[b]]
+  return at
+
+
+def chunk_product(xs, w, k: int, b: int, precision):
+  """Output chunk b of (bB, Hp) @ gate k's (Hp, Hp) block: sum_a xs[a] @ w(k, a, b), each
+  dot on the tensor cores with f32 accumulation (xs: the chunks, in the operand dtype)."""
+  acc = dot(xs[0], w(k, 0, b), precision)
+  for a in range(1, len(xs)):
+    acc = acc + dot(xs[a], w(k, a, b), precision)
+  return acc
+

@@ -52,7 +52,12 @@ def fused(spec: GateSpec, named_params, inputs, *, directions, flags, initial_st
   cd = _checks.compute_dtype(dtype, inputs, params[0])
   _tiling.check_block(block_b, "block_b")
   _tiling.check_block(block_h, "block_h", cd)
-  impl, interpret = _checks.resolve(implementation, spec.unsupported_reason(cd), interpret)
+  unsupported = spec.unsupported_reason(cd)
+  unverified = None
+  if implementation == "auto" and unsupported is None:
+    unverified = spec.envelope_reason(units, cd, directions=len(directions),
+                                      precision=precision, block_b=block_b, block_h=block_h)
+  impl, interpret = _checks.resolve(implementation, unsupported, interpret, unverified)
   x = _shapes.batch_major(jnp.asarray(inputs), time_major)
   per_direction = [states[i * spec.states:(i + 1) * spec.states] for i in range(len(directions))]
   if impl == "reference":

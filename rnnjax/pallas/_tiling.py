@@ -6,11 +6,12 @@ the whole sequence. The hidden dimension is cut into chunks of `block_h` units (
 of two), and units are padded to Hp, a multiple of it: each step's recurrent product is
 (Hp / block_h)^2 dots per gate of (block_b, block_h) @ (block_h, block_h). Triton stages
 a dot's operand in shared memory, so one (block_h, block_h) block must fit there, which
-bounds block_h (256 in bfloat16, 128 in float32); any units runs. When all gates' blocks
-fit together (one chunk, small units) the kernel loads them once before the time loop
-("resident"), otherwise it re-reads them from global memory (L2) at every step
-("streamed"). The byte budgets are estimates for an H100 (227 KiB of shared memory per
-block), not measurements.
+bounds block_h (256 in bfloat16, 128 in float32). When all gates' blocks fit together
+(small units) the kernel loads them once before the time loop ("resident"), otherwise it
+re-reads them from global memory (L2) at every step ("streamed"). `candidates` lists the
+tilings of a problem, best first; which of them compile within sm_90's shared memory and
+registers is the compile check's verdict (`compile_check`, `_envelope`), not these
+budgets.
 """
 
 import dataclasses
@@ -64,6 +65,9 @@ class KernelOptions:
   block_b: batch rows per program (power of two >= 16).
   block_h: units per hidden chunk (power of two >= 16); units are padded to a multiple.
   resident: the recurrent blocks are loaded once before the time loop.
+  num_warps, num_stages: Triton's (num_stages=1 when the blocks are streamed).
+  precision: of the float32 dots (None: TF32 unless jax.default_matmul_precision says).
+  prefetch: the forward loads the next step's projection one step ahead.
   """
 
   directions: tuple[bool, ...]
@@ -74,6 +78,7 @@ class KernelOptions:
   num_stages: int
   interpret: bool
   precision: jax.lax.Precision | None = None
+  prefetch: bool = False
 
 
 def check_block(value, name: str, dtype=None) -> None:
@@ -89,23 +94,54 @@ def check_block(value, name: str, dtype=None) -> None:
                      f"{jnp.dtype(dtype).name} (one gate block on chip), got {value}.")
 
 
-def choose(*, batch: int, units: int, gates: int, dtype, directions: tuple[bool, ...],
-           interpret: bool, block_b: int | None = None, block_h: int | None = None,
-           precision=None) -> KernelOptions:
-  """Kernel options for a (batch, units) problem."""
-  check_block(block_b, "block_b")
-  check_block(block_h, "block_h", dtype)
+@dataclasses.dataclass(frozen=True)
+class Tiling:
+  """How one kernel is cut and compiled (the part of KernelOptions the compile check
+  varies): block_h, Triton's num_warps and num_stages, whether the recurrent blocks are
+  resident, whether the forward prefetches the next step's projection."""
+
+  block_h: int
+  num_warps: int
+  num_stages: int
+  resident: bool
+  prefetch: bool
+
+  def options(self, *, directions, interpret: bool, block_b: int = MIN_BLOCK_B,
+              precision=None) -> KernelOptions:
+    return KernelOptions(directions=tuple(directions), block_b=block_b,
+                         block_h=self.block_h, resident=self.resident,
+                         num_warps=self.num_warps, num_stages=self.num_stages,
+                         interpret=interpret, precision=precision, prefetch=self.prefetch)
+
+
+def candidates(*, units: int, gates: int, dtype, block_h: int | None = None) -> list[Tiling]:
+  """The tilings for a problem, best first; the first one the compile check verified is
+  used (`_envelope.choose`).
+
+  block_h: one chunk when it fits (small units keep the untiled kernel), the largest
+  chunk above; then half of it, a smaller tiling for streamed blocks. The blocks are
+  resident when all gates' fit RESIDENT_BUDGET, else streamed from L2 at every step
+  with num_stages=1 (Triton's pipeliner would prefetch every streamed block of the next
+  step into shared memory: 520 KiB at bfloat16 units=256). Each block_h first with the
+  next step's projection prefetched through the loop carry, then without (it costs
+  registers).
+  """
   item = jnp.dtype(dtype).itemsize
-  if block_b is None:
-    block_b = MIN_BLOCK_B   # more programs beat bigger tiles while B / 16 <= #SMs [est]
-  if block_h is None:   # one chunk when it fits: small units keep the untiled kernel
-    block_h = min(max(MIN_UNITS_PAD, next_pow2(units)), max_block_h(dtype))
-  hp = units_pad(units, block_h)
-  resident = gates * hp * hp * item <= RESIDENT_BUDGET
-  num_warps = 4 if block_h <= 64 else 8
-  return KernelOptions(directions=tuple(directions), block_b=block_b, block_h=block_h,
-                       resident=resident, num_warps=num_warps, num_stages=2,
-                       interpret=interpret, precision=precision)
+  if block_h is None:
+    natural = min(max(MIN_UNITS_PAD, next_pow2(units)), max_block_h(dtype))
+    sizes = [natural]
+    if gates * units_pad(units, natural) ** 2 * item > RESIDENT_BUDGET and natural >= 128:
+      sizes.append(natural // 2)
+  else:
+    sizes = [block_h]
+  out = []
+  for bh in sizes:
+    hp = units_pad(units, bh)
+    resident = gates * hp * hp * item <= RESIDENT_BUDGET
+    warps = 4 if bh <= 64 and resident else 8
+    stages = 2 if resident else 1
+    out += [Tiling(bh, warps, stages, resident, prefetch) for prefetch in (True, False)]
+  return out
 
 
 def batch_pad(batch: int, block_b: int) -> int:

@@ -3,9 +3,11 @@ CPU-only machine (reference/perf.md sections 3.8 and 6.2): the inference forward
 residual-saving forward and the backward kernel of the LSTM, the GRU and the
 bidirectional LSTM, in float32 and bfloat16, with the recurrent blocks resident (small
 units), streamed as one chunk (the largest chunk) and tiled in three chunks of the hidden
-dimension (units over a chunk, padded to a multiple of it, not to a power of two). Interpret mode cannot catch what
-Triton rejects (non-power-of-two blocks, value slicing, unsupported primitives); this
-does. It does not prove that the PTX compiles or runs fast."""
+dimension (units over a chunk, padded to a multiple of it, not to a power of two).
+Interpret mode cannot catch what Triton rejects (non-power-of-two blocks, value slicing,
+unsupported primitives); this does. That the PTX compiles within sm_90's shared memory
+and registers is the compile check's job (test_compile_check.py); how fast it runs needs
+a GPU (bench/gpu_check.py)."""
 
 import dataclasses
 import re

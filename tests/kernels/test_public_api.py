@@ -25,7 +25,7 @@ def test_largest_supported_units():
 
 
 PALLAS = {
-    "dtype_reason", "force_interpret", "fused_bidirectional_lstm", "fused_gru", "fused_lstm",
+    "compile_envelope", "compile_envelope_reason", "dtype_reason", "force_interpret", "fused_bidirectional_lstm", "fused_gru", "fused_lstm",
     "interpret_forced", "max_block_h", "resolve_interpret", "run_gru", "run_lstm",
     "unsupported_reason",
 }

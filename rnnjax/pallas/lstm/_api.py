@@ -59,7 +59,8 @@ def fused_lstm(params: Params, inputs: ArrayLike, *,
       output after reading x[T-1-k]).
     dtype: compute dtype, float32 or bfloat16 (default: promotion of inputs and kernel).
     implementation: "pallas" (the kernel; interpret mode off the GPU), "reference" (the
-      pure-JAX lax.scan), or "auto" (the kernel on a GPU when supported, else reference).
+      pure-JAX lax.scan), or "auto" (the kernel on a GPU when supported and inside the
+      compile-verified envelope, `rnnjax.pallas.compile_envelope`; else the reference).
     interpret: None: interpret mode unless on a GPU; or force it either way.
     block_b: batch rows per kernel program (power of two >= 16); None: heuristic.
     block_h: units per hidden chunk (power of two >= 16, at most 256 for bfloat16, 128
