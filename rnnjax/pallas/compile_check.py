@@ -162,11 +162,14 @@ def lower_config(config: Config, batch: int = CHECK_BATCH, steps: int = CHECK_ST
   """The Triton IR of one configuration's kernel (for `batch` rows and `steps` steps)."""
   spec, args = kernel_args(config, batch, steps)
   opts = config.options()
-  if config.kernel == "bwd":
-    fn = lambda *a: _backward.backward(spec, *a, opts, dz_dtype=F32)   # noqa: E731
-  else:
-    save = config.kernel == "fwd_res"
-    fn = lambda *a: _forward.forward(spec, *a, opts, save=save)   # noqa: E731
+  def fn(*a):
+    if config.kernel == "bwd":
+      dhs, dfinal, saved, seq, seq0, wt, lengths = a
+      return _backward.backward(spec, dhs, dfinal, saved, seq, seq0, wt, lengths, opts,
+                                dz_dtype=F32)
+    xp, w, vectors, states, lengths = a
+    return _forward.forward(spec, xp, w, vectors, states, lengths, opts,
+                            save=config.kernel == "fwd_res")
   (text,) = lower_for_h100(fn, *args)
   return text
 
@@ -184,7 +187,8 @@ def dot_precisions(text: str) -> list[tuple[str, str]]:
   for line in re.findall(r"tt\.dot [^\n]*", text):
     precision = re.search(r"inputPrecision = (\w+)", line)
     operand = re.search(r": tensor<[\dx]+x(\w+)>", line)
-    out.append((operand.group(1), precision.group(1) if precision else "ieee"))
+    out.append((operand.group(1) if operand else "?",
+                precision.group(1) if precision else "ieee"))
   return out
 
 
@@ -252,7 +256,10 @@ def ptxas_version() -> str:
   from triton.backends.nvidia.compiler import get_ptxas
   out = subprocess.run([get_ptxas(CAPABILITY).path, "--version"], capture_output=True,
                        text=True, check=True).stdout
-  return re.search(r"release ([\d.]+)", out).group(1)
+  found = re.search(r"release ([\d.]+)", out)
+  if found is None:
+    raise RuntimeError(f"ptxas --version printed no release number: {out!r}")
+  return found.group(1)
 
 
 # The grid and the table -----------------------------------------------------------------
