@@ -14,7 +14,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from ._validation import check_weight_owner, lookup
+from ._validation import check_real, check_weight_owner, lookup, owner_params
 
 # The regularizer argument of each weight of a Keras RNN cell's params.
 WEIGHT_REGULARIZERS = tuple((w, f"{role}_regularizer") for w, role in (
@@ -22,9 +22,7 @@ WEIGHT_REGULARIZERS = tuple((w, f"{role}_regularizer") for w, role in (
 
 
 def _check_factor(value, argument: str) -> float:
-  if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
-    raise ValueError(f"{argument} must be a non-negative finite float, got {value!r}.")
-  return float(value)
+  return check_real(value, argument, "a non-negative finite float", lambda v: v >= 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +84,9 @@ def get(regularizer, *, argument: str = "regularizer"):
 
 
 def _weight_penalty(owner, params):
-  """Sum of one cell's weight penalties (its `weight_penalty(params)` hook if it has one)."""
+  """Sum of one cell's weight penalties (its `weight_penalty(params)` hook if it has one);
+  `params` must be the cell's own (a penalty of other params would be 0 without a word)."""
+  owner_params(owner, params)
   hook = getattr(owner, "weight_penalty", None)
   if hook is not None:
     return jnp.asarray(hook(params), jnp.float32)

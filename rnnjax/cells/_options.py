@@ -1,7 +1,8 @@
 """The Keras arguments that every built-in cell shares, checked in one place: the
 activations, the kernel / recurrent / bias initializers, regularizers and constraints,
-bool flags, the two dropout rates, the seed and the dtypes. DenseConfig and
-ConvLSTMConfig call `check_shared_options` from their `check_config`."""
+bool flags, the two dropout rates, the seed (in [0, 2**32)) and the dtypes (floating
+point). DenseConfig and ConvLSTMConfig call `check_shared_options` from their
+`check_config`."""
 
 import dataclasses
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from .. import _activations, _constraints, _initializers, _regularizers
-from .._validation import check_bool, check_dtype
+from .._validation import check_bool, check_dtype, check_seed
 from ._dropout import check_rate
 
 # The Keras argument prefixes of the three weights of every Keras RNN cell.
@@ -40,12 +41,6 @@ class WeightOptions:
   param_dtype: Any = jnp.float32
 
 
-def check_seed(seed, argument: str = "seed") -> None:
-  """An int or None (Keras's `seed`)."""
-  if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-    raise TypeError(f"{argument} must be an int or None, got {seed!r}.")
-
-
 def check_shared_options(config, *, activations=("activation",), flags=("use_bias",)) -> None:
   """Raises the first error among `config`'s shared Keras arguments.
 
@@ -64,6 +59,6 @@ def check_shared_options(config, *, activations=("activation",), flags=("use_bia
     check_bool(getattr(config, name), name)
   check_rate(config.dropout, "dropout")
   check_rate(config.recurrent_dropout, "recurrent_dropout")
-  check_seed(config.seed)
+  check_seed(config.seed)   # folded into the dropout key: a uint32
   for name in ("dtype", "param_dtype"):
-    check_dtype(getattr(config, name), name)
+    check_dtype(getattr(config, name), name, floating=True)
