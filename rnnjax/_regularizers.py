@@ -14,7 +14,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from ._validation import check_real, check_weight_owner, lookup, owner_params
+from ._validation import check_real, check_weight_owner, describe, lookup, owner_params
 
 # The regularizer argument of each weight of a Keras RNN cell's params.
 WEIGHT_REGULARIZERS = tuple((w, f"{role}_regularizer") for w, role in (
@@ -125,6 +125,10 @@ def regularization_loss(layer, params, outputs=None) -> jax.Array:
   penalties = layer.map_weight_owners(_weight_penalty, params)
   total = sum(jax.tree.leaves(penalties), jnp.zeros((), jnp.float32))
   activity = get(getattr(layer, "activity_regularizer", None), argument="activity_regularizer")
+  for leaf in jax.tree.leaves(outputs):
+    if not (hasattr(leaf, "shape") and hasattr(leaf, "dtype")):
+      raise TypeError(f"outputs must be what layer.apply returned (arrays), got "
+                      f"{describe(leaf)}.")
   if activity is not None and outputs is not None:
     for leaf in jax.tree.leaves(outputs):
       penalty = jnp.asarray(activity(leaf), jnp.float32)

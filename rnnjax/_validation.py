@@ -245,6 +245,7 @@ def state_like(given, expected, *, argument: str, batch: int, cast: bool = True)
         f"got {_shapes(given)}."
     )
   for g, e in zip(g_leaves, e_leaves):
+    check_input_dtype(g.dtype, argument)   # complex states would lose their imaginary part
     if tuple(g.shape) != tuple(e.shape):
       if g.ndim >= 1 and g.shape[0] != batch and tuple(g.shape[1:]) == tuple(e.shape[1:]):
         raise ValueError(

@@ -145,8 +145,10 @@ class StackedRNNCells(Cell):
       raise TypeError(f"params of StackedRNNCells must be a tuple with one entry per cell "
                       f"({n}), got {describe(params)}.")
     if not isinstance(states, (tuple, list)) or len(states) != n:
+      got = (f"{len(states)} entries" if isinstance(states, (tuple, list))
+             else describe(states))
       raise ValueError(f"states of StackedRNNCells must hold one state tuple per cell ({n}), "
-                       f"got {describe(states)}.")
+                       f"got {got}.")
     states = tuple(tuple(s) if isinstance(s, (tuple, list)) else (s,) for s in states)
     check = getattr(self.cells[0], "check_call", None)
     if check is not None:

@@ -75,9 +75,12 @@ class SequenceLayer:
     for name in ("return_sequences", "return_state", "go_backwards", "stateful", "time_major",
                  "zero_output_for_mask"):
       _validation.check_bool(getattr(self, name), name)
-    if not isinstance(self.unroll, (bool, int)) or (
-        not isinstance(self.unroll, bool) and self.unroll < 1):
+    if not isinstance(self.unroll, (bool, int)):
+      raise TypeError(f"unroll must be a bool or a positive int, got {self.unroll!r}.")
+    if not isinstance(self.unroll, bool) and self.unroll < 1:
       raise ValueError(f"unroll must be a bool or a positive int, got {self.unroll!r}.")
+    if self.name is not None and not isinstance(self.name, str):
+      raise TypeError(f"name must be a str or None, got {self.name!r}.")
     check_remat(self.remat)
     _validation.check_dtype(self.carry_dtype, "carry_dtype", floating=True)
     _regularizers.get(self.activity_regularizer, argument="activity_regularizer")
