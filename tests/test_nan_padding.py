@@ -138,7 +138,7 @@ def test_pallas_kernels_in_interpret_mode(make, kw):
   x = inputs((B, T, F))
   with rj.kernels.force_interpret():
     choice = rj.kernels.which_path(layer, x, seq_lengths=LENGTHS)
-    assert choice.path == "fused" and "Pallas" in choice.reason
+    assert choice.path == "fused" and "CPU" not in choice.reason   # the Pallas kernel
     assert_padding_is_harmless(layer, x, padding_of(LENGTHS), lengths=LENGTHS)
 
 

@@ -7,6 +7,7 @@ The configuration fields it reads (`use_bias`, `dtype`, `param_dtype`, `dropout`
 """
 
 import dataclasses
+import functools
 from typing import ClassVar
 
 import jax
@@ -15,6 +16,16 @@ import jax.numpy as jnp
 from .. import _validation
 from ._base import Cell, state_shapes
 from ._dropout import DropoutMasks, keep_mask
+
+
+@functools.lru_cache(maxsize=256)
+def _weight_spec(cell, kernel_shape: tuple) -> tuple:
+  """(name, ShapeDtypeStruct) of each weight `cell.init` gives for a kernel of
+  `kernel_shape`: cached, as `regularization_loss` checks params at every eager call."""
+  shapes = cell.keras_weight_shapes(jax.ShapeDtypeStruct(kernel_shape, jnp.float32))
+  dtype = jnp.dtype(cell.param_dtype)
+  return tuple((name, jax.ShapeDtypeStruct(shapes[name], dtype))
+               for name in cell.keras_weight_names())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,10 +89,14 @@ class KerasCell(Cell):
     recurrent kernel (and bias) of the shapes that fit the kernel's input size, floating
     point (`rj.regularization_loss` and `rj.apply_constraints` check with it)."""
     self.check_params_dict(params)
-    shapes = self.keras_weight_shapes(params["kernel"])
-    dtype = jnp.dtype(self.param_dtype)
-    _validation.params_like(params, {name: jax.ShapeDtypeStruct(shapes[name], dtype)
-                                     for name in self.keras_weight_names()}, argument=argument)
+    shape = tuple(getattr(params["kernel"], "shape", ()))
+    try:
+      hash(self)
+    except TypeError:   # e.g. an unhashable regularizer object among the options
+      expected = _weight_spec.__wrapped__(self, shape)
+    else:
+      expected = _weight_spec(self, shape)
+    _validation.params_like(params, dict(expected), argument=argument)
 
   def call_state_shapes(self, input_shape) -> tuple[tuple[int, ...], ...]:
     """Per-example state shapes for per-step `input_shape` (here from `state_size`)."""

@@ -16,6 +16,7 @@ of a zip member or JSON; `_keras_config.py` reads the config's parts it needs, c
 their structure. A malformed file is a ValueError naming it.
 """
 
+import functools
 import io
 import os
 import pathlib
@@ -332,23 +333,29 @@ def load_keras_params(path, layer, name: str | None = None):
     if name not in index:
       raise ValueError(f"name {name!r} is not a layer of the file; its layers are {sorted(index)}.")
     datasets = _arrays(index[name], _rnnjax_hint(layer), repr(name), where)
-    try:
-      _fits(layer, datasets)
-      arrays = [_safe.read_dataset(d, where) for d in datasets]
-      return from_keras(layer, arrays)
-    except ValueError as error:
-      raise ValueError(f"Keras layer {name!r} of {str(path)!r} does not fit the rnnjax layer: "
-                       f"{error}") from None
+    fit = functools.partial(from_keras, layer)
+    _does_not_fit(name, path, lambda: _fits(fit, datasets))
+    arrays = [_safe.read_dataset(d, where) for d in datasets]
+  return _does_not_fit(name, path, lambda: fit(arrays))
 
 
-def _fits(layer, datasets) -> None:
-  """`from_keras(layer, ...)` traced on the datasets' shapes only (nothing is read): its
-  count and shape errors come before any data is."""
+def _does_not_fit(name, path, run):
+  """`run()`, its ValueError said as the Keras layer not fitting the rnnjax layer."""
+  try:
+    return run()
+  except ValueError as error:
+    raise ValueError(f"Keras layer {name!r} of {str(path)!r} does not fit the rnnjax layer: "
+                     f"{error}") from None
+
+
+def _fits(fit, datasets) -> None:
+  """`fit(arrays)` traced on the datasets' shapes only (nothing is read): its count and
+  shape errors come before any data is."""
   import jax
 
   specs = [jax.ShapeDtypeStruct(tuple(d.shape), np.float32) for d in datasets]
   try:
-    jax.eval_shape(lambda *arrays: from_keras(layer, list(arrays)), *specs)
+    jax.eval_shape(lambda *arrays: fit(list(arrays)), *specs)
   except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
     pass   # a custom cell's from_keras_weights that needs values: checked after reading
 

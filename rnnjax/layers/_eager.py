@@ -16,6 +16,7 @@ well, so `prepare` names them instead of `jax.jit`."""
 import functools
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from .. import _validation, dispatch
@@ -29,8 +30,9 @@ def _concrete_arrays(tree) -> bool:
   for leaf in jax.tree.leaves(tree):
     if isinstance(leaf, jax.core.Tracer) or not isinstance(leaf, (jax.Array, np.ndarray)):
       return False
-    if isinstance(leaf, np.ndarray) and leaf.dtype.kind not in "biufc":
-      return False
+    if isinstance(leaf, np.ndarray) and not (jnp.issubdtype(leaf.dtype, jnp.number)
+                                             or jnp.issubdtype(leaf.dtype, jnp.bool_)):
+      return False   # strings, objects: `prepare` names them, not jax.jit
   return True
 
 
