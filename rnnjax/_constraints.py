@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import jax
 import jax.numpy as jnp
 
-from ._validation import check_weight_owner, lookup
+from ._validation import (check_axis, check_optimizer, check_real, check_weight_owner, lookup,
+                          owner_params)
 from .types import Array, Params
 
 if TYPE_CHECKING:
@@ -29,8 +30,8 @@ WEIGHT_CONSTRAINTS = tuple((w, f"{role}_constraint") for w, role in (
 EPSILON = 1e-7  # Keras's backend.epsilon()
 
 
-def _axis(axis):
-  return tuple(axis) if isinstance(axis, list) else axis
+_POSITIVE = "a positive finite float"
+_NON_NEGATIVE = "a non-negative finite float"
 
 
 def _norms(w, axis):
@@ -45,7 +46,9 @@ class MaxNorm:
   axis: int | tuple = 0
 
   def __post_init__(self):
-    object.__setattr__(self, "axis", _axis(self.axis))
+    # A negative bound would flip the sign of every weight; 0 would zero them all.
+    check_real(self.max_value, "max_value", _POSITIVE, lambda v: v > 0)
+    object.__setattr__(self, "axis", check_axis(self.axis))
 
   def __call__(self, w: Array) -> Array:
     norms = _norms(w, self.axis)
@@ -67,7 +70,7 @@ class UnitNorm:
   axis: int | tuple = 0
 
   def __post_init__(self):
-    object.__setattr__(self, "axis", _axis(self.axis))
+    object.__setattr__(self, "axis", check_axis(self.axis))
 
   def __call__(self, w: Array) -> Array:
     return w / (EPSILON + _norms(w, self.axis))
@@ -83,7 +86,11 @@ class MinMaxNorm:
   axis: int | tuple = 0
 
   def __post_init__(self):
-    object.__setattr__(self, "axis", _axis(self.axis))
+    check_real(self.min_value, "min_value", _NON_NEGATIVE, lambda v: v >= 0)
+    check_real(self.max_value, "max_value", f"a finite float >= min_value ({self.min_value})",
+               lambda v: v >= self.min_value)
+    check_real(self.rate, "rate", "a float in (0, 1]", lambda v: 0 < v <= 1)
+    object.__setattr__(self, "axis", check_axis(self.axis))
 
   def __call__(self, w: Array) -> Array:
     norms = _norms(w, self.axis)
@@ -109,7 +116,9 @@ def get(constraint, *, argument: str = "constraint"):
 
 
 def _project(owner, params):
-  """One cell's params with its constraints applied (its `constrain(params)` hook if any)."""
+  """One cell's params with its constraints applied (its `constrain(params)` hook if any);
+  `params` must be the cell's own (others would come back unprojected without a word)."""
+  owner_params(owner, params)
   hook = getattr(owner, "constrain", None)
   if hook is not None:
     return hook(params)
@@ -163,6 +172,7 @@ def with_constraints(optimizer: "optax.GradientTransformation",
   import optax
 
   check_weight_owner(layer)
+  check_optimizer(optimizer)
   inner = optax.with_extra_args_support(optimizer)
 
   def update(updates, state, params=None, **extra_args):

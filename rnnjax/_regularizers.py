@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ._validation import check_weight_owner, lookup
+from ._validation import check_real, check_weight_owner, describe, lookup, owner_params
 from .types import Array, Params, PyTree
 
 # The regularizer argument of each weight of a Keras RNN cell's params.
@@ -24,9 +24,7 @@ WEIGHT_REGULARIZERS = tuple((w, f"{role}_regularizer") for w, role in (
 
 
 def _check_factor(value, argument: str) -> float:
-  if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 or value == float("inf"):
-    raise ValueError(f"{argument} must be a non-negative finite float, got {value!r}.")
-  return float(value)
+  return check_real(value, argument, "a non-negative finite float", lambda v: v >= 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +86,9 @@ def get(regularizer, *, argument: str = "regularizer"):
 
 
 def _weight_penalty(owner, params):
-  """Sum of one cell's weight penalties (its `weight_penalty(params)` hook if it has one)."""
+  """Sum of one cell's weight penalties (its `weight_penalty(params)` hook if it has one);
+  `params` must be the cell's own (a penalty of other params would be 0 without a word)."""
+  owner_params(owner, params)
   hook = getattr(owner, "weight_penalty", None)
   if hook is not None:
     return jnp.asarray(hook(params), jnp.float32)
@@ -127,6 +127,10 @@ def regularization_loss(layer: Any, params: Params, outputs: PyTree = None) -> A
   penalties = layer.map_weight_owners(_weight_penalty, params)
   total = sum(jax.tree.leaves(penalties), jnp.zeros((), jnp.float32))
   activity = get(getattr(layer, "activity_regularizer", None), argument="activity_regularizer")
+  for leaf in jax.tree.leaves(outputs):
+    if not (hasattr(leaf, "shape") and hasattr(leaf, "dtype")):
+      raise TypeError(f"outputs must be what layer.apply returned (arrays), got "
+                      f"{describe(leaf)}.")
   if activity is not None and outputs is not None:
     for leaf in jax.tree.leaves(outputs):
       penalty = jnp.asarray(activity(leaf), jnp.float32)

@@ -5,6 +5,8 @@ One vocabulary of messages: `<argument> must be <what was expected>, got <what i
 `TypeError` for the wrong kind of thing, `ValueError` for a wrong value. `describe` says
 what was got the same way everywhere."""
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -38,18 +40,59 @@ def check_positive_int(value, argument: str) -> int:
   return value
 
 
-def check_dtype(value, argument: str, *, optional: bool = True):
-  """`value` as a jnp.dtype (None stays None when `optional`)."""
+def check_dtype(value, argument: str, *, optional: bool = True, floating: bool = False):
+  """`value` as a jnp.dtype (None stays None when `optional`); with `floating`, a real
+  floating-point one (an integer compute or carry dtype would truncate every step)."""
   if value is None and optional:
     return None
   try:
-    return jnp.dtype(value)
+    dtype = jnp.dtype(value)
   except TypeError:
     raise TypeError(f"{argument} must be a dtype or dtype name, got {value!r}.") from None
+  if floating and not jnp.issubdtype(dtype, jnp.floating):
+    raise ValueError(f"{argument} must be a floating-point dtype (float32, bfloat16, float16, "
+                     f"...), got {dtype.name}.")
+  return dtype
 
 
-def check_lengths(seq_lengths, batch: int):
-  """(B,) integer `seq_lengths` as a jax array, or None."""
+def check_seed(seed, argument: str = "seed"):
+  """An int in [0, 2**32) (what jax.random.fold_in takes) or None."""
+  if seed is None:
+    return None
+  if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+    raise TypeError(f"{argument} must be an int or None, got {seed!r}.")
+  if not 0 <= seed < 2**32:
+    raise ValueError(f"{argument} must be in [0, 2**32) (a uint32, as jax.random.fold_in "
+                     f"takes), got {seed}.")
+  return int(seed)
+
+
+def check_real(value, argument: str, expected: str, ok=lambda v: True) -> float:
+  """`value` as a float when it is a finite real number (not a bool) with `ok(value)`: a
+  TypeError for another kind of thing, a ValueError for a value outside the domain.
+
+  expected: the domain in words, e.g. "a non-negative finite float"."""
+  if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    raise TypeError(f"{argument} must be {expected}, got {describe(value)}.")
+  if not (math.isfinite(value) and ok(float(value))):
+    raise ValueError(f"{argument} must be {expected}, got {value!r}.")
+  return float(value)
+
+
+def check_axis(axis, argument: str = "axis"):
+  """An int or a tuple / list of ints (a list becomes a tuple)."""
+  ints = (int, np.integer)
+  if isinstance(axis, ints) and not isinstance(axis, bool):
+    return int(axis)
+  if isinstance(axis, (tuple, list)) and axis and all(
+      isinstance(a, ints) and not isinstance(a, bool) for a in axis):
+    return tuple(int(a) for a in axis)
+  raise TypeError(f"{argument} must be an int or a non-empty tuple of ints, got {axis!r}.")
+
+
+def check_lengths(seq_lengths, batch: int, steps: int | None = None):
+  """(B,) integer `seq_lengths` as a jax array, or None; with `steps` (T), concrete values
+  must lie in [0, T] (see `lengths_in_range`)."""
   if seq_lengths is None:
     return None
   if not hasattr(seq_lengths, "shape"):
@@ -60,16 +103,37 @@ def check_lengths(seq_lengths, batch: int):
     )
   if not jnp.issubdtype(seq_lengths.dtype, jnp.integer):
     raise TypeError(f"seq_lengths must be an integer array, got dtype {seq_lengths.dtype}.")
+  if steps is not None:
+    lengths_in_range(seq_lengths, steps)
   return jnp.asarray(seq_lengths)
 
 
+def lengths_in_range(seq_lengths, steps: int) -> None:
+  """Concrete integer `seq_lengths` must lie in [0, T] (a length past T, or below 0, would
+  be clipped without a word). Tracers (under the user's own jit / vmap) cannot be read and
+  pass; so do values of another shape or dtype, which `check_lengths` reports."""
+  if seq_lengths is None or isinstance(seq_lengths, jax.core.Tracer):
+    return
+  values = np.asarray(seq_lengths)
+  if values.size == 0 or not np.issubdtype(values.dtype, np.integer):
+    return
+  bad = np.flatnonzero((values < 0) | (values > steps))
+  if bad.size:
+    shown = ", ".join(f"seq_lengths[{i}] = {values.flat[i]}" for i in bad[:4])
+    raise ValueError(f"seq_lengths must lie in [0, T] = [0, {steps}], got {shown}.")
+
+
 def check_key(key, argument: str) -> None:
+  """One jax.random key: a typed key of shape (), or a raw (2,) uint32 PRNGKey."""
   if key is None:
     raise ValueError(f"{argument} must be a jax.random key, got None.")
   dtype = getattr(key, "dtype", None)
   if dtype is None:
     raise TypeError(f"{argument} must be a jax.random key, got {describe(key)}.")
   if jnp.issubdtype(dtype, jax.dtypes.prng_key):
+    if tuple(key.shape) != ():
+      raise ValueError(f"{argument} must be a single jax.random key (shape ()), got a key "
+                       f"array of shape {tuple(key.shape)}; pass one key, e.g. keys[0].")
     return
   if dtype == jnp.uint32 and tuple(key.shape) == (2,):
     return
@@ -87,11 +151,14 @@ def sequence_dims(inputs, *, time_major: bool, argument: str = "inputs") -> tupl
   dims = None
   for leaf in leaves:
     if not hasattr(leaf, "shape") or not hasattr(leaf, "dtype"):
-      raise TypeError(f"{argument} must hold arrays, got {describe(leaf)}.")
-    if leaf.ndim < 3:
+      hint = (" (a shape? pass an array or jax.ShapeDtypeStruct(shape, dtype))"
+              if isinstance(inputs, tuple) and all(isinstance(d, int) for d in inputs) else "")
+      raise TypeError(f"{argument} must hold arrays, got {describe(leaf)}{hint}.")
+    check_input_dtype(leaf.dtype, argument)
+    if len(leaf.shape) < 3:
       raise ValueError(
           f"{argument} must have shape {layout} with at least one feature axis, got "
-          f"shape {tuple(leaf.shape)} (rank {leaf.ndim})."
+          f"shape {tuple(leaf.shape)} (rank {len(leaf.shape)})."
       )
     bt = (leaf.shape[1], leaf.shape[0]) if time_major else (leaf.shape[0], leaf.shape[1])
     if dims is not None and bt != dims:
@@ -105,6 +172,19 @@ def sequence_dims(inputs, *, time_major: bool, argument: str = "inputs") -> tupl
   if steps == 0:
     raise ValueError(f"{argument} must have at least one time step, got shape {tuple(leaves[0].shape)}.")
   return batch, steps
+
+
+def check_input_dtype(dtype, argument: str = "inputs") -> None:
+  """Inputs must be real numbers: floating-point, integer or bool (complex inputs would run
+  in complex arithmetic, strings and objects cannot be computed with)."""
+  try:
+    dtype = jnp.dtype(dtype)
+  except TypeError:
+    raise TypeError(f"{argument} must have a real floating-point, integer or bool dtype, got "
+                    f"{dtype}.") from None
+  if not any(jnp.issubdtype(dtype, kind) for kind in (jnp.floating, jnp.integer, jnp.bool_)):
+    raise TypeError(f"{argument} must have a real floating-point, integer or bool dtype, got "
+                    f"{dtype}.")
 
 
 def step_shapes(inputs):
@@ -131,8 +211,8 @@ def step_flags(flags, argument: str, batch: int, steps: int, time_major: bool):
 
 
 def lengths_to_mask(seq_lengths, batch: int, steps: int, time_major: bool):
-  """Right-padded mask from per-row lengths (B,): step t is valid when t < length."""
-  seq_lengths = check_lengths(seq_lengths, batch)
+  """Right-padded mask from per-row lengths (B,) in [0, T]: step t is valid when t < length."""
+  seq_lengths = check_lengths(seq_lengths, batch, steps)
   mask = jnp.arange(steps)[None, :] < seq_lengths[:, None]
   return mask.T if time_major else mask
 
@@ -152,9 +232,9 @@ def _shapes(tree):
                       is_leaf=lambda a: not isinstance(a, (tuple, list)))
 
 
-def state_like(given, expected, *, argument: str, batch: int):
-  """Checks a user state against the cell's `expected` zero state; returns it as nested
-  tuples cast to the expected dtypes."""
+def state_like(given, expected, *, argument: str, batch: int, cast: bool = True):
+  """Checks a user state against the cell's `expected` zero state (arrays or
+  ShapeDtypeStructs); returns it as nested tuples, cast to the expected dtypes when `cast`."""
   if not isinstance(given, (tuple, list)):
     given = (given,)
   given = _match_single(tuple(given), expected)
@@ -166,6 +246,7 @@ def state_like(given, expected, *, argument: str, batch: int):
         f"got {_shapes(given)}."
     )
   for g, e in zip(g_leaves, e_leaves):
+    check_input_dtype(g.dtype, argument)   # complex states would lose their imaginary part
     if tuple(g.shape) != tuple(e.shape):
       if g.ndim >= 1 and g.shape[0] != batch and tuple(g.shape[1:]) == tuple(e.shape[1:]):
         raise ValueError(
@@ -175,6 +256,8 @@ def state_like(given, expected, *, argument: str, batch: int):
       raise ValueError(
           f"{argument} must hold state arrays of shapes {_shapes(expected)}, got {_shapes(given)}."
       )
+  if not cast:
+    return given
   return jax.tree.map(lambda g, e: jnp.asarray(g).astype(e.dtype), given, expected)
 
 
@@ -268,3 +351,20 @@ def check_weight_owner(layer, argument: str = "layer") -> None:
   if not hasattr(layer, "map_weight_owners"):
     raise TypeError(f"{argument} must be an rnnjax layer or cell (with a "
                     f"map_weight_owners(fn, params) method), got {describe(layer)}.")
+
+
+def owner_params(owner, params, argument: str = "params") -> None:
+  """The params of one weight-owning cell in a layer's walk (`map_weight_owners`) must be
+  the ones its init returns: checked by the cell's `check_weight_params` hook (the built-in
+  cells have one; a custom cell without it is taken as it is)."""
+  check = getattr(owner, "check_weight_params", None)
+  if check is not None:
+    check(params, argument)
+
+
+def check_optimizer(optimizer, argument: str = "optimizer") -> None:
+  """An optax GradientTransformation: something with `init` and `update` methods."""
+  if not (callable(getattr(optimizer, "init", None))
+          and callable(getattr(optimizer, "update", None))):
+    raise TypeError(f"{argument} must be an optax GradientTransformation (with init and "
+                    f"update, e.g. optax.adam(1e-3)), got {describe(optimizer)}.")

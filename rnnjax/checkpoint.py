@@ -24,6 +24,7 @@ streams in `nnx.state(model)`) are stored as their key data and come back as key
 when `like` holds a key there.
 """
 
+import math
 import os
 from typing import Any, NamedTuple
 
@@ -42,6 +43,10 @@ except ImportError as error:  # an optional dependency: pip install "rnnjax[chec
 from .types import PyTree
 
 _METADATA_FILE = "_CHECKPOINT_METADATA"
+# Restoring without `like` trusts the stored shapes: a checkpoint declaring more than this,
+# and more than MAX_EXPANSION times the bytes it holds on disk, is refused (a shape bomb).
+BOMB_FLOOR_BYTES = 1 << 30
+MAX_EXPANSION = 1000
 
 
 class Checkpoint(NamedTuple):
@@ -110,18 +115,22 @@ def restore(path: str | os.PathLike, like: PyTree = None, *, state_like: PyTree 
       if not os.path.exists(os.path.join(path, _METADATA_FILE)):
         raise FileNotFoundError(f"no checkpoint at {path}: it holds neither a checkpoint nor "
                                 "step checkpoints (numbered subdirectories).")
-      stored = checkpointer.metadata(path).item_metadata.tree
+      stored = _stored_tree(lambda: checkpointer.metadata(path).item_metadata, path)
+      _check_declared_size(stored, like, state_like, path, path)
       target = _target(stored, like, state_like, path)
-      tree = checkpointer.restore(path, target)
+      tree = _read(lambda: checkpointer.restore(path, target), target, path)
   else:
     if step is None:
       step = max(steps)
     if step not in steps:
       raise FileNotFoundError(f"no step {step} in {path}; it holds steps {sorted(steps)}.")
+    where = f"{path} (step {step})"
     with _manager(path) as manager:
-      stored = manager.item_metadata(step).tree
-      target = _target(stored, like, state_like, f"{path} (step {step})")
-      tree = manager.restore(step, args=ocp.args.StandardRestore(target))
+      stored = _stored_tree(lambda: manager.item_metadata(step), where)
+      _check_declared_size(stored, like, state_like, os.path.join(path, str(step)), where)
+      target = _target(stored, like, state_like, where)
+      tree = _read(lambda: manager.restore(step, args=ocp.args.StandardRestore(target)),
+                   target, where)
   params = _decode(tree["params"], like)
   state = _decode(tree["state"], state_like) if "state" in tree else None
   return Checkpoint(params, state, step)
@@ -148,6 +157,67 @@ def _check_step(step):
   if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
     raise ValueError(f"step must be a non-negative int or None, got {step!r}.")
   return int(step)
+
+
+# What Orbax raises on a damaged checkpoint (bad JSON, missing or truncated files, a
+# metadata of another structure).
+_DAMAGE = (ValueError, TypeError, KeyError, AttributeError, IndexError, OSError, RuntimeError)
+
+
+def _stored_tree(read_metadata, where: str) -> dict:
+  """The stored tree metadata, {"params": ..., "state": ...}; a ValueError naming the
+  checkpoint when it is missing or damaged (Orbax returns None, or fails in many ways)."""
+  try:
+    tree = getattr(read_metadata(), "tree", None)
+  except _DAMAGE as error:
+    raise ValueError(f"the checkpoint at {where} has damaged metadata: "
+                     f"{type(error).__name__}: {error}.") from None
+  if not isinstance(tree, dict) or "params" not in tree:
+    got = "none" if tree is None else _describe_tree(tree)
+    raise ValueError(f"the checkpoint at {where} has damaged or missing metadata (Orbax "
+                     f"_METADATA): expected a tree with 'params', got {got}.")
+  return tree
+
+
+def _check_declared_size(stored, like, state_like, directory: str, where: str) -> None:
+  """Without `like` (or `state_like`), the stored shapes are all there is: refuse a
+  checkpoint that declares far more bytes than it holds on disk."""
+  trusted = [name for name, template in (("params", like), ("state", state_like))
+             if template is None and name in stored]
+  declared = sum(math.prod(leaf.shape) * jnp.dtype(leaf.dtype).itemsize
+                 for name in trusted for leaf in jax.tree.leaves(stored[name]))
+  if declared <= BOMB_FLOOR_BYTES:
+    return
+  on_disk = sum(os.path.getsize(os.path.join(root, f))
+                for root, _, files in os.walk(directory) for f in files)
+  if declared > MAX_EXPANSION * on_disk:
+    raise ValueError(f"the checkpoint at {where} declares arrays of {declared} bytes but holds "
+                     f"{on_disk} bytes on disk (a shape bomb?); pass like= with the shapes you "
+                     f"expect to restore it.")
+
+
+def _describe_tree(tree) -> str:
+  if isinstance(tree, dict):
+    return f"a dict with keys {sorted(map(str, tree))[:8]}"
+  return type(tree).__name__
+
+
+def _read(restore, target: dict, where: str) -> dict:
+  """`restore()`'s tree, checked against `target`: a ValueError naming the checkpoint when
+  its data cannot be read or comes back of other shapes than its metadata said."""
+  try:
+    tree = restore()
+  except _DAMAGE as error:
+    raise ValueError(f"the checkpoint at {where} cannot be read (damaged or truncated?): "
+                     f"{type(error).__name__}: {error}.") from None
+  if not isinstance(tree, dict) or set(tree) != set(target):
+    raise ValueError(f"the checkpoint at {where} is damaged: it restored "
+                     f"{_describe_tree(tree)}, expected keys {sorted(target)}.")
+  for name in target:
+    if _entries(tree[name]) != _entries(target[name]):
+      raise ValueError(f"the checkpoint at {where} is damaged: its {name} came back with other "
+                       f"entries, shapes or dtypes than its metadata lists.")
+  return tree
 
 
 def _manager(path):

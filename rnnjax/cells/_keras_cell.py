@@ -7,14 +7,26 @@ The configuration fields it reads (`use_bias`, `dtype`, `param_dtype`, `dropout`
 """
 
 import dataclasses
+import functools
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 
-from ._base import Cell
+from .. import _validation
 from ..types import Array, DTypeLike, Key, Params, PyTree, ShapeTree, State
+from ._base import Cell, state_shapes
 from ._dropout import DropoutMasks, keep_mask
+
+
+@functools.lru_cache(maxsize=256)
+def _weight_spec(cell, kernel_shape: tuple) -> tuple:
+  """(name, ShapeDtypeStruct) of each weight `cell.init` gives for a kernel of
+  `kernel_shape`: cached, as `regularization_loss` checks params at every eager call."""
+  shapes = cell.keras_weight_shapes(jax.ShapeDtypeStruct(kernel_shape, jnp.float32))
+  dtype = jnp.dtype(cell.param_dtype)
+  return tuple((name, jax.ShapeDtypeStruct(shapes[name], dtype))
+               for name in cell.keras_weight_names())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +101,45 @@ class KerasCell(Cell):
           + (f" with keys {sorted(params)}" if isinstance(params, dict) else "") + "."
       )
 
+  def check_weight_params(self, params, argument: str = "params") -> None:
+    """Raises unless `params` are what `init` returns: a dict with exactly the kernel,
+    recurrent kernel (and bias) of the shapes that fit the kernel's input size, floating
+    point (`rj.regularization_loss` and `rj.apply_constraints` check with it)."""
+    self.check_params_dict(params)
+    shape = tuple(getattr(params["kernel"], "shape", ()))
+    try:
+      hash(self)
+    except TypeError:   # e.g. an unhashable regularizer object among the options
+      expected = _weight_spec.__wrapped__(self, shape)
+    else:
+      expected = _weight_spec(self, shape)
+    _validation.params_like(params, dict(expected), argument=argument)
+
+  def call_state_shapes(self, input_shape) -> tuple[tuple[int, ...], ...]:
+    """Per-example state shapes for per-step `input_shape` (here from `state_size`)."""
+    del input_shape
+    return state_shapes(self.state_size)
+
+  def check_call(self, params, inputs, states) -> tuple:
+    """Checks a direct call's arguments (a layer checks its own before tracing): `params`
+    as `init` returns them, `inputs` one step (B, *input_shape), `states` one (B, *shape)
+    array per state. Returns the states as a tuple (a bare array stands for one state)."""
+    if not (hasattr(inputs, "shape") and hasattr(inputs, "dtype")):
+      raise TypeError(f"inputs must be an array of shape (B, ...) (one time step), got "
+                      f"{_validation.describe(inputs)}.")
+    _validation.check_input_dtype(inputs.dtype)
+    if len(inputs.shape) < 2:
+      raise ValueError(f"inputs of {self.describe_cell()} must be one time step with a batch "
+                       f"axis, (B, ...), got shape {tuple(inputs.shape)}.")
+    batch, input_shape = inputs.shape[0], tuple(inputs.shape[1:])
+    self.validate_inputs(params, input_shape)
+    expected = tuple(jax.ShapeDtypeStruct((batch, *shape), jnp.float32)
+                     for shape in self.call_state_shapes(input_shape))
+    if not isinstance(states, (tuple, list)) and not hasattr(states, "shape"):
+      raise TypeError(f"states must be a tuple of {len(expected)} arrays (the cell's "
+                      f"initial_state), got {_validation.describe(states)}.")
+    return _validation.state_like(states, expected, argument="states", batch=batch, cast=False)
+
   # Computation --------------------------------------------------------------
 
   def compute_dtype(self, x: Array) -> Any:
@@ -124,6 +175,7 @@ class KerasCell(Cell):
   def __call__(self, params: Params, inputs: Any, states: State, *, training: bool = False,
                constants: PyTree = None, dropout: Any = None) -> tuple[Any, State]:
     """One Keras step: `project` the step's inputs (B, ...), then `step` -> (output, new states)."""
+    states = self.check_call(params, inputs, states)
     projected = self.project(params, inputs, dropout=dropout)
     return self.step(params, projected, states, training=training, constants=constants,
                      dropout=dropout)

@@ -1,8 +1,8 @@
 """The Keras arguments that every built-in cell shares, checked in one place: the
 activations, the kernel / recurrent / bias initializers (and the `initializers=` preset
-that gives their defaults), regularizers and constraints, bool flags, the two dropout
-rates, the seed and the dtypes. DenseConfig and ConvLSTMConfig call
-`check_shared_options` from their `check_config`."""
+that gives their defaults), regularizers and constraints, bool flags, the two dropout rates, the seed (in [0, 2**32)) and the dtypes (floating
+point). DenseConfig and ConvLSTMConfig call `check_shared_options` from their
+`check_config`."""
 
 import dataclasses
 from typing import Any
@@ -10,7 +10,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from .. import _activations, _constraints, _initializers, _regularizers
-from .._validation import check_bool, check_dtype
+from .._validation import check_bool, check_dtype, check_seed
 from ._dropout import check_rate
 
 # The Keras argument prefixes of the three weights of every Keras RNN cell.
@@ -73,12 +73,6 @@ class WeightOptions:
     return _initializers.preset(self.initializers, role, units=units, blocks=blocks, conv=conv)
 
 
-def check_seed(seed, argument: str = "seed") -> None:
-  """An int or None (Keras's `seed`)."""
-  if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-    raise TypeError(f"{argument} must be an int or None, got {seed!r}.")
-
-
 def check_preset(initializers, argument: str = "initializers") -> str:
   """One of `rnnjax._initializers.PRESETS` ("keras", "flax", "torch")."""
   if not isinstance(initializers, str) or initializers not in _initializers.PRESETS:
@@ -109,6 +103,6 @@ def check_shared_options(config, *, activations=("activation",), flags=("use_bia
     check_bool(getattr(config, name), name)
   check_rate(config.dropout, "dropout")
   check_rate(config.recurrent_dropout, "recurrent_dropout")
-  check_seed(config.seed)
+  check_seed(config.seed)   # folded into the dropout key: a uint32
   for name in ("dtype", "param_dtype"):
-    check_dtype(getattr(config, name), name)
+    check_dtype(getattr(config, name), name, floating=True)

@@ -7,6 +7,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from .._validation import describe
 from ..types import DTypeLike, Key, Params, PyTree, ShapeTree, State
 from ._base import Cell, initial_state_of, step_output_shape
 
@@ -142,8 +143,28 @@ class StackedRNNCells(Cell):
       new_states.append(tuple(s_new))
     return outputs, tuple(new_states)
 
+  def check_call(self, params: Params, inputs: Any, states: State) -> tuple:
+    """Checks a direct call's arguments: one params entry and one state tuple per cell,
+    and the first cell's own check (its inputs' feature size, its states); each later cell
+    checks its call as the stack runs it. Returns the states as tuples of tuples."""
+    n = len(self.cells)
+    if not isinstance(params, (tuple, list)) or len(params) != n:
+      raise TypeError(f"params of StackedRNNCells must be a tuple with one entry per cell "
+                      f"({n}), got {describe(params)}.")
+    if not isinstance(states, (tuple, list)) or len(states) != n:
+      got = (f"{len(states)} entries" if isinstance(states, (tuple, list))
+             else describe(states))
+      raise ValueError(f"states of StackedRNNCells must hold one state tuple per cell ({n}), "
+                       f"got {got}.")
+    states = tuple(tuple(s) if isinstance(s, (tuple, list)) else (s,) for s in states)
+    check = getattr(self.cells[0], "check_call", None)
+    if check is not None:
+      states = (tuple(check(params[0], inputs, states[0])), *states[1:])
+    return states
+
   def __call__(self, params: Params, inputs: Any, states: State, *, training: bool = False,
                constants: PyTree = None, dropout: Any = None) -> tuple[Any, State]:
+    states = self.check_call(params, inputs, states)
     projected = self.project(params, inputs, dropout=dropout)
     return self.step(params, projected, states, training=training, constants=constants,
                      dropout=dropout)

@@ -68,6 +68,22 @@ def _restructure(new, old):
   return jax.tree.unflatten(treedef, [n.astype(o.dtype) for n, o in zip(new_leaves, old_leaves)])
 
 
+def zero_masked(inputs, mask, *, time_major: bool = False):
+  """`inputs` (a pytree of (B, T, ...) arrays, or (T, B, ...)) with zeros at the steps
+  where `mask` (B, T) (or (T, B)) is False.
+
+  A masked step's output and state never depend on its inputs, so results are unchanged;
+  but a NaN or Inf left in the padding would give 0 * NaN = NaN in every weight gradient
+  (the step is still computed, then discarded). `where` passes no gradient to the
+  discarded values, so padding garbage reaches neither the values nor the gradients.
+  """
+  def clean(x):
+    m = mask.reshape(mask.shape + (1,) * (x.ndim - 2))
+    return jnp.where(m, x, jnp.zeros_like(x))
+
+  return jax.tree.map(clean, inputs)
+
+
 def _same_shapes(a, b) -> bool:
   sa, sb = jax.tree.structure(a), jax.tree.structure(b)
   return sa == sb and all(x.shape == y.shape for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
@@ -100,6 +116,8 @@ def rnn(cell, params, inputs, initial_state: tuple, *, mask=None, reset=None,
     RNNResult(outputs, last_output, final_state).
   """
   initial_state = as_tuples(initial_state)
+  if mask is not None:
+    inputs = zero_masked(inputs, mask, time_major=time_major)
   xs = to_scan_order(inputs, time_major=time_major, reverse=go_backwards)
   mask_t = None if mask is None else to_scan_order(mask, time_major=time_major, reverse=go_backwards)
   reset_t = None if reset is None else to_scan_order(reset, time_major=time_major, reverse=go_backwards)

@@ -3,6 +3,7 @@
 The parameter layouts are the same (Keras names, shapes and gate order), so this
 is a checked re-packing: counts and shapes are validated against the layer."""
 
+import jax
 import numpy as np
 
 
@@ -24,7 +25,8 @@ def from_keras(layer, weights) -> object:
   """
   if not isinstance(weights, (list, tuple)):
     raise TypeError(f"weights must be a list of arrays (Keras get_weights()), got {type(weights).__name__}.")
-  weights = [np.asarray(w) for w in weights]
+  # jax arrays stay as they are (shape-only tracers when a file's shapes are checked first)
+  weights = [w if isinstance(w, jax.Array) else np.asarray(w) for w in weights]
   params, rest = _weights_owner(layer).from_keras_weights(weights)
   if rest:
     raise ValueError(

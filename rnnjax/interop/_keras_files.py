@@ -9,10 +9,15 @@ datasets `0`, `1`, ... and the object's name in the attribute `name`. An LSTM la
 `layers/rnn/cell/cells/<cell>/vars/...`, a Bidirectional `forward_layer/...` then
 `backward_layer/...`. HDF5 lists groups alphabetically, so the order of mixed cells in a
 stack comes from the `.keras` file's config, or from the rnnjax layer they are loaded into.
+
+The files are untrusted: `_safe_files.py` walks the whole HDF5 file before anything is
+read (hard links only, no external or virtual data, no shape bombs) and bounds every read
+of a zip member or JSON; `_keras_config.py` reads the config's parts it needs, checking
+their structure. A malformed file is a ValueError naming it.
 """
 
+import functools
 import io
-import json
 import os
 import pathlib
 import re
@@ -21,8 +26,9 @@ import zipfile
 import numpy as np
 
 from ..cells import StackedRNNCells
-from . import _common
+from . import _common, _safe_files as _safe
 from ._keras import from_keras
+from ._keras_config import config_hint, config_index
 
 _SUFFIX = re.compile(r"^(.*?)(?:_(\d+))?$")
 
@@ -47,8 +53,13 @@ def _unique_names(class_names) -> list[str]:
 # Opening the file ------------------------------------------------------------------------
 
 
+def _where(path) -> str:
+  return f"path {str(path)!r}"
+
+
 def _open(path):
-  """(h5py.File, config dict or None) for a .weights.h5, a .keras zip or an unzipped .keras."""
+  """(h5py.File, config dict or None) for a .weights.h5, a .keras zip or an unzipped .keras,
+  every part read with the guards of `_safe_files`."""
   try:
     import h5py
   except ImportError:
@@ -61,26 +72,52 @@ def _open(path):
   path = pathlib.Path(path)
   if not path.exists():
     raise FileNotFoundError(f"path {str(path)!r} does not exist.")
+  where = _where(path)
   if path.is_dir():
     config = path / "config.json"
     weights = path / "model.weights.h5"
-    if not weights.exists():
+    if not weights.is_file():
       raise ValueError(f"path {str(path)!r} is a directory without model.weights.h5 (an unzipped "
                        f".keras file has one).")
-    return h5py.File(weights, "r"), json.loads(config.read_text()) if config.exists() else None
+    config = (_safe.read_json_file(config, f"config.json in {where}") if config.exists()
+              else None)
+    return _h5(weights, f"model.weights.h5 in {where}"), config
   if zipfile.is_zipfile(path):
+    return _open_zip(path, where)
+  if not h5py.is_hdf5(path):
+    raise ValueError(f"path {str(path)!r} must be a Keras 3 .weights.h5 (HDF5) or .keras (zip) "
+                     f"file, but it is neither.")
+  return _h5(path, where), None
+
+
+def _open_zip(path, where: str):
+  try:
     with zipfile.ZipFile(path) as archive:
       names = archive.namelist()
       if "model.weights.h5" not in names:
         raise ValueError(f"path {str(path)!r} is a zip (.keras) file without model.weights.h5 "
-                         f"(sharded or other weight formats are not read); it holds {names}.")
-      data = archive.read("model.weights.h5")
-      config = json.loads(archive.read("config.json")) if "config.json" in names else None
-    return h5py.File(io.BytesIO(data), "r"), config
-  if not h5py.is_hdf5(path):
-    raise ValueError(f"path {str(path)!r} must be a Keras 3 .weights.h5 (HDF5) or .keras (zip) "
-                     f"file, but it is neither.")
-  return h5py.File(path, "r"), None
+                         f"(sharded or other weight formats are not read); it holds "
+                         f"{names[:20]}.")
+      data = _safe.read_member(archive, "model.weights.h5", f"model.weights.h5 in {where}",
+                               _safe.MAX_MEMBER_BYTES)
+      config = None
+      if "config.json" in names:
+        at = f"config.json in {where}"
+        config = _safe.parse_json(
+            _safe.read_member(archive, "config.json", at, _safe.MAX_JSON_BYTES), at)
+  except _safe.ZIP_ERRORS as error:
+    raise ValueError(f"{where} is a damaged zip (.keras) file: {type(error).__name__}: "
+                     f"{error}.") from None
+  return _h5(io.BytesIO(data), f"model.weights.h5 in {where}"), config
+
+
+def _h5(source, where: str):
+  import h5py
+  try:
+    return h5py.File(source, "r")
+  except _safe.H5_ERRORS as error:
+    raise ValueError(f"{where} is not a readable HDF5 file (truncated or damaged?): "
+                     f"{error}.") from None
 
 
 def _check_keras3(root, path) -> None:
@@ -99,17 +136,34 @@ def _groups(group) -> list:
   return [(k, group[k]) for k in sorted(group) if k != "vars" and isinstance(group[k], h5py.Group)]
 
 
-def _name(group):
+def _vars(group, where: str):
+  """The object's `vars` group, or None."""
+  import h5py
   vars_group = group.get("vars")
-  return None if vars_group is None else vars_group.attrs.get("name")
+  if vars_group is not None and not isinstance(vars_group, h5py.Group):
+    raise ValueError(f"{where}: {vars_group.name!r} must be a group of variables (Keras "
+                     f"writes one per object), got a dataset.")
+  return vars_group
 
 
-def _own(group) -> list[np.ndarray]:
-  """The object's own variables, datasets `vars/0`, `vars/1`, ... in number order."""
-  vars_group = group.get("vars")
+def _name(group, where: str):
+  vars_group = _vars(group, where)
+  return None if vars_group is None else _safe.short_string_attr(vars_group, "name", where)
+
+
+def _own(group, where: str) -> list:
+  """The object's own variables, datasets `vars/0`, `vars/1`, ... in number order (h5py
+  datasets, checked by `_safe_files.check_tree`, not read yet)."""
+  import h5py
+  vars_group = _vars(group, where)
   if vars_group is None:
     return []
-  return [np.asarray(vars_group[k]) for k in sorted(vars_group, key=int)]
+  keys = list(vars_group)
+  odd = [k for k in keys if not (k.isdigit() and isinstance(vars_group[k], h5py.Dataset))]
+  if odd:
+    raise ValueError(f"{where}: {vars_group.name!r} holds {odd[:8]}; Keras stores an "
+                     f"object's variables as datasets named 0, 1, 2, ...")
+  return [vars_group[k] for k in sorted(keys, key=int)]
 
 
 def _is_rnn(group) -> bool:
@@ -120,22 +174,23 @@ def _is_bidirectional(group) -> bool:
   return "forward_layer" in group and "backward_layer" in group
 
 
-def _index(group, prefix: str, out: dict) -> None:
-  """name -> group for every layer below `group`; nested models prefix their layers' names."""
+def _index(group, prefix: str, out: dict, where: str) -> None:
+  """name -> group for every layer below `group`; nested models prefix their layers' names
+  (the depth is bounded: `_safe_files.check_tree` has walked the file)."""
   for key, child in _groups(group):
     if group.name == "/" and key == "optimizer":   # a compiled model's optimizer state
       continue
-    name = _name(child)
+    name = _name(child, where)
     if name is None:               # a container (a list of layers): look inside
-      _index(child, prefix, out)
+      _index(child, prefix, out, where)
       continue
     if "layers" in child and not _is_rnn(child):   # a nested model
-      _index(child, f"{prefix}{name}/", out)
+      _index(child, f"{prefix}{name}/", out, where)
       continue
     full = prefix + str(name)
     out[full if full not in out else f"{full}@{child.name}"] = child
     if not (_is_rnn(child) or _is_bidirectional(child)):
-      _index(child, f"{full}/", out)   # sublayers of a custom layer
+      _index(child, f"{full}/", out, where)   # sublayers of a custom layer
 
 
 def _stack_order(cells_group, classes, where: str) -> list[str]:
@@ -159,57 +214,35 @@ def _stack_order(cells_group, classes, where: str) -> list[str]:
   return [n for _, n in sorted(zip([int(i or 0) for _, i in parts], names))]
 
 
-def _cell_arrays(group, classes, where) -> list[np.ndarray]:
-  arrays = _own(group)
+def _cell_arrays(group, classes, where, file) -> list:
+  arrays = _own(group, file)
   if "cells" in group:
     cells = group["cells"]
     for key in _stack_order(cells, classes, where):
-      arrays += _cell_arrays(cells[key], None, where)
+      arrays += _cell_arrays(cells[key], None, where, file)
     return arrays
   for _, child in _groups(group):
-    arrays += _cell_arrays(child, None, where)
+    arrays += _cell_arrays(child, None, where, file)
   return arrays
 
 
-def _arrays(group, hint, where) -> list[np.ndarray]:
-  """A layer's weights in `get_weights()` order. `hint`: the class names of a stacked
-  cell in order (a pair of them for a Bidirectional), or None."""
-  arrays = _own(group)
+def _arrays(group, hint, where, file) -> list:
+  """A layer's weights in `get_weights()` order, as h5py datasets not read yet. `hint`:
+  the class names of a stacked cell in order (a pair of them for a Bidirectional), or
+  None. `where`: the layer, `file`: the file, for messages."""
+  arrays = _own(group, file)
   if _is_rnn(group):
-    return arrays + _cell_arrays(group["cell"], hint, where)
+    return arrays + _cell_arrays(group["cell"], hint, where, file)
   if _is_bidirectional(group):
     forward, backward = hint if hint is not None else (None, None)
-    return (arrays + _arrays(group["forward_layer"], forward, f"{where}.forward_layer")
-            + _arrays(group["backward_layer"], backward, f"{where}.backward_layer"))
+    return (arrays + _arrays(group["forward_layer"], forward, f"{where}.forward_layer", file)
+            + _arrays(group["backward_layer"], backward, f"{where}.backward_layer", file))
   for key, child in _groups(group):
-    arrays += _arrays(child, None, f"{where}/{key}")
+    arrays += _arrays(child, None, f"{where}/{key}", file)
   return arrays
 
 
 # Order hints -------------------------------------------------------------------------------
-
-
-def _config_index(config, prefix: str, out: dict) -> None:
-  """layer name -> its serialized config, for Functional and Sequential models (nested too)."""
-  layers = (config or {}).get("config", {}).get("layers")
-  for layer in layers or []:
-    name = prefix + str(layer.get("config", {}).get("name"))
-    out[name] = layer
-    if layer.get("config", {}).get("layers") is not None:
-      _config_index(layer, name + "/", out)
-
-
-def _config_hint(layer_config):
-  if not layer_config:
-    return None
-  config = layer_config.get("config", {})
-  if layer_config.get("class_name") == "Bidirectional" and "layer" in config:
-    forward = _config_hint(config["layer"])
-    return forward, _config_hint(config.get("backward_layer") or config["layer"])
-  cell = config.get("cell")
-  if isinstance(cell, dict) and cell.get("class_name") == "StackedRNNCells":
-    return [c.get("class_name") for c in cell.get("config", {}).get("cells", [])]
-  return None
 
 
 def _rnnjax_hint(layer):
@@ -225,13 +258,18 @@ def _rnnjax_hint(layer):
 
 
 def _read(path):
+  """(the open h5py.File, name -> layer group, name -> layer config), the whole file
+  checked by `_safe_files.check_tree` first."""
   root, config = _open(path)
+  where = _where(path)
   try:
-    _check_keras3(root, path)
-    index = {}
-    _index(root, "", index)
+    with _safe.h5_errors(where):
+      _safe.check_tree(root, where)
+      _check_keras3(root, path)
+      index = {}
+      _index(root, "", index, where)
     configs = {}
-    _config_index(config, "", configs)
+    config_index(config, "", configs, f"config.json in {where}")
   except BaseException:
     root.close()
     raise
@@ -247,14 +285,20 @@ def load_keras_weights(path) -> dict[str, list[np.ndarray]]:
   `rj.interop.from_keras`. Layers of a nested model are named `"model/layer"`. A stack
   of cells of different classes saved in a bare `.weights.h5` has no recorded order:
   use the `.keras` file or `load_keras_params`.
+
+  The file is untrusted: links, external or virtual data, shape and decompression bombs
+  and malformed parts are refused with a ValueError naming the file (see
+  `_safe_files.py`); nothing is returned unless everything was read.
   """
   root, index, configs = _read(path)
-  with root:
+  where = _where(path)
+  with root, _safe.h5_errors(where):
     out = {}
     for name, group in index.items():
-      arrays = _arrays(group, _config_hint(configs.get(name)), repr(name))
-      if arrays:
-        out[name] = arrays
+      datasets = _arrays(group, config_hint(configs.get(name), f"config.json in {where}"),
+                         repr(name), where)
+      if datasets:
+        out[name] = [_safe.read_dataset(d, where) for d in datasets]
     return out
 
 
@@ -270,12 +314,16 @@ def load_keras_params(path, layer, name: str | None = None):
       when the file has one layer with weights.
 
   Returns:
-    params, checked against `layer` as `rj.interop.from_keras` checks them.
+    params, checked against `layer` as `rj.interop.from_keras` checks them. The count and
+    shapes of the layer's datasets are checked before any of them is read, so a dataset
+    larger than the layer needs is never read (the file is untrusted, as in
+    `load_keras_weights`).
   """
   if name is not None and not isinstance(name, str):
     raise TypeError(f"name must be a str (a Keras layer name) or None, got {_common.describe(name)}.")
   root, index, _ = _read(path)
-  with root:
+  where = _where(path)
+  with root, _safe.h5_errors(where):
     if name is None:
       holding = [n for n, g in index.items() if _has_datasets(g)]
       if len(holding) != 1:
@@ -284,12 +332,32 @@ def load_keras_params(path, layer, name: str | None = None):
       name = holding[0]
     if name not in index:
       raise ValueError(f"name {name!r} is not a layer of the file; its layers are {sorted(index)}.")
-    arrays = _arrays(index[name], _rnnjax_hint(layer), repr(name))
+    datasets = _arrays(index[name], _rnnjax_hint(layer), repr(name), where)
+    fit = functools.partial(from_keras, layer)
+    _does_not_fit(name, path, lambda: _fits(fit, datasets))
+    arrays = [_safe.read_dataset(d, where) for d in datasets]
+  return _does_not_fit(name, path, lambda: fit(arrays))
+
+
+def _does_not_fit(name, path, run):
+  """`run()`, its ValueError said as the Keras layer not fitting the rnnjax layer."""
   try:
-    return from_keras(layer, arrays)
+    return run()
   except ValueError as error:
     raise ValueError(f"Keras layer {name!r} of {str(path)!r} does not fit the rnnjax layer: "
                      f"{error}") from None
+
+
+def _fits(fit, datasets) -> None:
+  """`fit(arrays)` traced on the datasets' shapes only (nothing is read): its count and
+  shape errors come before any data is."""
+  import jax
+
+  specs = [jax.ShapeDtypeStruct(tuple(d.shape), np.float32) for d in datasets]
+  try:
+    jax.eval_shape(lambda *arrays: fit(list(arrays)), *specs)
+  except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+    pass   # a custom cell's from_keras_weights that needs values: checked after reading
 
 
 def _has_datasets(group) -> bool:

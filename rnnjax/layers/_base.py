@@ -81,10 +81,14 @@ class SequenceLayer:
     for name in ("return_sequences", "return_state", "go_backwards", "stateful", "time_major",
                  "zero_output_for_mask"):
       _validation.check_bool(getattr(self, name), name)
-    if not isinstance(self.unroll, (bool, int)) or (
-        not isinstance(self.unroll, bool) and self.unroll < 1):
+    if not isinstance(self.unroll, (bool, int)):
+      raise TypeError(f"unroll must be a bool or a positive int, got {self.unroll!r}.")
+    if not isinstance(self.unroll, bool) and self.unroll < 1:
       raise ValueError(f"unroll must be a bool or a positive int, got {self.unroll!r}.")
+    if self.name is not None and not isinstance(self.name, str):
+      raise TypeError(f"name must be a str or None, got {self.name!r}.")
     check_remat(self.remat)
+    _validation.check_dtype(self.carry_dtype, "carry_dtype", floating=True)
     _regularizers.get(self.activity_regularizer, argument="activity_regularizer")
     for name in ("use_fused", "use_cudnn"):
       value = getattr(self, name, "auto")
@@ -223,10 +227,14 @@ class SequenceLayer:
     if seq_lengths is not None:
       mask = _validation.lengths_to_mask(seq_lengths, batch, steps, self.time_major)
     reset = _validation.step_flags(reset, "reset", batch, steps, self.time_major)
+    if rng is not None:
+      _validation.check_key(rng, "rng")
     constants = self._check_constants(params, constants, batch)
     compute_dtype = self._compute_dtype(jax.tree.leaves(inputs)[0])
     start = self._start_state(initial_state, state, batch, compute_dtype, input_shape)
     dropout = self._dropout_masks(training, rng, batch, input_shape, compute_dtype)
+    if mask is not None:   # garbage (NaN, Inf) in padding never reaches any path's gradients
+      inputs = engine.zero_masked(inputs, mask, time_major=self.time_major)
     return dispatch.Call(spec, params, inputs, start, mask, seq_lengths, reset, constants,
                          dropout)
 

@@ -5,16 +5,23 @@ shapes and dtypes. A changed param value reuses the compilation; a changed optio
 or dtype compiles anew, and so does a change of what the dispatch would choose
 (`force_interpret()`, the registry). Under an outer `jit`/`grad`/`vmap` (any argument a tracer), with
 an unhashable layer, or with non-array arguments (Python lists), the cache steps aside and
-`apply` runs as written, so nothing changes there."""
+`apply` runs as written, so nothing changes there.
+
+Checks that read values, not shapes (concrete `seq_lengths` within [0, T]), run here
+before the compiled call, where the values are still concrete; `prepare` runs them again
+for calls that step aside (it can read them there too, unless the user's own transform
+made them tracers). Arrays of a dtype JAX cannot take (strings, objects) step aside as
+well, so `prepare` names them instead of `jax.jit`."""
 
 import functools
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from .. import dispatch
+from .. import _validation, dispatch
 
 _ARGUMENTS = ("params", "inputs", "initial_state", "mask", "rng", "constants", "state",
               "reset", "seq_lengths")
@@ -25,7 +32,17 @@ def _concrete_arrays(tree) -> bool:
   for leaf in jax.tree.leaves(tree):
     if isinstance(leaf, jax.core.Tracer) or not isinstance(leaf, (jax.Array, np.ndarray)):
       return False
+    if isinstance(leaf, np.ndarray) and not (jnp.issubdtype(leaf.dtype, jnp.number)
+                                             or jnp.issubdtype(leaf.dtype, jnp.bool_)):
+      return False   # strings, objects: `prepare` names them, not jax.jit
   return True
+
+
+def _check_values(layer, inputs, seq_lengths) -> None:
+  """The value checks that must see concrete arrays, before they become jit tracers."""
+  if seq_lengths is not None:
+    _, steps = _validation.sequence_dims(inputs, time_major=layer.time_major)
+    _validation.lengths_in_range(seq_lengths, steps)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
@@ -53,6 +70,7 @@ def cached_apply(method: _Apply) -> _Apply:
       except TypeError:
         pass
       else:
+        _check_values(self, inputs, seq_lengths)
         return _compiled(method, self, training, dispatch.context(), *args)
     return method(self, params, inputs, initial_state, mask, training, rng, constants,
                   state=state, reset=reset, seq_lengths=seq_lengths)
