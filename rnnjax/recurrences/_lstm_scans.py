@@ -17,6 +17,8 @@ time-major (T, B, ...) in processing order, in one float dtype.
 import jax
 import jax.numpy as jnp
 
+from ._carry import matched
+
 
 def forward(xs, w, h0, c0, valid, projection=None, save: bool = False):
   """The primal scan.
@@ -52,7 +54,8 @@ def forward(xs, w, h0, c0, valid, projection=None, save: bool = False):
       h_new, c_new = jnp.where(v, h_new, h), jnp.where(v, c_new, c)
     return (h_new, c_new), (h_new, coefficients)
 
-  (hT, cT), (hs, coefficients) = jax.lax.scan(step, (h0, c0), (xs, valid))
+  init = matched(step, (h0, c0), (xs, valid))
+  (hT, cT), (hs, coefficients) = jax.lax.scan(step, init, (xs, valid))
   return hs, hT, cT, coefficients
 
 
@@ -81,5 +84,6 @@ def tangent(w, coefficients, a, dh0, dc0, valid):
       dh_new, dc_new = jnp.where(v, dh_new, dh), jnp.where(v, dc_new, dc)
     return (dh_new, dc_new), dh_new
 
-  (dhT, dcT), dhs = jax.lax.scan(step, (dh0, dc0), (a, coefficients, valid))
+  xs = (a, coefficients, valid)
+  (dhT, dcT), dhs = jax.lax.scan(step, matched(step, (dh0, dc0), xs), xs)
   return dhs, dhT, dcT

@@ -22,12 +22,18 @@ import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
 from . import _lstm_scans
+from ._carry import cast_like
 
 F32 = jnp.float32
 
 
 def _matmul(x, y):
-  """(T, B, K) @ (K, N) as one flat (T*B, K) matmul: (T, B, N)."""
+  """(T, B, K) @ (K, N) as one flat (T*B, K) matmul: (T, B, N). A 3-D product would
+  make XLA transpose the cotangent before the weight gradient; under explicit sharding
+  (B sharded, which a flat reshape cannot keep) it is the 3-D product."""
+  spec = getattr(getattr(jax.typeof(x), "sharding", None), "spec", None)
+  if spec is not None and any(a is not None for a in spec):
+    return jnp.einsum("tbk,kn->tbn", x, y)
   steps, batch, k = x.shape
   return (x.reshape(steps * batch, k) @ y).reshape(steps, batch, y.shape[-1])
 
@@ -56,7 +62,7 @@ def _recurrent_term(h0, hs, dw):
   """h_prev @ dW (T, B, 4U), h_prev the state each step started from; None if dW is 0."""
   if isinstance(dw, SymbolicZero):
     return None
-  return _matmul(jnp.concatenate([h0[None], hs[:-1]], 0), dw)
+  return _matmul(jnp.concatenate([cast_like(h0[None], hs), hs[:-1]], 0), dw)
 
 
 @jax.custom_jvp
