@@ -80,10 +80,13 @@ def tangent(w, coefficients, a, dh0, dc0, valid):
     dc_new = f * dc + ei + ef + eg
     dh_new = eo + b * dc_new
     if v is not None:
-      v = v[:, None]
       dh_new, dc_new = jnp.where(v, dh_new, dh), jnp.where(v, dc_new, dc)
     return (dh_new, dc_new), dh_new
 
+  if valid is not None:
+    # (T, B, U) before the loop: the body then holds only linear operations on the
+    # tangents, so reverse mode splits off no loop of its own to broadcast the mask.
+    valid = jnp.broadcast_to(valid[..., None], valid.shape + (w.shape[0],))
   xs = (a, coefficients, valid)
   (dhT, dcT), dhs = jax.lax.scan(step, matched(step, (dh0, dc0), xs), xs)
   return dhs, dhT, dcT
