@@ -102,24 +102,20 @@ def test_vmap_keeps_the_primitive_and_its_transpose():
 
 @pytest.mark.parametrize("in_axes", [(0, 0), (None, 0), (0, None)])
 def test_nested_vmap_with_unbatched_operands(in_axes):
-  """Two levels of vmap, an operand unbatched at one of them; the transpose sums the
-  cotangent of an unbatched linear operand over that level."""
+  """Two levels of vmap (the same in_axes at both), the residual or the linear operand
+  unbatched; the transpose sums an unbatched linear operand's cotangent over the levels."""
+  def twice(fn):
+    return jax.vmap(jax.vmap(lambda r, v: fn(r, jnp.sin(r), v), in_axes=in_axes),
+                    in_axes=in_axes)
   rs = jnp.cos(jnp.arange(24.0)).reshape(2, 4, 3)
   vs = jnp.sin(jnp.arange(24.0)).reshape(2, 4, 3)
-  r = rs if in_axes[0] == 0 else rs[0]
-  v = vs if in_axes[1] == 0 else vs[0]
-  inner = jax.vmap(lambda r, v: custom(r, jnp.sin(r), v), in_axes=in_axes)
-  outer = jax.vmap(inner, in_axes=(None if in_axes[0] is None else 0, None if in_axes[1] is None else 0))
-  inner_p = jax.vmap(lambda r, v: plain(r, jnp.sin(r), v), in_axes=in_axes)
-  outer_p = jax.vmap(inner_p, in_axes=(None if in_axes[0] is None else 0, None if in_axes[1] is None else 0))
   r = rs if in_axes[0] == 0 else rs[0, 0]
   v = vs if in_axes[1] == 0 else vs[0, 0]
-  np.testing.assert_allclose(outer(r, v), outer_p(r, v), rtol=1e-6)
-  loss = lambda fn: lambda r, v: jnp.sum(jnp.sin(fn(r, v)))   # noqa: E731
+  np.testing.assert_allclose(twice(custom)(r, v), twice(plain)(r, v), rtol=1e-6)
   # the transpose rule directly: the cotangent of v through jax.linear_transpose
-  ct = jnp.cos(outer_p(r, v))
-  (got,) = jax.linear_transpose(lambda v: outer(r, v), v)(ct)
-  (want,) = jax.linear_transpose(lambda v: outer_p(r, v), v)(ct)
+  ct = jnp.cos(twice(plain)(r, v))
+  (got,) = jax.linear_transpose(lambda v: twice(custom)(r, v), v)(ct)
+  (want,) = jax.linear_transpose(lambda v: twice(plain)(r, v), v)(ct)
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
