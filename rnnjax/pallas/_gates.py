@@ -43,7 +43,7 @@ def products_are_projection(dxp, extra):
 
 @dataclasses.dataclass(frozen=True)
 class GateSpec:
-  """A gated cell for the kernels (hashable: a static argument of the custom VJP).
+  """A gated cell for the kernels (hashable: a static argument of the custom JVP).
 
   name: "lstm" or "gru": the kernels are named rnnjax_{name}_fwd and rnnjax_{name}_bwd.
   gates: G, the gate column blocks of the Keras kernels (the projection slots).

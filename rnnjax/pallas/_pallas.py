@@ -47,17 +47,41 @@ def lengths_spec(bb: int) -> pl.BlockSpec:
 
 
 def call(kernel, opts: KernelOptions, *, batch: int, in_specs, out_specs, out_shape, name: str):
-  """`pallas_call` on the Triton backend (explicit compiler params pin it on every JAX)."""
-  return pl.pallas_call(
-      kernel,
-      grid=(len(opts.directions), batch // opts.block_b),
-      in_specs=in_specs,
-      out_specs=out_specs,
-      out_shape=out_shape,
-      compiler_params=plt.CompilerParams(num_warps=opts.num_warps, num_stages=opts.num_stages),
-      interpret=opts.interpret,
-      name=name,
-  )
+  """`pallas_call` on the Triton backend (explicit compiler params pin it on every JAX).
+
+  Inside `jax.shard_map` the outputs vary over the mesh axes any input varies over: the
+  inputs are cast to those axes and the outputs declare them (Pallas needs them stated).
+  """
+  def launch(*args):
+    varying = frozenset().union(*(varying_axes(a) for a in args))
+    args = [vary(a, varying) for a in args]
+    manual = getattr(jax.typeof(args[0]), "manual_axis_type", None)
+    shapes = [jax.ShapeDtypeStruct(s.shape, s.dtype, manual_axis_type=manual)
+              for s in out_shape]
+    return pl.pallas_call(
+        kernel,
+        grid=(len(opts.directions), batch // opts.block_b),
+        in_specs=in_specs,
+        out_specs=out_specs,
+        out_shape=shapes,
+        compiler_params=plt.CompilerParams(num_warps=opts.num_warps,
+                                           num_stages=opts.num_stages),
+        interpret=opts.interpret,
+        name=name,
+    )(*args)
+  return launch
+
+
+def varying_axes(x) -> frozenset:
+  """The mesh axes `x` varies over inside shard_map (empty elsewhere)."""
+  manual = getattr(jax.typeof(x), "manual_axis_type", None)
+  return frozenset(getattr(manual, "varying", ()) or ())
+
+
+def vary(x, axes: frozenset):
+  """`x` made to vary over the mesh axes `axes` too (a no-op outside shard_map)."""
+  missing = axes - varying_axes(x)
+  return jax.lax.pcast(x, tuple(sorted(missing)), to="varying") if missing else x
 
 
 def reversed_direction(directions: tuple[bool, ...]):

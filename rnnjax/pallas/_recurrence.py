@@ -1,24 +1,101 @@
 """The fused recurrence of any gated cell on projected inputs: the layout change, padding,
-and the recurrence as a `jax.custom_vjp` over the forward and backward kernels.
+and the recurrence as a `jax.custom_jvp` over the forward and backward kernels.
 
-Backward: the reverse-time kernel (`_backward`) returns the gradient of the projection
-slots and the initial states' gradients; dW_hh (and the gradient of the cell's
-vectors) are time-parallel reductions here, and autodiff of the caller's projection
-gives dx, dkernel and dbias as further time-parallel matmuls.
+Why a custom JVP, and how reverse mode still runs the backward kernel:
+  - primal: the forward kernel (no residuals);
+  - jvp rule: the forward kernel saving its residuals (`_forward_saving`), then the
+    tangent as a linear map (`_linear_map`) of the residuals and the input tangents.
+    Forward mode evaluates that map in plain JAX (the transpose of `_plain.backward`, a
+    forward scan); reverse mode transposes it into the backward kernel (`_backward`),
+    the same kernels as a custom VJP would run, with the same residuals.
+  - every higher order (Hessians, grad of grad, jvp of grad) differentiates plain JAX:
+    `_forward_saving`'s jvp is that of `_plain.forward`, and the map's jvp that of its
+    plain-JAX directions. A Pallas kernel's loop is never differentiated.
+Backward: the backward kernel returns the gradient of the projection slots and the
+initial states' gradients; dW_hh (and the gradient of the cell's vectors) are
+time-parallel reductions here, and autodiff of the caller's projection gives dx, dkernel
+and dbias as further time-parallel matmuls.
 """
 
+import dataclasses
 import functools
 
 import jax
 import jax.numpy as jnp
 
-from . import _backward, _forward, _shapes, _tiling
+from . import _backward, _forward, _linear_map, _pallas, _plain, _shapes, _tiling
 from ._gates import GateSpec
 from ._pallas import F32
 from ._tiling import KernelOptions
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
+def _forward_saving(spec: GateSpec, opts: KernelOptions, xp, w, vectors, states, lengths):
+  """The forward kernel with its residuals: (hs, final states, residuals)."""
+  return _forward.forward(spec, xp, w, vectors, states, lengths, opts, save=True)
+
+
+@_forward_saving.defjvp
+def _forward_saving_jvp(spec, opts, primals, tangents):
+  return jax.jvp(functools.partial(_plain.forward, spec, opts=opts), primals, tangents)
+
+
+def _gradients(spec, opts, backward, res, cts):
+  """(dxp, dw, dvectors, dstates) from the residuals and the cotangents of (hs, final),
+  with `backward` the backward kernel or its plain-JAX twin."""
+  w, states, lengths, hs, (saved, *seqs) = res
+  dhs, dfinal = cts
+  # The backward step reads the backward state before and after each step: h's sequence
+  # is the output; another state's was saved by the forward.
+  seq = hs if spec.backward_state == 0 else seqs[0]
+  dxp, extra, dstates = backward(
+      spec, dhs, tuple(d.astype(F32) for d in dfinal), saved, seq,
+      states[spec.backward_state], jnp.swapaxes(w, -1, -2), lengths, opts, dz_dtype=F32)
+  dgates, dvectors = spec.recurrent_grads(dxp, extra)
+  h_prev = _shapes.previous_states_in_input_order(hs, states[0], opts.directions)
+  dw = jnp.einsum("btdi,btdkj->dkij", h_prev, dgates, preferred_element_type=F32)
+  return dxp, dw.astype(w.dtype), dvectors, dstates
+
+
+@dataclasses.dataclass(frozen=True)
+class _Tangent:
+  """The recurrence's tangent as a `_linear_map` rule. Flat operands: residuals (w,
+  *states, lengths, hs, *residuals); linear (dxp, dw, *dvectors, *dstates); outputs
+  (dhs, *dfinal)."""
+
+  spec: GateSpec
+  opts: KernelOptions
+
+  def _residuals(self, flat):
+    ns = self.spec.states
+    w, states, (lengths, hs, *residuals) = flat[0], flat[1:1 + ns], flat[1 + ns:]
+    return w, tuple(states), lengths, hs, tuple(residuals)
+
+  def _transpose(self, backward, res, ct):
+    dhs, *dfinal = ct
+    dxp, dw, dvectors, dstates = _gradients(self.spec, self.opts, backward,
+                                            self._residuals(res), (dhs, tuple(dfinal)))
+    return (dxp, dw, *dvectors, *dstates)
+
+  def transpose(self, res, ct):
+    return self._transpose(_backward.backward, res, ct)
+
+  def transpose_reference(self, res, ct):
+    return self._transpose(_plain.backward, res, ct)
+
+  def forward(self, res, lin):
+    # The transpose of a linear map's transpose is the map: the vjp of the plain
+    # backward with respect to its (linear) cotangent argument. Inside shard_map every
+    # value is made to vary over the axes any varies over (vjp checks the types).
+    _, states, _, hs, _ = self._residuals(res)
+    axes = frozenset().union(*(_pallas.varying_axes(a) for a in (*res, *lin)))
+    zeros = tuple(_pallas.vary(jnp.zeros_like(a), axes) for a in (hs, *states))
+    _, vjp = jax.vjp(lambda ct: self.transpose_reference(res, ct), zeros)
+    (out,) = vjp(tuple(_pallas.vary(a, axes) for a in lin))
+    return out
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))
 def recurrence(spec: GateSpec, opts: KernelOptions, xp, w, vectors, states, lengths):
   """The kernel recurrence on padded layouts (shapes in `_forward.forward`): (hs, final
   states)."""
@@ -26,28 +103,15 @@ def recurrence(spec: GateSpec, opts: KernelOptions, xp, w, vectors, states, leng
   return hs, final
 
 
-def _recurrence_fwd(spec, opts, xp, w, vectors, states, lengths):
-  hs, final, residuals = _forward.forward(spec, xp, w, vectors, states, lengths, opts,
-                                          save=True)
-  return (hs, final), (w, states, lengths, hs, residuals)
-
-
-def _recurrence_bwd(spec, opts, res, cts):
-  w, states, lengths, hs, (saved, *seqs) = res
-  dhs, dfinal = cts
-  # The backward step reads the backward state before and after each step: h's sequence
-  # is the output; another state's was saved by the forward.
-  seq = hs if spec.backward_state == 0 else seqs[0]
-  dxp, extra, dstates = _backward.backward(
-      spec, dhs, tuple(d.astype(F32) for d in dfinal), saved, seq,
-      states[spec.backward_state], jnp.swapaxes(w, -1, -2), lengths, opts, dz_dtype=F32)
-  dgates, dvectors = spec.recurrent_grads(dxp, extra)
-  h_prev = _shapes.previous_states_in_input_order(hs, states[0], opts.directions)
-  dw = jnp.einsum("btdi,btdkj->dkij", h_prev, dgates, preferred_element_type=F32)
-  return dxp, dw.astype(w.dtype), dvectors, dstates, None
-
-
-recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
+@recurrence.defjvp
+def _recurrence_jvp(spec, opts, primals, tangents):
+  xp, w, vectors, states, lengths = primals
+  dxp, dw, dvectors, dstates, _ = tangents
+  hs, final, residuals = _forward_saving(spec, opts, xp, w, vectors, states, lengths)
+  dhs, *dfinal = _linear_map.apply(_Tangent(spec, opts),
+                                   (w, *states, lengths, hs, *residuals),
+                                   (dxp, dw, *dvectors, *dstates))
+  return (hs, final), (dhs, tuple(dfinal))
 
 
 def run(spec: GateSpec, projected, recurrent_kernels, recurrent_bias, states, lengths, *,

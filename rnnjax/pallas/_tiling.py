@@ -59,7 +59,7 @@ def dtype_reason(dtype, what: str = "compute dtype") -> str | None:
 
 @dataclasses.dataclass(frozen=True)
 class KernelOptions:
-  """Static configuration of one kernel launch (hashable: a custom_vjp nondiff argument).
+  """Static configuration of one kernel launch (hashable: a custom_jvp nondiff argument).
 
   directions: per direction (grid axis 0), whether it reads time in reverse.
   block_b: batch rows per program (power of two >= 16).

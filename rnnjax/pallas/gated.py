@@ -5,7 +5,7 @@ A gated cell computes, per step, G gate pre-activations z_k = x @ W_in[k] + h @ 
 biases) and combines them elementwise into its new states; state 0 is h, the output.
 The scaffold does the rest for any such cell: argument checks and the public functions'
 branching (`one_direction`, `both_directions`), the input projection, padding and
-layouts, the custom VJP (`run`), the kernels' time loop, masking, chunking and launches,
+layouts, the custom JVP (`run`), the kernels' time loop, masking, chunking and launches,
 and the reference's scan (`scan`). A cell supplies a `GateSpec`: its numbers, its gate
 math (a forward and a backward step, see `StepGrads`), its bias layout and its pure-JAX
 reference.

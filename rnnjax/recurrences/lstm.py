@@ -1,12 +1,17 @@
 """The fused LSTM recurrence as plain XLA (no Pallas): the CPU backend of the fused path.
 
-Same structure as the Pallas kernels (`_api.recurrence`): a `jax.custom_vjp` whose
-forward `lax.scan` saves only the gate activations (i, f, g, o), tanh(c') and the carried
-c per step, and whose backward is a reverse `lax.scan` with one matmul per step
-(dz @ W^T for dh). The recurrent-weight gradient dW = sum_t h_{t-1}^T dz_t is then ONE
-time-parallel matmul outside the loop, instead of a small matmul accumulated inside
-every backward step as autodiff of the scan does; the input projection's gradients
-(dx, dkernel, dbias) come from autodiff of the hoisted projection (further big matmuls).
+A `jax.custom_jvp` (not a custom VJP), so that every JAX transform composes with it:
+forward mode (jvp, jacfwd, linearize), reverse mode (JAX transposes the linear tangent),
+and every higher order (the rule is plain JAX, so autodiff differentiates it again).
+
+The rule runs the primal scan saving the tangent's coefficients (`_lstm_scans.forward`),
+then the tangent recurrence, which is linear in the tangents and split in two:
+  - the time-parallel part of dz, a = dx @ kernel + x @ dkernel + dbias + h_prev @ dW,
+    as flat (T*B, ...) matmuls before the loop;
+  - the tangent scan carrying only (dh, dc), with ONE matmul per step (dh @ W).
+Reverse mode is JAX's transpose of this: a reverse scan with one dz @ W^T per step, and
+the gradients of kernel, bias, W and x as single GEMMs after the loop (the transposes of
+the hoisted matmuls) — the structure of a hand-written backward, derived, not written.
 
 Everything is time-major (T, B, ...) in processing order, in one float dtype (`run`
 uses float32).
@@ -14,129 +19,100 @@ uses float32).
 
 import jax
 import jax.numpy as jnp
+from jax.custom_derivatives import SymbolicZero
+
+from . import _lstm_scans
+from ._carry import cast_like
 
 F32 = jnp.float32
 
 
-def _split(z, units):
-  return tuple(z[:, k * units:(k + 1) * units] for k in range(4))
+def _matmul(x, y):
+  """(T, B, K) @ (K, N) as one flat (T*B, K) matmul: (T, B, N). A 3-D product would
+  make XLA transpose the cotangent before the weight gradient; under explicit sharding
+  (B sharded, which a flat reshape cannot keep) it is the 3-D product."""
+  spec = getattr(getattr(jax.typeof(x), "sharding", None), "spec", None)
+  if spec is not None and any(a is not None for a in spec):
+    return jnp.einsum("tbk,kn->tbn", x, y)
+  steps, batch, k = x.shape
+  return (x.reshape(steps * batch, k) @ y).reshape(steps, batch, y.shape[-1])
 
 
-def _scan_forward(xs, w, h0, c0, valid, projection=None, save: bool = True):
-  """xs (T, B, 4U) projected inputs, or (T, B, F) inputs when `projection` = (kernel
-  (F, 4U), bias (4U,)) is given: x_t @ kernel + bias then runs inside the loop;
-  w (U, 4U); h0, c0 (B, U); valid (T, B) bool or None.
-
-  Returns hs (T, B, U) (the carried h: masked steps repeat it), hT, cT (B, U), and the
-  residuals: gate activations (i, f, g, o) each (T, B, U), tanh(c') (T, B, U) and the
-  carried c (T, B, U); None without `save` (inference writes no residuals).
-  """
-  units = w.shape[0]
-
-  def step(carry, inp):
-    h, c = carry
-    x_t, v = inp
-    if projection is not None:
-      x_t = x_t @ projection[0] + projection[1][None, :]
-    zi, zf, zg, zo = _split(x_t + h @ w, units)
-    i, f, g, o = jax.nn.sigmoid(zi), jax.nn.sigmoid(zf), jnp.tanh(zg), jax.nn.sigmoid(zo)
-    c_new = f * c + i * g
-    tc = jnp.tanh(c_new)
-    h_new = o * tc
-    if v is not None:
-      v = v[:, None]
-      h_new, c_new = jnp.where(v, h_new, h), jnp.where(v, c_new, c)
-    return (h_new, c_new), (h_new, ((i, f, g, o), tc, c_new) if save else None)
-
-  (hT, cT), (hs, res) = jax.lax.scan(step, (h0, c0), (xs, valid))
-  return hs, hT, cT, res
+def _total(terms):
+  """The sum of the terms that are not None; None when all are."""
+  terms = [t for t in terms if t is not None]
+  if not terms:
+    return None
+  out = terms[0]
+  for t in terms[1:]:
+    out = out + t
+  return out
 
 
-@jax.custom_vjp
+def _dense(tangent, like):
+  """A tangent as an array: zeros for a symbolic zero."""
+  return jnp.zeros_like(like) if isinstance(tangent, SymbolicZero) else tangent
+
+
+def _given(tangent):
+  return None if isinstance(tangent, SymbolicZero) else tangent
+
+
+def _recurrent_term(h0, hs, dw):
+  """h_prev @ dW (T, B, 4U), h_prev the state each step started from; None if dW is 0."""
+  if isinstance(dw, SymbolicZero):
+    return None
+  return _matmul(jnp.concatenate([cast_like(h0[None], hs), hs[:-1]], 0), dw)
+
+
+@jax.custom_jvp
 def recurrence(xs, w, h0, c0, valid):
-  """The LSTM recurrence over projected inputs (shapes in `_scan_forward`): (hs, hT, cT)."""
-  hs, hT, cT, _ = _scan_forward(xs, w, h0, c0, valid, save=False)
+  """The LSTM recurrence over projected inputs: xs (T, B, 4U), w (U, 4U), h0, c0 (B, U),
+  valid (T, B) bool or None. Returns (hs (T, B, U), hT, cT (B, U))."""
+  hs, hT, cT, _ = _lstm_scans.forward(xs, w, h0, c0, valid)
   return hs, hT, cT
 
 
-def _recurrence_fwd(xs, w, h0, c0, valid):
-  hs, hT, cT, res = _scan_forward(xs, w, h0, c0, valid)
-  return (hs, hT, cT), (w, h0, c0, valid, hs, res)
+def _recurrence_jvp(primals, tangents):
+  xs, w, h0, c0, valid = primals
+  dxs, dw, dh0, dc0, _ = tangents
+  hs, hT, cT, coefficients = _lstm_scans.forward(xs, w, h0, c0, valid, save=True)
+  a = _total([_given(dxs), _recurrent_term(h0, hs, dw)])
+  dout = _lstm_scans.tangent(w, coefficients, a, _dense(dh0, h0), _dense(dc0, c0), valid)
+  return (hs, hT, cT), dout
 
 
-def _recurrence_bwd(saved, cts):
-  w, h0, c0, valid, hs, res = saved
-  dz, dw, dh0, dc0 = _backward(w, h0, c0, valid, hs, res, cts)
-  return dz, dw, dh0, dc0, None
+recurrence.defjvp(_recurrence_jvp, symbolic_zeros=True)
 
 
-def _backward(w, h0, c0, valid, hs, res, cts):
-  """dz (T, B, 4U), dw, dh0, dc0 from the saved residuals and the output cotangents.
-
-  Per step s, last to first: dh += dhs[s]; masked rows pass (dh, dc) through and get
-  dz = 0; dc_tot = dc + dh o (1 - tanh(c')^2); dz = (dc_tot g i(1-i), dc_tot c_prev f(1-f),
-  dc_tot i (1-g^2), dh tanh(c') o(1-o)); dh <- dz @ W^T; dc <- dc_tot f."""
-  acts, tcs, cs = res
-  dhs, dhT, dcT = cts
-  wt = w.T
-  c_prev = jnp.concatenate([c0[None], cs[:-1]], 0)
-
-  def step(carry, inp):
-    dh, dc = carry
-    dh_t, (i, f, g, o), tc, cp, v = inp
-    dh = dh + dh_t
-    if v is None:
-      dh_v, dc_v = dh, dc
-    else:
-      v = v[:, None]
-      dh_v, dc_v = jnp.where(v, dh, 0.0), jnp.where(v, dc, 0.0)
-    dc_tot = dc_v + dh_v * o * (1.0 - tc * tc)
-    dz = jnp.concatenate([dc_tot * g * i * (1.0 - i), dc_tot * cp * f * (1.0 - f),
-                          dc_tot * i * (1.0 - g * g), dh_v * tc * o * (1.0 - o)], -1)
-    dh_prev, dc_prev = dz @ wt, dc_tot * f
-    if v is not None:
-      dh_prev, dc_prev = jnp.where(v, dh_prev, dh), jnp.where(v, dc_prev, dc)
-    return (dh_prev, dc_prev), dz
-
-  (dh0, dc0), dz = jax.lax.scan(step, (dhT.astype(c0.dtype), dcT.astype(c0.dtype)),
-                                (dhs.astype(c0.dtype), acts, tcs, c_prev, valid), reverse=True)
-  h_prev = jnp.concatenate([h0[None], hs[:-1]], 0)
-  steps, batch, gu = dz.shape
-  dw = h_prev.reshape(steps * batch, -1).T @ dz.reshape(steps * batch, gu)
-  return dz, dw, dh0, dc0
-
-
-recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
-
-
-@jax.custom_vjp
+@jax.custom_jvp
 def projected_recurrence(x, kernel, bias, w, h0, c0, valid):
   """The recurrence with the input projection x_t @ kernel + bias inside the loop.
 
   x (T, B, F); kernel (F, 4U); bias (4U,); the rest as `recurrence`. Returns (hs, hT, cT).
-  Backward: the same reverse scan gives dz; then dx = dz @ kernel^T, dkernel = x^T dz and
-  dbias = sum dz are time-parallel matmuls over all T*B rows.
+  The tangent's input part dx @ kernel + x @ dkernel + dbias is hoisted with h_prev @ dW,
+  so the gradients dx, dkernel, dbias, dW are time-parallel matmuls over all T*B rows.
   """
-  hs, hT, cT, _ = _scan_forward(x, w, h0, c0, valid, (kernel, bias), save=False)
+  hs, hT, cT, _ = _lstm_scans.forward(x, w, h0, c0, valid, (kernel, bias))
   return hs, hT, cT
 
 
-def _projected_fwd(x, kernel, bias, w, h0, c0, valid):
-  hs, hT, cT, res = _scan_forward(x, w, h0, c0, valid, (kernel, bias))
-  return (hs, hT, cT), (x, kernel, w, h0, c0, valid, hs, res)
+def _projected_jvp(primals, tangents):
+  x, kernel, bias, w, h0, c0, valid = primals
+  dx, dkernel, dbias, dw, dh0, dc0, _ = tangents
+  hs, hT, cT, coefficients = _lstm_scans.forward(x, w, h0, c0, valid, (kernel, bias),
+                                                 save=True)
+  a = _total([None if _given(dx) is None else _matmul(dx, kernel),
+              None if _given(dkernel) is None else _matmul(x, dkernel),
+              _recurrent_term(h0, hs, dw)])
+  if _given(dbias) is not None:
+    db = jnp.broadcast_to(dbias[None, None, :], hs.shape[:2] + dbias.shape)
+    a = db if a is None else a + db
+  dout = _lstm_scans.tangent(w, coefficients, a, _dense(dh0, h0), _dense(dc0, c0), valid)
+  return (hs, hT, cT), dout
 
 
-def _projected_bwd(saved, cts):
-  x, kernel, w, h0, c0, valid, hs, res = saved
-  dz, dw, dh0, dc0 = _backward(w, h0, c0, valid, hs, res, cts)
-  steps, batch, features = x.shape
-  dz2 = dz.reshape(steps * batch, -1)
-  dx = (dz2 @ kernel.T).reshape(x.shape)
-  dkernel = x.reshape(steps * batch, features).T @ dz2
-  return dx, dkernel, dz2.sum(0), dw, dh0, dc0, None
-
-
-projected_recurrence.defvjp(_projected_fwd, _projected_bwd)
+projected_recurrence.defjvp(_projected_jvp, symbolic_zeros=True)
 
 
 def valid_steps(lengths, steps: int, go_backwards: bool):

@@ -1,6 +1,7 @@
-"""The fused LSTM's CPU backend (custom-VJP scan recurrence, `kernels/lstm/_xla.py`):
-values and gradients equal the engine's scan (use_fused=False), the custom VJP passes
-`check_grads`, and the dispatch reports it honestly."""
+"""The fused LSTM's CPU backend (custom-JVP scan recurrence, `rnnjax/recurrences/lstm.py`):
+values and gradients equal the engine's scan (use_fused=False), the custom JVP passes
+`check_grads` in both modes, reverse mode is the transposed tangent scan, and the
+dispatch reports it honestly."""
 
 import numpy as np
 import pytest
@@ -151,3 +152,55 @@ def test_bidirectional_directions_match_the_scan():
   np.testing.assert_allclose(v_f, v_s, rtol=1e-5, atol=1e-5)
   for a, b in zip(jax.tree.leaves(g_f), jax.tree.leaves(g_s)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_recurrence_check_grads_forward_mode_and_second_order():
+  """The custom JVPs in both modes to second order (jvp of jvp, grad of grad, and the
+  mixed orders) against finite differences, every argument differentiated, with masked
+  steps (reversed lengths: pads first)."""
+  xs, w = _rand(1, (4, 2, 12)), _rand(2, (3, 12), 0.5)
+  h0, c0 = _rand(3, (2, 3)), _rand(4, (2, 3))
+  x, kernel, bias = _rand(5, (4, 2, 3)), _rand(6, (3, 12), 0.5), _rand(7, (12,))
+  valid = _xla.valid_steps(jnp.array([4, 2]), 4, True)
+
+  def f(xs, w, h0, c0):
+    hs, h, c = _xla.recurrence(xs, w, h0, c0, valid)
+    return jnp.sin(hs), h * c, c ** 2
+
+  def g(x, kernel, bias, w, h0, c0):
+    hs, h, c = _xla.projected_recurrence(x, kernel, bias, w, h0, c0, valid)
+    return jnp.sin(hs), h * c, c ** 2
+
+  with jax.enable_x64(True):   # jit: the numerical differences run compiled
+    args = [a.astype(jnp.float64) for a in (xs, w, h0, c0)]
+    check_grads(jax.jit(f), args, order=2, modes=["fwd", "rev"], atol=1e-6, rtol=1e-6)
+    args = [a.astype(jnp.float64) for a in (x, kernel, bias, w, h0, c0)]
+    check_grads(jax.jit(g), args, order=2, modes=["fwd", "rev"], atol=1e-6, rtol=1e-6)
+
+
+def test_reverse_mode_is_the_transposed_tangent_scan():
+  """What the custom JVP turns into under grad: the forward scan and ONE reverse scan
+  (the transposed tangent scan), with one matmul per step in each loop; the weight
+  gradients are matmuls outside the loops."""
+  layer = rj.LSTM(U, return_sequences=True)
+  x = _rand(1, (B, T, F))
+  params = layer.init(jax.random.key(0), x)
+  jaxpr = jax.make_jaxpr(jax.grad(lambda p: jnp.sum(layer.apply(p, x, seq_lengths=LENGTHS))))(
+      params)
+  scans = [e for e in _equations(jaxpr.jaxpr) if e.primitive.name == "scan"]
+  assert [e.params["reverse"] for e in scans] == [False, True]
+  for scan in scans:
+    body = scan.params["jaxpr"].jaxpr
+    dots = [e for e in _equations(body) if e.primitive.name == "dot_general"]
+    # the forward loop also projects x_t @ kernel inside it (the CPU path's choice)
+    assert len(dots) == (1 if scan.params["reverse"] else 2), dots
+
+
+def _equations(jaxpr):
+  """Every equation of a jaxpr, entering calls (pjit, custom_jvp_call) but not loops."""
+  for eqn in jaxpr.eqns:
+    inner = [v for k, v in eqn.params.items() if k in ("jaxpr", "call_jaxpr")]
+    if eqn.primitive.name != "scan" and inner:
+      yield from _equations(getattr(inner[0], "jaxpr", inner[0]))
+    else:
+      yield eqn
