@@ -98,7 +98,7 @@ class ConvLSTMCell(ConvLSTMConfig, KerasCell):
                                self.dilation_rate)
     return _conv.join_step_shape(out, self.filters, self.data_format)
 
-  def call_state_shapes(self, input_shape) -> tuple[tuple[int, ...], ...]:
+  def call_state_shapes(self, input_shape: ShapeTree) -> tuple[tuple[int, ...], ...]:
     """(h, c) shapes per example for per-step `input_shape` (see KerasCell.check_call)."""
     return (self.state_shape(input_shape),) * 2
 

@@ -101,7 +101,7 @@ class KerasCell(Cell):
           + (f" with keys {sorted(params)}" if isinstance(params, dict) else "") + "."
       )
 
-  def check_weight_params(self, params, argument: str = "params") -> None:
+  def check_weight_params(self, params: Params, argument: str = "params") -> None:
     """Raises unless `params` are what `init` returns: a dict with exactly the kernel,
     recurrent kernel (and bias) of the shapes that fit the kernel's input size, floating
     point (`rj.regularization_loss` and `rj.apply_constraints` check with it)."""
@@ -115,12 +115,12 @@ class KerasCell(Cell):
       expected = _weight_spec(self, shape)
     _validation.params_like(params, dict(expected), argument=argument)
 
-  def call_state_shapes(self, input_shape) -> tuple[tuple[int, ...], ...]:
+  def call_state_shapes(self, input_shape: ShapeTree) -> tuple[tuple[int, ...], ...]:
     """Per-example state shapes for per-step `input_shape` (here from `state_size`)."""
     del input_shape
     return state_shapes(self.state_size)
 
-  def check_call(self, params, inputs, states) -> tuple:
+  def check_call(self, params: Params, inputs: Any, states: State) -> tuple:
     """Checks a direct call's arguments (a layer checks its own before tracing): `params`
     as `init` returns them, `inputs` one step (B, *input_shape), `states` one (B, *shape)
     array per state. Returns the states as a tuple (a bare array stands for one state)."""

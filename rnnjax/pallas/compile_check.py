@@ -162,14 +162,10 @@ def lower_config(config: Config, batch: int = CHECK_BATCH, steps: int = CHECK_ST
   """The Triton IR of one configuration's kernel (for `batch` rows and `steps` steps)."""
   spec, args = kernel_args(config, batch, steps)
   opts = config.options()
-  def fn(*a):
+  def fn(*a):   # the kernel's array arguments, then its static options
     if config.kernel == "bwd":
-      dhs, dfinal, saved, seq, seq0, wt, lengths = a
-      return _backward.backward(spec, dhs, dfinal, saved, seq, seq0, wt, lengths, opts,
-                                dz_dtype=F32)
-    xp, w, vectors, states, lengths = a
-    return _forward.forward(spec, xp, w, vectors, states, lengths, opts,
-                            save=config.kernel == "fwd_res")
+      return _backward.backward(spec, *a[:7], opts, dz_dtype=F32)
+    return _forward.forward(spec, *a[:5], opts, save=config.kernel == "fwd_res")
   (text,) = lower_for_h100(fn, *args)
   return text
 
