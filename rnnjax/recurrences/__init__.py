@@ -1,7 +1,10 @@
 """Custom-VJP recurrences in plain XLA (no Pallas): array functions, the fast paths of
-the dense cells on the CPU. Each takes time-major arrays and returns arrays; which layer
-called it is none of its business."""
+the dense cells on the CPU, and the parallel prefix scan of the linear recurrences. Each
+takes time-major arrays and returns arrays; which layer called it is none of its
+business."""
 
+from .linear import latch as latch
+from .linear import linear_scan as linear_scan
 from .lstm import run as run_lstm
 
-__all__ = ["run_lstm"]
+__all__ = ["latch", "linear_scan", "run_lstm"]
