@@ -38,6 +38,12 @@ def _global_mask(seq_lengths, steps: int, axis: str):
   return t[:, None] < jnp.asarray(seq_lengths)[None, :]
 
 
+def _varying(tree, axis: str):
+  """The params marked as varying over `axis` up front, so that their gradients are
+  summed over the devices once, at their own size (not after a broadcast to a chunk)."""
+  return jax.tree.map(lambda leaf: recurrences.varying(leaf, axis), tree)
+
+
 def _reverse_devices(x, axis: str):
   """Chunk p goes to device P - 1 - p (a collective permute, no gather)."""
   size = jax.lax.axis_size(axis)
@@ -55,7 +61,7 @@ class ParallelScan:
 
   @property
   def where(self) -> str:
-    return (f"as a parallel associative scan over time (jax.lax.associative_scan) on the "
+    return (f"as a parallel associative scan over time on the "
             f"{self.platform.upper()}")
 
   def declines(self, spec: CallSpec) -> list[str]:
@@ -76,8 +82,10 @@ class ParallelScan:
     return reasons
 
   def run(self, call: Call) -> RNNResult:
-    spec, cell, params = call.spec, call.spec.cell, call.params
+    spec, cell, params, start = call.spec, call.spec.cell, call.params, call.start
     o, axis = spec.options, cell.sequence_axis
+    if axis is not None:
+      params = _varying(params, axis)
     back = o.go_backwards
     x = _time_first(jnp.asarray(call.inputs), o.time_major, False)            # (T, B, F)
     mask = call.mask
@@ -92,12 +100,12 @@ class ParallelScan:
       x = jnp.where(mask[..., None], x, jnp.zeros_like(x))
     projected = cell.project(params, x, dropout=call.dropout)
     a, b = cell.coefficients(params, projected)
-    h0 = cell.carrier(call.start).astype(b.dtype)
+    h0 = cell.carrier(start).astype(b.dtype)
     scan = dict(axis_name=axis, reverse_devices=back)
     hs, h_last = recurrences.linear_scan(a, b, h0, valid=mask, reset=reset,
                                          log_space=cell.log_space, **scan)
     y = cell.readout(params, projected, hs)                                     # (T, B, U)
-    first = call.start[0]
+    first = start[0]
     # The engine's masked-step rule: a cell whose first state has the output's shape
     # outputs that state (here: h itself); others hold the last valid output.
     keras_rule = tuple(first.shape) == tuple(y.shape[1:])
@@ -105,8 +113,8 @@ class ParallelScan:
       sequence, last = y, y[-1]
     else:
       valid = jnp.ones(y.shape[:2], bool) if mask is None else mask
-      start = first.astype(y.dtype) if keras_rule else jnp.zeros(y.shape[1:], y.dtype)
-      held, last = recurrences.latch(y, valid, start, **scan)
+      before = first.astype(y.dtype) if keras_rule else jnp.zeros(y.shape[1:], y.dtype)
+      held, last = recurrences.latch(y, valid, before, **scan)
       sequence = y if mask is None or keras_rule else held
       if mask is not None and o.zero_output_for_mask:
         sequence = jnp.where(mask[..., None], y, jnp.zeros_like(y))
@@ -117,7 +125,7 @@ class ParallelScan:
       if axis is not None and back:
         outputs = _reverse_devices(outputs, axis)
       outputs = outputs if o.time_major else jnp.swapaxes(outputs, 0, 1)
-    final = tuple(s.astype(i.dtype) for s, i in zip(cell.states_of(h_last), call.start))
+    final = tuple(s.astype(i.dtype) for s, i in zip(cell.states_of(h_last), start))
     return RNNResult(outputs, last.astype(out_dtype), final)
 
 

@@ -5,6 +5,7 @@ business."""
 
 from .linear import latch as latch
 from .linear import linear_scan as linear_scan
+from .linear import varying as varying
 from .lstm import run as run_lstm
 
-__all__ = ["latch", "linear_scan", "run_lstm"]
+__all__ = ["latch", "linear_scan", "run_lstm", "varying"]

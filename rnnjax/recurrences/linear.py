@@ -1,5 +1,6 @@
 """Linear recurrences `h_t = a_t * h_{t-1} + b_t` (elementwise; real or complex) as a
-parallel prefix scan over time: `jax.lax.associative_scan` over the affine elements
+parallel prefix scan over time: an associative scan (`associative_scan` below, the
+odd-even recursion of `jax.lax.associative_scan`) over the affine elements
 (a_t, b_t), composed as (a1, b1) then (a2, b2) = (a1 a2, a2 b1 + b2).
 
 Masks and resets are folded into the elements, so they stay parallel:
@@ -80,6 +81,41 @@ def fold(a, b, h0, *, valid=None, reset=None, log_space: bool = False):
   return a, b
 
 
+def _slice(x, start, stop=None, stride=1):
+  return jax.lax.slice_in_dim(x, start, x.shape[0] if stop is None else stop, stride, axis=0)
+
+
+def _interleave(even, odd):
+  """[e0, o0, e1, o1, ...] along axis 0 (len(even) is len(odd) or one more)."""
+  pairs = jnp.stack([_slice(even, 0, odd.shape[0]), odd], axis=1)
+  pairs = pairs.reshape((2 * odd.shape[0],) + odd.shape[1:])
+  if even.shape[0] > odd.shape[0]:
+    pairs = jnp.concatenate([pairs, _slice(even, odd.shape[0])], axis=0)
+  return pairs
+
+
+def associative_scan(combine, elements):
+  """Inclusive scan of a tuple of (T, ...) arrays along axis 0 (odd-even recursion, as
+  `jax.lax.associative_scan`), never forming a zero-sized slice: with jax 0.11.2,
+  zero-sized residuals crossing a `shard_map` boundary crash the Shardy partitioner when
+  the gradient is compiled."""
+  n = elements[0].shape[0]
+  if n < 2:
+    return elements
+  if n == 2:
+    first = tuple(_slice(e, 0, 1) for e in elements)
+    second = combine(first, tuple(_slice(e, 1, 2) for e in elements))
+    return tuple(jnp.concatenate([a, b], axis=0) for a, b in zip(first, second))
+  pairs = combine(tuple(_slice(e, 0, n - 1, 2) for e in elements),
+                  tuple(_slice(e, 1, None, 2) for e in elements))
+  odd = associative_scan(combine, pairs)                     # prefixes at 1, 3, 5, ...
+  rest = tuple(_slice(e, 2, None, 2) for e in elements)      # elements 2, 4, ...
+  head = tuple(_slice(o, 0, rest[0].shape[0]) for o in odd)
+  even = combine(head, rest)                                  # prefixes at 2, 4, ...
+  even = tuple(jnp.concatenate([_slice(e, 0, 1), v], axis=0) for e, v in zip(elements, even))
+  return tuple(_interleave(e, o) for e, o in zip(even, odd))
+
+
 def prefix(elements, *, log_space: bool = False, axis_name=None, reverse_devices: bool = False):
   """Inclusive prefix compositions over axis 0 and the composition of all elements.
 
@@ -89,14 +125,15 @@ def prefix(elements, *, log_space: bool = False, axis_name=None, reverse_devices
   Returns (prefixes: a tuple of (T, ...), total: a tuple of (...)).
   """
   combine = lambda x, y: compose(x, y, log_space)  # noqa: E731
-  local = jax.lax.associative_scan(combine, tuple(elements), axis=0)
+  local = associative_scan(combine, tuple(elements))
   last = tuple(x[-1] for x in local)
   if axis_name is None:
     return local, last
-  gathered = tuple(jax.lax.all_gather(x, axis_name) for x in last)        # (P, ...)
+  # Invariant: every device holds the same (P, ...) summaries, and so the same totals.
+  gathered = tuple(jax.lax.all_gather(x, axis_name, to="invarying") for x in last)
   if reverse_devices:
     gathered = tuple(jnp.flip(x, 0) for x in gathered)
-  inclusive = jax.lax.associative_scan(combine, gathered, axis=0)
+  inclusive = associative_scan(combine, gathered)
   index = jax.lax.axis_index(axis_name)
   position = jax.lax.axis_size(axis_name) - 1 - index if reverse_devices else index
   before = tuple(jax.lax.dynamic_index_in_dim(x, jnp.maximum(position - 1, 0), 0, keepdims=False)
@@ -115,6 +152,16 @@ def apply(element, h0, log_space: bool = False):
   return element[0] * h0 + element[1]
 
 
+def varying(x, axis_name):
+  """`x` typed as varying over the mesh axis `axis_name` (a no-op when it is, or when
+  `axis_name` is None). Used where a value that is the same on every device (h0) meets
+  per-chunk values: its gradient is then summed over devices at its own size, instead of
+  after a broadcast to the chunk's shape."""
+  if axis_name is None or axis_name in getattr(jax.typeof(x), "vma", frozenset()):
+    return x
+  return jax.lax.pcast(x, (axis_name,), to="varying")
+
+
 def linear_scan(a, b, h0, *, valid=None, reset=None, log_space: bool = False, axis_name=None,
                 reverse_devices: bool = False):
   """All states and the final state of `h_t = a_t h_{t-1} + b_t` from h0.
@@ -129,10 +176,12 @@ def linear_scan(a, b, h0, *, valid=None, reset=None, log_space: bool = False, ax
   >>> hs[:, 0, 0].tolist(), last.tolist()
   ([1.0, 1.5, 1.75, 1.875], [[1.875]])
   """
-  elements = fold(a, b, h0, valid=valid, reset=reset, log_space=log_space)
+  # The global final state comes from the (device-invariant) total and h0 as given.
+  local_h0 = varying(h0, axis_name)
+  elements = fold(a, b, local_h0, valid=valid, reset=reset, log_space=log_space)
   prefixes, total = prefix(elements, log_space=log_space, axis_name=axis_name,
                            reverse_devices=reverse_devices)
-  return apply(prefixes, h0[None], log_space), apply(total, h0, log_space)
+  return apply(prefixes, local_h0[None], log_space), apply(total, h0, log_space)
 
 
 def latch(values, valid, start, *, axis_name=None, reverse_devices: bool = False):
@@ -143,4 +192,4 @@ def latch(values, valid, start, *, axis_name=None, reverse_devices: bool = False
   a = jnp.where(m, jnp.zeros_like(values), jnp.ones_like(values))
   b = jnp.where(m, values, jnp.zeros_like(values))
   prefixes, total = prefix((a, b), axis_name=axis_name, reverse_devices=reverse_devices)
-  return apply(prefixes, start[None]), apply(total, start)
+  return apply(prefixes, varying(start, axis_name)[None]), apply(total, start)
