@@ -173,3 +173,14 @@ def test_bad_calls_name_what_they_got():
     layer.apply(params, _x(4), initial_state=[jnp.zeros((B, 4))])
   with pytest.raises(ValueError, match="constants"):
     rj.MinGRU(4).apply(rj.MinGRU(4).init(jax.random.key(0), _x(3)), _x(3), constants=[_x(3)])
+
+
+def test_readme_section_runs():
+  """The README's linear-recurrence example runs as written."""
+  import pathlib
+  text = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+  section = text.split("## Linear recurrences: MinGRU, MinLSTM, LRU", 1)[1].split("\n## ", 1)[0]
+  code = section.split("```python\n", 1)[1].split("```", 1)[0]
+  namespace: dict = {}
+  exec(compile(code, "README.md: Linear recurrences", "exec"), namespace)
+  assert namespace["state"].shape == (8, 2, 128) and namespace["h"].shape == (8, 64)
