@@ -87,13 +87,12 @@ class ParallelScan:
     if axis is not None:
       params = _varying(params, axis)
     back = o.go_backwards
-    x = _time_first(jnp.asarray(call.inputs), o.time_major, False)            # (T, B, F)
-    mask = call.mask
+    x = _time_first(jnp.asarray(call.inputs), o.time_major, back)  # (T, B, F), processing order
     if axis is not None and call.seq_lengths is not None:
       mask = _global_mask(call.seq_lengths, x.shape[0], axis)
+      mask = jnp.flip(mask, 0) if back else mask
     else:
-      mask = _time_first(mask, o.time_major, False)
-    x, mask = (None if v is None else (jnp.flip(v, 0) if back else v) for v in (x, mask))
+      mask = _time_first(call.mask, o.time_major, back)
     reset = _time_first(call.reset, o.time_major, back)
     if mask is not None:
       # Padding never reaches the arithmetic (NaN there stays out of the gradients).
