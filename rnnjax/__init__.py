@@ -6,7 +6,10 @@ from .cells import ConvLSTM2DCell as ConvLSTM2DCell
 from .cells import ConvLSTM3DCell as ConvLSTM3DCell
 from .cells import ConvLSTMCell as ConvLSTMCell
 from .cells import GRUCell as GRUCell
+from .cells import LRUCell as LRUCell
 from .cells import LSTMCell as LSTMCell
+from .cells import MinGRUCell as MinGRUCell
+from .cells import MinLSTMCell as MinLSTMCell
 from .cells import ProjectedLSTMCell as ProjectedLSTMCell
 from .cells import SimpleRNNCell as SimpleRNNCell
 from .cells import StackedRNNCells as StackedRNNCells
@@ -14,7 +17,10 @@ from .layers import ConvLSTM1D as ConvLSTM1D
 from .layers import ConvLSTM2D as ConvLSTM2D
 from .layers import ConvLSTM3D as ConvLSTM3D
 from .layers import GRU as GRU
+from .layers import LRU as LRU
 from .layers import LSTM as LSTM
+from .layers import MinGRU as MinGRU
+from .layers import MinLSTM as MinLSTM
 from .layers import RNN as RNN
 from .layers import Bidirectional as Bidirectional
 from .layers import SimpleRNN as SimpleRNN
@@ -67,8 +73,14 @@ __all__ = [
     "L1L2",
     "L2",
     "LSTM",
+    "LRU",
+    "LRUCell",
     "LSTMCell",
     "MaxNorm",
+    "MinGRU",
+    "MinGRUCell",
+    "MinLSTM",
+    "MinLSTMCell",
     "MinMaxNorm",
     "NonNeg",
     "ProjectedLSTMCell",

@@ -357,3 +357,24 @@ __all__ = [
     "LSTMCell", "LayerModule", "RNN", "RecurrentCell", "RecurrentModule", "STEP",
     "SimpleRNN", "SimpleRNNCell", "named_params", "pure_params", "reset_carry", "wrap",
 ]
+
+
+
+# The linear recurrences (tests/test_linear_layers.py runs them as modules).
+class MinGRU(LayerModule):
+  """`rj.MinGRU` as a flax.linen module, with the same arguments (`scan=` included)."""
+  layer_type = _layers.MinGRU
+
+
+class MinLSTM(LayerModule):
+  """`rj.MinLSTM` as a flax.linen module, with the same arguments."""
+  layer_type = _layers.MinLSTM
+
+
+class LRU(LayerModule):
+  """`rj.LRU` as a flax.linen module, with the same arguments."""
+  layer_type = _layers.LRU
+
+
+_BY_LAYER_TYPE.update({cls.layer_type: cls for cls in (MinGRU, MinLSTM, LRU)})
+__all__ += ["LRU", "MinGRU", "MinLSTM"]

@@ -359,3 +359,24 @@ __all__ = [
     "LSTMCell", "LayerModule", "RNN", "RNNCarry", "RecurrentCell", "RecurrentModule",
     "STEP", "SimpleRNN", "SimpleRNNCell", "reset_carry", "wrap",
 ]
+
+
+
+# The linear recurrences (tests/test_linear_layers.py runs them as modules).
+class MinGRU(LayerModule):
+  """`rj.MinGRU` as a flax.nnx module: `(in_features, *MinGRU arguments, rngs=...)`."""
+  layer_type = _layers.MinGRU
+
+
+class MinLSTM(LayerModule):
+  """`rj.MinLSTM` as a flax.nnx module: `(in_features, *MinLSTM arguments, rngs=...)`."""
+  layer_type = _layers.MinLSTM
+
+
+class LRU(LayerModule):
+  """`rj.LRU` as a flax.nnx module: `(in_features, *LRU arguments, rngs=...)`, in_features = units."""
+  layer_type = _layers.LRU
+
+
+_BY_LAYER_TYPE.update({cls.layer_type: cls for cls in (MinGRU, MinLSTM, LRU)})
+__all__ += ["LRU", "MinGRU", "MinLSTM"]

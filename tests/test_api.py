@@ -6,6 +6,8 @@ import rnnjax as rj
 CONTRACT = {
     "SimpleRNN", "GRU", "LSTM", "RNN", "SimpleRNNCell", "GRUCell", "LSTMCell",
     "StackedRNNCells", "Cell", "interop",
+    # Second wave: the linear recurrences.
+    "MinGRU", "MinLSTM", "LRU", "MinGRUCell", "MinLSTMCell", "LRUCell",
 }
 
 

@@ -13,8 +13,14 @@ from ._conv_lstm_config import ConvLSTMConfig as ConvLSTMConfig
 from ._dropout import DropoutMasks as DropoutMasks
 from ._gru import GRUCell as GRUCell
 from ._gru import GRUConfig as GRUConfig
+from ._lru import LRUCell as LRUCell
+from ._lru import LRUConfig as LRUConfig
 from ._lstm import LSTMCell as LSTMCell
 from ._lstm import LSTMConfig as LSTMConfig
+from ._min_rnn import MinGRUCell as MinGRUCell
+from ._min_rnn import MinGRUConfig as MinGRUConfig
+from ._min_rnn import MinLSTMCell as MinLSTMCell
+from ._min_rnn import MinLSTMConfig as MinLSTMConfig
 from ._projected_lstm import ProjectedLSTMCell as ProjectedLSTMCell
 from ._simple_rnn import SimpleRNNCell as SimpleRNNCell
 from ._simple_rnn import SimpleRNNConfig as SimpleRNNConfig
@@ -24,4 +30,5 @@ __all__ = [
     "Cell", "initial_state_of", "ConvLSTM1DCell", "ConvLSTM1DConfig", "ConvLSTM2DCell", "ConvLSTM2DConfig",
     "ConvLSTM3DCell", "ConvLSTM3DConfig", "ConvLSTMCell", "ConvLSTMConfig", "DropoutMasks", "GRUCell", "GRUConfig", "LSTMCell", "LSTMConfig",
     "ProjectedLSTMCell", "SimpleRNNCell", "SimpleRNNConfig", "StackedRNNCells",
+    "LRUCell", "LRUConfig", "MinGRUCell", "MinGRUConfig", "MinLSTMCell", "MinLSTMConfig",
 ]

@@ -10,14 +10,20 @@ Adding a backend (a GPU kernel, a parallel scan) is a new module with an object 
 from typing import Any
 
 from .. import _platform, pallas
-from ..cells import GRUCell, LSTMCell
+from ..cells import GRUCell, LRUCell, LSTMCell, MinGRUCell, MinLSTMCell
 from ._cpu_lstm import CPU_LSTM
 from ._pallas import PALLAS_GRU, PALLAS_LSTM
+from ._parallel_scan import PARALLEL_SCANS
 from ._scan import SCAN
+
+_PARALLEL = tuple(PARALLEL_SCANS.values())   # the associative scan, on each platform
 
 FAST: dict[type, tuple[Any, ...]] = {
     LSTMCell: (CPU_LSTM, PALLAS_LSTM),
     GRUCell: (PALLAS_GRU,),
+    MinGRUCell: _PARALLEL,
+    MinLSTMCell: _PARALLEL,
+    LRUCell: _PARALLEL,
 }
 
 
