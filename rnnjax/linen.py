@@ -311,7 +311,7 @@ class Bidirectional(LayerModule):
   layer_type = _layers.Bidirectional
 
 
-_BY_LAYER_TYPE = {cls.layer_type: cls for cls in (
+_BY_LAYER_TYPE: dict[type, type] = {cls.layer_type: cls for cls in (
     LSTM, GRU, SimpleRNN, RNN, ConvLSTM1D, ConvLSTM2D, ConvLSTM3D, Bidirectional)}
 
 

@@ -327,7 +327,7 @@ class Bidirectional(LayerModule):
                      **{k: _pure(v) for k, v in kwargs.items()})
 
 
-_BY_LAYER_TYPE = {cls.layer_type: cls for cls in (
+_BY_LAYER_TYPE: dict[type, type] = {cls.layer_type: cls for cls in (
     LSTM, GRU, SimpleRNN, RNN, ConvLSTM1D, ConvLSTM2D, ConvLSTM3D, Bidirectional)}
 
 
