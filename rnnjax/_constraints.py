@@ -108,11 +108,10 @@ _BY_NAME = {
 
 def get(constraint, *, argument: str = "constraint"):
   """The constraint function for a Keras name, a callable, or None (no constraint)."""
-  if constraint is None:
-    return None
-  return lookup(constraint, _BY_NAME, argument=argument, kind="constraint",
-                expected=f"{', '.join(sorted(_BY_NAME))}, a callable `weight -> weight`, or None",
-                accepted="a constraint name, a callable `weight -> weight` or None")
+  return None if constraint is None else lookup(
+      constraint, _BY_NAME, argument=argument, kind="constraint",
+      expected=f"{', '.join(sorted(_BY_NAME))}, a callable `weight -> weight`, or None",
+      accepted="a constraint name, a callable `weight -> weight` or None")
 
 
 def _project(owner, params):

@@ -76,15 +76,6 @@ _BY_NAME = {
 }
 
 
-def get(regularizer, *, argument: str = "regularizer"):
-  """The regularizer function for a Keras name, a callable, or None (no penalty)."""
-  if regularizer is None:
-    return None
-  return lookup(regularizer, _BY_NAME, argument=argument, kind="regularizer",
-                expected=f"{', '.join(sorted(_BY_NAME))}, a callable `weight -> scalar`, or None",
-                accepted="a regularizer name, a callable `weight -> scalar` or None")
-
-
 def _weight_penalty(owner, params):
   """Sum of one cell's weight penalties (its `weight_penalty(params)` hook if it has one);
   `params` must be the cell's own (a penalty of other params would be 0 without a word)."""
@@ -98,6 +89,14 @@ def _weight_penalty(owner, params):
     if reg is not None and isinstance(params, dict) and weight in params:
       total = total + jnp.asarray(reg(params[weight]), jnp.float32)
   return total
+
+
+def get(regularizer, *, argument: str = "regularizer"):
+  """The regularizer function for a Keras name, a callable, or None (no penalty)."""
+  return None if regularizer is None else lookup(
+      regularizer, _BY_NAME, argument=argument, kind="regularizer",
+      expected=f"{', '.join(sorted(_BY_NAME))}, a callable `weight -> scalar`, or None",
+      accepted="a regularizer name, a callable `weight -> scalar` or None")
 
 
 def regularization_loss(layer: Any, params: Params, outputs: PyTree = None) -> Array:

@@ -362,17 +362,20 @@ __all__ = [
 
 # The linear recurrences (tests/test_linear_layers.py runs them as modules).
 class MinGRU(LayerModule):
-  """`rj.MinGRU` as a flax.linen module, with the same arguments (`scan=` included)."""
+  """`rj.MinGRU` as a flax.linen module, with the same arguments (`scan=` included),
+  e.g. `rj.linen.MinGRU(64, return_sequences=True, scan="parallel")`."""
   layer_type = _layers.MinGRU
 
 
 class MinLSTM(LayerModule):
-  """`rj.MinLSTM` as a flax.linen module, with the same arguments."""
+  """`rj.MinLSTM` as a flax.linen module, with the same arguments, e.g.
+  `rj.linen.MinLSTM(64, log_space=True)`."""
   layer_type = _layers.MinLSTM
 
 
 class LRU(LayerModule):
-  """`rj.LRU` as a flax.linen module, with the same arguments."""
+  """`rj.LRU` as a flax.linen module, with the same arguments, e.g.
+  `rj.linen.LRU(64, r_min=0.9)`."""
   layer_type = _layers.LRU
 
 

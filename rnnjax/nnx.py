@@ -327,8 +327,26 @@ class Bidirectional(LayerModule):
                      **{k: _pure(v) for k, v in kwargs.items()})
 
 
+# The linear recurrences (tests/test_linear_layers.py runs them as modules); in_features
+# is the inputs' feature size, as for the other layers (LRU's equals its units).
+class MinGRU(LayerModule):
+  """`rj.MinGRU` as a flax.nnx module: `(in_features, *MinGRU arguments, rngs=...)`."""
+  layer_type = _layers.MinGRU
+
+
+class MinLSTM(LayerModule):
+  """`rj.MinLSTM` as a flax.nnx module: `(in_features, *MinLSTM arguments, rngs=...)`."""
+  layer_type = _layers.MinLSTM
+
+
+class LRU(LayerModule):
+  """`rj.LRU` as a flax.nnx module: `(in_features, *LRU arguments, rngs=...)`."""
+  layer_type = _layers.LRU
+
+
 _BY_LAYER_TYPE: dict[type, type] = {cls.layer_type: cls for cls in (
-    LSTM, GRU, SimpleRNN, RNN, ConvLSTM1D, ConvLSTM2D, ConvLSTM3D, Bidirectional)}
+    LSTM, GRU, SimpleRNN, RNN, ConvLSTM1D, ConvLSTM2D, ConvLSTM3D, Bidirectional, MinGRU,
+    MinLSTM, LRU)}
 
 
 def wrap(layer, in_features, *, rngs: nnx.Rngs, deterministic: bool = False) -> RecurrentModule:
@@ -354,29 +372,10 @@ def reset_carry(model, where=None) -> None:
 
 
 __all__ = [
-    "Bidirectional", "CellModule", "ConvLSTM1D", "ConvLSTM1DCell", "ConvLSTM2D",
+    "Bidirectional", "CellModule", "ConvLSTM1D", "ConvLSTM1DCell", "ConvLSTM2D", "LRU",
+    "MinGRU", "MinLSTM",
     "ConvLSTM2DCell", "ConvLSTM3D", "ConvLSTM3DCell", "DROPOUT", "GRU", "GRUCell", "LSTM",
     "LSTMCell", "LayerModule", "RNN", "RNNCarry", "RecurrentCell", "RecurrentModule",
     "STEP", "SimpleRNN", "SimpleRNNCell", "reset_carry", "wrap",
 ]
 
-
-
-# The linear recurrences (tests/test_linear_layers.py runs them as modules).
-class MinGRU(LayerModule):
-  """`rj.MinGRU` as a flax.nnx module: `(in_features, *MinGRU arguments, rngs=...)`."""
-  layer_type = _layers.MinGRU
-
-
-class MinLSTM(LayerModule):
-  """`rj.MinLSTM` as a flax.nnx module: `(in_features, *MinLSTM arguments, rngs=...)`."""
-  layer_type = _layers.MinLSTM
-
-
-class LRU(LayerModule):
-  """`rj.LRU` as a flax.nnx module: `(in_features, *LRU arguments, rngs=...)`, in_features = units."""
-  layer_type = _layers.LRU
-
-
-_BY_LAYER_TYPE.update({cls.layer_type: cls for cls in (MinGRU, MinLSTM, LRU)})
-__all__ += ["LRU", "MinGRU", "MinLSTM"]

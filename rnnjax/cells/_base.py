@@ -140,6 +140,18 @@ class Cell:
     kwargs = {} if dropout is None else {"dropout": dropout}
     return self(params, projected, states, training=training, constants=constants, **kwargs)
 
+  def project_then_step(self, params: Params, inputs: Any, states: State, *,
+                        training: bool = False, constants: PyTree = None,
+                        dropout: Any = None) -> tuple[Any, State]:
+    """A call of a cell that splits its step: `check_call(params, inputs, states)` when
+    the cell has one, then `project`, then `step` (the built-in cells' `__call__`)."""
+    check = getattr(self, "check_call", None)
+    if check is not None:
+      states = check(params, inputs, states)
+    projected = self.project(params, inputs, dropout=dropout)
+    return self.step(params, projected, states, training=training, constants=constants,
+                     dropout=dropout)
+
   def dropout_masks(self, key: Key, batch_size: int, input_shape: ShapeTree,
                     dtype: DTypeLike) -> Any:
     """Variational dropout masks for one call; None when the cell uses no dropout."""

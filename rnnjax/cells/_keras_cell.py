@@ -175,7 +175,5 @@ class KerasCell(Cell):
   def __call__(self, params: Params, inputs: Any, states: State, *, training: bool = False,
                constants: PyTree = None, dropout: Any = None) -> tuple[Any, State]:
     """One Keras step: `project` the step's inputs (B, ...), then `step` -> (output, new states)."""
-    states = self.check_call(params, inputs, states)
-    projected = self.project(params, inputs, dropout=dropout)
-    return self.step(params, projected, states, training=training, constants=constants,
-                     dropout=dropout)
+    return self.project_then_step(params, inputs, states, training=training,
+                                  constants=constants, dropout=dropout)

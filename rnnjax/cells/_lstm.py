@@ -90,6 +90,13 @@ class LSTMCell(LSTMConfig, DenseCell):
            constants: PyTree = None, dropout: Any = None) -> tuple[Array, State]:
     """projected: (B, 4U) = x @ kernel + bias; states (h, c) -> (h', (h', c'))."""
     del training, constants
+    h_new, c_new, cd = self.gate_step(params, projected, states, dropout)
+    return h_new.astype(cd), (h_new, c_new)
+
+  def gate_step(self, params: Params, projected: Array, states: State,
+                dropout: Any = None) -> tuple[Array, Array, Any]:
+    """(h', c', compute dtype) from z = projected + h @ recurrent_kernel (with recurrent
+    dropout on h), the step that ProjectedLSTMCell then projects."""
     h, c = states
     cd = self.compute_dtype(h)
     masks = None if dropout is None else dropout.recurrent
@@ -98,4 +105,4 @@ class LSTMCell(LSTMConfig, DenseCell):
     ).astype(projected.dtype)
     h_new, c_new = lstm_gates(z, c, _activations.get(self.activation),
                               _activations.get(self.recurrent_activation))
-    return h_new.astype(cd), (h_new, c_new)
+    return h_new, c_new, cd

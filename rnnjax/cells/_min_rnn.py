@@ -164,11 +164,10 @@ class MinLSTMCell(MinLSTMConfig, _MinCell):
   output is h. `log_space=True`: the paper's log-space variant (candidate g(h~)).
 
   >>> import jax, jax.numpy as jnp, rnnjax as rj
-  >>> cell = rj.MinLSTMCell(4)
+  >>> cell = rj.MinLSTMCell(4, log_space=True)
   >>> params = cell.init(jax.random.key(0), (3,))
-  >>> out, (h,) = cell(params, jnp.ones((2, 3)), cell.initial_state(2))
-  >>> params["kernel"].shape, h.shape
-  ((3, 12), (2, 4))
+  >>> [params["kernel"].shape, cell(params, jnp.ones((2, 3)), cell.initial_state(2))[0].shape]
+  [(3, 12), (2, 4)]
   """
 
   def coefficients(self, params, projected):

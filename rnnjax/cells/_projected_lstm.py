@@ -7,11 +7,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .. import _activations
 from .._validation import check_positive_int
 from ..types import Array, Key, Params, PyTree, ShapeTree, State
-from ._dense import accumulation_dtype, gate_matmul
-from ._lstm import LSTMCell, lstm_gates
+from ._dense import accumulation_dtype
+from ._lstm import LSTMCell
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,12 +48,13 @@ class ProjectedLSTMCell(LSTMCell):
   def state_size(self) -> tuple[int, int]:
     return (self.proj_size, self.units)
 
-  @property
-  def output_size(self) -> int:
-    return self.proj_size
-
   def describe_cell(self) -> str:
     return f"{type(self).__name__}(units={self.units}, proj_size={self.proj_size})"
+
+  @property
+  def output_size(self) -> int:
+    """The projected size P: h is (B, P)."""
+    return self.proj_size
 
   def init(self, key: Key, input_shape: ShapeTree) -> dict:
     """Params `{"kernel": (F, 4U), "recurrent_kernel": (P, 4U), "bias": (4U,),
@@ -83,14 +83,7 @@ class ProjectedLSTMCell(LSTMCell):
            constants: PyTree = None, dropout: Any = None) -> tuple[Array, State]:
     """projected: (B, 4U) = x @ kernel + bias; states (h (B, P), c (B, U)) -> (h', (h', c'))."""
     del training, constants
-    h, c = states
-    cd = self.compute_dtype(h)
-    masks = None if dropout is None else dropout.recurrent
-    z = projected + gate_matmul(
-        h.astype(cd), params["recurrent_kernel"].astype(cd), masks, 4
-    ).astype(projected.dtype)
-    full, c_new = lstm_gates(z, c, _activations.get(self.activation),
-                             _activations.get(self.recurrent_activation))
+    full, c_new, cd = self.gate_step(params, projected, states, dropout)
     h_new = jnp.matmul(full.astype(cd), params["projection"].astype(cd),
                        preferred_element_type=accumulation_dtype(cd))
     return h_new.astype(cd), (h_new.astype(full.dtype), c_new)

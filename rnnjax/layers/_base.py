@@ -42,6 +42,14 @@ def reset_state_tree(state: State, where: ArrayLike | None = None) -> State:
       state)
 
 
+def inner_option(name: str) -> property:
+  """A read-only property giving the wrapped `layer`'s option `name` (for wrappers such as
+  Bidirectional and StackedRNN, whose output options are their layer's)."""
+  def get(self) -> Any:
+    return getattr(self.layer, name)
+  return property(get, doc=f"The wrapped layer's `{name}`.")
+
+
 def _check_training(training) -> None:
   if not isinstance(training, bool):
     raise TypeError(f"training must be a Python bool, got {_validation.describe(training)}.")

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from .. import _regularizers, _validation as _checks, dispatch
 from ..engine import as_tuples
-from ._base import SequenceLayer, reset_state_tree
+from ._base import SequenceLayer, inner_option, reset_state_tree
 from ..types import ArrayLike, DTypeLike, Inputs, Key, Params, PyTree, State
 from ._eager import cached_apply
 
@@ -161,21 +161,10 @@ class Bidirectional:
     return self._forward, self._backward
 
   # The wrapped layer's output options, which both directions share (checked above).
-  @property
-  def return_sequences(self) -> bool:
-    return self.layer.return_sequences
-
-  @property
-  def return_state(self) -> bool:
-    return self.layer.return_state
-
-  @property
-  def stateful(self) -> bool:
-    return self.layer.stateful
-
-  @property
-  def time_major(self) -> bool:
-    return self.layer.time_major
+  return_sequences = inner_option("return_sequences")
+  return_state = inner_option("return_state")
+  stateful = inner_option("stateful")
+  time_major = inner_option("time_major")
 
   # Parameters and states ----------------------------------------------------
 

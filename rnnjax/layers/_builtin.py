@@ -51,11 +51,11 @@ class GRU(GRUConfig, SequenceLayer):
   """Gated recurrent unit layer (Keras `GRU`). Params as `GRUCell`.
 
   >>> import jax, jax.numpy as jnp, rnnjax as rj
-  >>> layer = rj.GRU(4, return_state=True)
   >>> x = jnp.ones((2, 5, 3))
-  >>> out, h = layer.apply(layer.init(jax.random.key(0), x), x)
-  >>> out.shape, h.shape
-  ((2, 4), (2, 4))
+  >>> [rj.GRU(4, reset_after=r).init(jax.random.key(0), x)["bias"].shape for r in (True, False)]
+  [(2, 12), (12,)]
+  >>> rj.GRU(4, return_state=True).apply(rj.GRU(4).init(jax.random.key(0), x), x)[1].shape
+  (2, 4)
   """
 
   _: dataclasses.KW_ONLY

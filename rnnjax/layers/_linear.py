@@ -74,11 +74,10 @@ class MinLSTM(MinLSTMConfig, LinearRecurrence):
   """minLSTM layer (Feng et al. 2024); params and equations as `MinLSTMCell`.
 
   >>> import jax, jax.numpy as jnp, rnnjax as rj
-  >>> layer = rj.MinLSTM(4, return_state=True)
   >>> x = jnp.ones((2, 5, 3))
-  >>> out, h = layer.apply(layer.init(jax.random.key(0), x), x)
-  >>> out.shape, h.shape
-  ((2, 4), (2, 4))
+  >>> params = rj.MinLSTM(4).init(jax.random.key(0), x)
+  >>> [rj.MinLSTM(4, return_state=True).apply(params, x)[1].shape]
+  [(2, 4)]
   """
 
   cell = cell_property(MinLSTMCell)

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from .. import _validation as _checks
 from ..cells import GRUCell, LSTMCell, ProjectedLSTMCell, SimpleRNNCell
 from ..types import Array, ArrayLike, Inputs, Key, Params, PyTree, State
-from ._base import RNN, SequenceLayer
+from ._base import RNN, SequenceLayer, inner_option
 from ._bidirectional import Bidirectional
 from ._builtin import LSTM
 from ._eager import cached_apply
@@ -134,17 +134,9 @@ class StackedRNN:
 
   # The template's output options --------------------------------------------
 
-  @property
-  def return_sequences(self) -> bool:
-    return self.layer.return_sequences
-
-  @property
-  def return_state(self) -> bool:
-    return self.layer.return_state
-
-  @property
-  def time_major(self) -> bool:
-    return self.layer.time_major
+  return_sequences = inner_option("return_sequences")
+  return_state = inner_option("return_state")
+  time_major = inner_option("time_major")
 
   @property
   def directions(self) -> int:
