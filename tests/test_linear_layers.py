@@ -162,6 +162,24 @@ def test_bad_arguments(make, match):
     make()
 
 
+def test_bidirectional_refuses_what_time_sharding_would_get_wrong():
+  """A time-sharded backward half can only be flipped per device chunk, and its segment
+  starts need the next chunk's first reset: both refused with what to do instead."""
+  with pytest.raises(ValueError, match=r"sequence_axis='time' with return_sequences=True.*"
+                                       r"Use return_sequences=False"):
+    rj.Bidirectional(rj.MinGRU(4, return_sequences=True, sequence_axis="time"))
+  with pytest.raises(ValueError, match="sequence_axis='time' with return_sequences=True"):
+    rj.Bidirectional(rj.LRU(4, return_sequences=True),
+                     backward_layer=rj.LRU(4, return_sequences=True, go_backwards=True,
+                                           sequence_axis="time"))
+  layer = rj.Bidirectional(rj.MinGRU(4, sequence_axis="time"))
+  x = _x(3)
+  params = layer.init(jax.random.key(0), x)
+  with pytest.raises(ValueError, match=r"reset= with a time-sharded layer \(sequence_axis="
+                                       r"'time'\).*Pass reset=None"):
+    layer.apply(params, x, reset=jnp.zeros((B, T), bool))
+
+
 def test_bad_calls_name_what_they_got():
   layer = rj.LRU(4)
   with pytest.raises(ValueError, match="got inputs with 3 features"):

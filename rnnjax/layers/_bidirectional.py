@@ -70,6 +70,11 @@ class Bidirectional:
       segments at the segment ends, so each packed segment is processed on its own both
       ways.
 
+  With a time-sharded layer (`sequence_axis=`, sequence parallelism) the wrapper returns
+  the last outputs and states only: return_sequences=True and reset= are refused (the
+  backward half would be reordered, and its segment starts read, within each device's
+  chunk only).
+
   Each direction runs through its layer's public `prepare` / `finish`; two LSTM (or two GRU)
   directions that each take the Pallas kernel share one launch (see `rj.kernels.which_path`).
 
@@ -113,6 +118,7 @@ class Bidirectional:
       object.__setattr__(self, "backward_layer", backward)
     _check_sequence_layer(backward, "backward_layer")
     self._check_pair(self.layer, backward)
+    self._check_time_sharding(self.layer, backward)
     for argument, layer in (("layer", self.layer), ("backward_layer", backward)):
       if layer.activity_regularizer is not None:
         raise ValueError(
@@ -149,7 +155,23 @@ class Bidirectional:
             '(use merge_mode="concat" or None).'
         )
 
-  # Keras attributes ---------------------------------------------------------
+  @staticmethod
+  def _sequence_axis(forward, backward) -> str | None:
+    """The mesh axis that splits time for either direction (rj.MinGRU(sequence_axis=...))."""
+    return getattr(forward, "sequence_axis", None) or getattr(backward, "sequence_axis", None)
+
+  def _check_time_sharding(self, forward, backward) -> None:
+    """A time-sharded backward sequence would be flipped within each device's chunk, not
+    across the chunks, so the wrapper refuses to return it."""
+    axis = self._sequence_axis(forward, backward)
+    if axis is not None and forward.return_sequences:
+      raise ValueError(
+          f"Bidirectional cannot return the sequence of a time-sharded layer "
+          f"(sequence_axis={axis!r} with return_sequences=True): it would put the backward "
+          "outputs back in time order within each device's chunk only. Use "
+          "return_sequences=False, or run the backward layer on its own (go_backwards=True) "
+          "and reverse its outputs across the devices yourself.")
+
 
   @property
   def forward_layer(self) -> SequenceLayer:
@@ -301,6 +323,13 @@ class Bidirectional:
     forward order ends one (just before the next segment start)."""
     if reset is None:
       return None, None
+    axis = self._sequence_axis(self._forward, self._backward)
+    if axis is not None:
+      raise ValueError(
+          f"Bidirectional cannot take reset= with a time-sharded layer (sequence_axis="
+          f"{axis!r}): the backward direction's segment starts come from the next step, "
+          "which at a chunk's end lies on another device. Pass reset=None, or run the two "
+          "directions as separate layers.")
     batch, steps = _checks.sequence_dims(inputs, time_major=self.time_major)
     reset = _checks.step_flags(reset, "reset", batch, steps, self.time_major)
     axis = 0 if self.time_major else 1
