@@ -78,8 +78,17 @@ def test_scan_switch_and_the_auto_rule():
   parallel = rj.kernels.which_path(rj.MinLSTM(4, scan="parallel"), x, mask=jnp.ones((B, T), bool),
                                    reset=jnp.zeros((B, T), bool))
   assert parallel.path == "fused" and "parallel associative scan" in parallel.reason
-  with pytest.raises(ValueError, match=r"MinGRU\(scan=True\).*unroll=2.*remat='step'"):
+  # Messages name the option as written, not the dispatch's request (True / False).
+  assert parallel.reason.startswith("scan='parallel' and eligible")
+  sequential = rj.kernels.which_path(rj.MinGRU(4, scan="sequential"), x)
+  assert sequential.reason == "scan='sequential' (the scan is requested)"
+  with pytest.raises(ValueError, match=r"MinGRU\(scan='parallel'\) cannot.*unroll=2.*"
+                                       r"remat='step'.*Set scan='auto' to fall back"):
     rj.kernels.which_path(rj.MinGRU(4, scan="parallel", unroll=2, remat="step"), x)
+  sharded = rj.kernels.which_path(rj.MinGRU(4, sequence_axis="time"), x)
+  assert sharded.reason.startswith("sequence_axis='time' and eligible")
+  with pytest.raises(ValueError, match=r"MinGRU\(sequence_axis='time'\) cannot.*remat=2: .*loop\.$"):
+    rj.kernels.which_path(rj.MinGRU(4, sequence_axis="time", remat=2), x)
   # "auto" takes the parallel scan where a GPU is (here: Pallas interpret mode forced).
   with rj.kernels.force_interpret():
     assert rj.kernels.which_path(rj.LRU(3), x).path == "fused"

@@ -30,6 +30,9 @@ class CallSpec(NamedTuple):
   options: the layer's RunOptions.
   request: the layer's fast-path switch, "auto" | True | False, or None for a layer
     without one; request_name: the switch's name ("use_fused" or Keras's "use_cudnn").
+  request_label: the option that made the request as the user wrote it, for messages
+    ("scan='parallel'" on the linear layers, whose values are not the request's), or
+    None for `{request_name}={request!r}`.
   compute_dtype, carry_dtype: jnp dtypes, or None when the inputs are not one array.
   training: the call's `training`.
   mask, reset, constants: whether a boolean mask, segment resets or constants are given
@@ -47,6 +50,7 @@ class CallSpec(NamedTuple):
   mask: bool
   reset: bool
   constants: bool
+  request_label: str | None = None
 
 
 class Call(NamedTuple):

@@ -56,17 +56,20 @@ def plan(spec: CallSpec) -> Plan:
   if spec.request is None or not _registry.implementations(spec.cell):
     return Plan(scan, PathChoice("scan", _no_fast_path(spec)))
   name = spec.request_name
+  asked = spec.request_label or f"{name}={spec.request!r}"
   if spec.request is False:
-    return Plan(scan, PathChoice("scan", f"{name}=False (the scan is requested)"))
+    return Plan(scan, PathChoice("scan", f"{asked} (the scan is requested)"))
   impl, reasons = _reasons(spec)
   if impl is None and spec.request is True:
-    raise ValueError(
-        f"{spec.layer_name}({name}=True) cannot use the fused kernel: " + "; ".join(reasons)
-        + f". Set {name}='auto' to fall back to the scan.")
+    # The hint only where the switch itself asked (not sequence_axis, which has no scan).
+    own = asked.startswith(f"{name}=")
+    fallback = f" Set {name}='auto' to fall back to the scan." if own else ""
+    raise ValueError(f"{spec.layer_name}({asked}) cannot use the fused kernel: "
+                     + "; ".join(reasons) + "." + fallback)
   if impl is None:
-    return Plan(scan, PathChoice("scan", f"{name}='auto' falls back to the scan: "
+    return Plan(scan, PathChoice("scan", f"{asked} falls back to the scan: "
                                  + "; ".join(reasons)))
-  return Plan(impl, PathChoice("fused", f"{name}={spec.request!r} and eligible: fused "
+  return Plan(impl, PathChoice("fused", f"{asked} and eligible: fused "
                                f"{spec.layer_name} kernel {impl.where}"))
 
 

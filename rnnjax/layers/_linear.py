@@ -5,8 +5,8 @@ scan: "parallel" (an associative scan over time, `rnnjax.recurrences.linear_scan
 "sequential" (the engine's loop), or "auto" (the faster on the backend: the parallel
 scan on GPUs and TPUs, the loop on the CPU; see bench/results/linear.md). Both give the
 same numbers, forward and backward. In the dispatch's words, "parallel" is the fast
-path requested (`use_fused=True`), "sequential" the scan (False), and messages name the
-switch `scan`.
+path requested (`use_fused=True`), "sequential" the scan (False); messages name the
+option as written (`scan='parallel'`, or `sequence_axis='time'` when that forces it).
 
 sequence_axis: the mesh axis that splits time when the layer runs inside
 `jax.shard_map` on a time-sharded sequence (sequence parallelism). It needs the parallel
@@ -14,11 +14,13 @@ scan, so the layer then always takes it (and says why not when it cannot).
 """
 
 import dataclasses
+from typing import Any
 
 from .. import dispatch
 from ..cells import LRUCell, LRUConfig, MinGRUCell, MinGRUConfig, MinLSTMCell, MinLSTMConfig
 from ._base import SequenceLayer
 from ._builtin import cell_property
+from ..types import Inputs
 
 SCAN_CHOICES = ("auto", "parallel", "sequential")
 _REQUEST = {"parallel": True, "sequential": False, "auto": "auto"}
@@ -47,9 +49,18 @@ class LinearRecurrence(SequenceLayer):
     (True whenever `sequence_axis` is set)."""
     return True if self.sequence_axis is not None else _REQUEST[self.scan]
 
-  def call_spec(self, inputs, **call) -> dispatch.CallSpec:
-    """`SequenceLayer.call_spec` with the switch named `scan` in messages."""
-    return super().call_spec(inputs, **call)._replace(request_name="scan")
+  @property
+  def request_label(self) -> str:
+    """The option behind `fused_request`, as written: "scan='parallel'", or
+    "sequence_axis='time'" (which asks for the parallel scan whatever `scan`)."""
+    if self.sequence_axis is not None:
+      return f"sequence_axis={self.sequence_axis!r}"
+    return f"scan={self.scan!r}"
+
+  def call_spec(self, inputs: Inputs, **call: Any) -> dispatch.CallSpec:
+    """`SequenceLayer.call_spec` with the switch named as the user wrote it in messages."""
+    spec = super().call_spec(inputs, **call)
+    return spec._replace(request_name="scan", request_label=self.request_label)
 
 
 @dataclasses.dataclass(frozen=True)
