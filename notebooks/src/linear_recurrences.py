@@ -157,3 +157,16 @@ summary = {name: (h[-1, 1], h[-1, 2]) for name, h in histories.items()}
 for name, (mse, accuracy) in summary.items():
   print(f"{name:8s} final val MSE {mse:.4f}  accuracy {accuracy:.3f}  "
         f"{'learned' if mse < 0.5 / 6 else 'not yet (MSE above half the mean predictor)'}")
+
+# %% [markdown]
+# ## What this run shows
+#
+# Saved at full size (T = 1,000, H = 64, 150 s of training per model on 2 shared CPU
+# cores; CI reruns it at T = 60 for 4 s per model). GRU, LSTM, MinGRU and MinLSTM learn
+# the task within the budget (GRU the most precisely). MinGRU takes the most steps per
+# second: its step is the cheapest, and on a GPU the parallel scan would widen the gap. The
+# single-layer LRU does not get past the mean predictor at T = 1,000 in 150 s: it is linear
+# in its inputs and must learn, through the encoder alone, to keep the ~1,000 unmarked
+# steps out of its state. At T = 60 (the CI size) it reaches ~85% accuracy in 4 s, and at
+# T = 200 it got to an MSE of ~0.004 in 60 s in a separate run; the LRU paper's models are
+# deep stacks with MLPs and normalisation between LRU layers, trained far longer.
