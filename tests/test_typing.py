@@ -11,8 +11,6 @@ import subprocess
 import sys
 import types
 
-import pytest
-
 import rnnjax as rj
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -68,27 +66,13 @@ def test_public_signatures_are_annotated():
 
   checkpoint_names = [n for n, v in vars(checkpoint).items()
                       if not n.startswith("_") and getattr(v, "__module__", None) == checkpoint.__name__]
-  objects = [*_public_objects(rj, [n for n in rj.__all__ if n not in LINEAR]),
+  objects = [*_public_objects(rj, rj.__all__),
              *_public_objects(rj.kernels, rj.kernels.__all__),
+             *_public_objects(rj.interop, rj.interop.__all__),
              *_public_objects(checkpoint, checkpoint_names)]
   assert len(objects) >= 40
+  assert {"rnnjax.MinGRU", "rnnjax.LRUCell", "rnnjax.interop.from_torch"} <= dict(objects).keys()
   assert missing_annotations(objects) == {}
-
-
-# The linear recurrences (issue 17) landed before their annotations: checked apart, and
-# expected to fail until they are typed (then drop this mark and their mypy override).
-LINEAR = ("LRU", "LRUCell", "MinGRU", "MinGRUCell", "MinLSTM", "MinLSTMCell")
-
-
-@pytest.mark.xfail(strict=True, reason="the linear recurrences get their annotations next")
-def test_linear_recurrence_signatures_are_annotated():
-  assert missing_annotations(_public_objects(rj, LINEAR)) == {}
-
-
-@pytest.mark.xfail(strict=True, reason="rj.interop gets its annotations with its rework "
-                   "(issue 18, migration); then drop this mark and its mypy override")
-def test_interop_signatures_are_annotated():
-  assert missing_annotations(_public_objects(rj.interop, rj.interop.__all__)) == {}
 
 
 def test_the_checker_sees_a_missing_annotation():

@@ -17,6 +17,7 @@ Axis letters: B batch, T time, F features, U units, N state size.
 
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import jax
@@ -26,6 +27,7 @@ from .. import _initializers
 from .._validation import check_dtype
 from ._base import Cell
 from ._dropout import DropoutMasks, apply_mask, check_rate, keep_mask
+from ..types import Array, DTypeLike, Key, Params, PyTree, ShapeTree, State
 from ._options import check_seed
 
 LINEAR_UNIFORM = "linear_uniform"
@@ -34,7 +36,7 @@ the kernel and the bias alike (PyTorch's `nn.Linear`, which the minGRU/minLSTM p
 code uses)."""
 
 
-def initializer(value, fan_in: int, argument: str):
+def initializer(value: Any, fan_in: int, argument: str) -> Callable[..., Array]:
   """`(key, shape, dtype) -> array` for an initializer name or callable; LINEAR_UNIFORM
   draws U(+-1/sqrt(fan_in))."""
   if isinstance(value, str) and value == LINEAR_UNIFORM:
@@ -43,7 +45,7 @@ def initializer(value, fan_in: int, argument: str):
   return _initializers.get(value, argument=argument)
 
 
-def check_sequence_axis(value) -> None:
+def check_sequence_axis(value: Any) -> None:
   """A mesh axis name (a str) or None."""
   if value is not None and not isinstance(value, str):
     raise TypeError(f"sequence_axis must be a mesh axis name (a str) or None, got {value!r}.")
@@ -76,7 +78,7 @@ class LinearOptions:
 
 
 @dataclasses.dataclass(frozen=True)
-class LinearCell(Cell):
+class LinearCell(LinearOptions, Cell):
   """Base of MinGRUCell, MinLSTMCell and LRUCell: the step `h = a * h + b` over the
   affine protocol (module docstring). Subclasses define init, project, coefficients,
   readout, validate_inputs (and carrier / states_of for a non-(B, N) state)."""
@@ -84,21 +86,34 @@ class LinearCell(Cell):
   accepts_constants: ClassVar[bool] = False
   log_space: ClassVar[bool] = False   # a dataclass field on MinGRU / MinLSTM
 
-  def compute_dtype(self, x: jax.Array):
+  def project(self, params: Params, inputs: Array, *,
+              dropout: DropoutMasks | None = None) -> Any:
+    """The x-only work of the step for inputs (..., F), any leading axes."""
+    raise NotImplementedError(f"{type(self).__name__} must define project.")
+
+  def coefficients(self, params: Params, projected: Any) -> tuple[Array, Array]:
+    """(a, b) of `h = a * h + b`, each (..., N) (their logarithms when `log_space`)."""
+    raise NotImplementedError(f"{type(self).__name__} must define coefficients.")
+
+  def readout(self, params: Params, projected: Any, h: Array) -> Array:
+    """The step's output (..., U) from the new h (..., N)."""
+    raise NotImplementedError(f"{type(self).__name__} must define readout.")
+
+  def compute_dtype(self, x: jax.Array) -> jnp.dtype:
     """`dtype` when given, else the promotion of the inputs' and the params' dtypes."""
     if self.dtype is not None:
       return jnp.dtype(self.dtype)
     return jnp.result_type(x.dtype, jnp.dtype(self.param_dtype))
 
-  def math_dtype(self, x: jax.Array):
+  def math_dtype(self, x: jax.Array) -> jnp.dtype:
     """The dtype of the recurrence arithmetic: the compute dtype, at least float32."""
     return jnp.promote_types(self.compute_dtype(x), jnp.float32)
 
-  def output_dtype(self, x: jax.Array):
+  def output_dtype(self, x: jax.Array) -> jnp.dtype:
     """The outputs' dtype: `dtype` when given, else the math dtype."""
     return jnp.dtype(self.dtype) if self.dtype is not None else self.math_dtype(x)
 
-  def carrier(self, states) -> jax.Array:
+  def carrier(self, states: State) -> jax.Array:
     """The state tuple `(h,)` as the array the recurrence carries, (B, N)."""
     (h,) = states
     return h
@@ -109,7 +124,8 @@ class LinearCell(Cell):
   def uses_dropout(self) -> bool:
     return self.dropout > 0.0
 
-  def dropout_masks(self, key, batch_size: int, input_shape, dtype) -> DropoutMasks | None:
+  def dropout_masks(self, key: Key, batch_size: int, input_shape: ShapeTree,
+                    dtype: DTypeLike) -> DropoutMasks | None:
     """One input mask (1, B, F) for the call (`seed` folded into `key`); no recurrent one."""
     if not self.uses_dropout():
       return None
@@ -118,13 +134,14 @@ class LinearCell(Cell):
     return DropoutMasks(keep_mask(key, self.dropout, (1, batch_size, *tuple(input_shape)), dtype),
                         None)
 
-  def dropped(self, x, dropout: DropoutMasks | None):
+  def dropped(self, x: Array, dropout: DropoutMasks | None) -> Array:
     """`x` (..., B, F) with the call's input dropout mask applied."""
     if dropout is None or dropout.inputs is None:
       return x
     return apply_mask(x, dropout.inputs[0])
 
-  def step(self, params, projected, states, *, training=False, constants=None, dropout=None):
+  def step(self, params: Params, projected: Any, states: State, *, training: bool = False,
+           constants: PyTree = None, dropout: DropoutMasks | None = None) -> tuple[Array, State]:
     """One step of `h = a * h + b` (a, b from `coefficients`, exponentiated in log space);
     returns (readout, new states)."""
     del training, constants, dropout
@@ -141,20 +158,22 @@ class LinearCell(Cell):
     y = self.readout(params, projected, h_new)
     return (y if self.dtype is None else y.astype(self.dtype)), self.states_of(h_new)
 
-  def __call__(self, params, inputs, states, *, training=False, constants=None, dropout=None):
+  def __call__(self, params: Params, inputs: Array, states: State, *, training: bool = False,
+               constants: PyTree = None,
+               dropout: DropoutMasks | None = None) -> tuple[Array, State]:
     """One step on inputs (B, F): `project`, then `step` -> (output, new states)."""
     projected = self.project(params, inputs, dropout=dropout)
     return self.step(params, projected, states, training=training, constants=constants,
                      dropout=dropout)
 
-  def check_params_dict(self, params, names) -> None:
+  def check_params_dict(self, params: Params, names: tuple[str, ...]) -> None:
     if not isinstance(params, dict) or not set(names) <= set(params):
       raise TypeError(
           f"params must be the dict that {type(self).__name__}.init returns (keys "
           f"{', '.join(names)}), got {type(params).__name__}"
           + (f" with keys {sorted(params)}" if isinstance(params, dict) else "") + ".")
 
-  def check_rank(self, input_shape) -> None:
+  def check_rank(self, input_shape: ShapeTree) -> None:
     if len(input_shape) != 1:
       raise ValueError(
           f"inputs must have shape (B, T, F) (one feature axis), got a per-step shape "

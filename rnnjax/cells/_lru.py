@@ -24,12 +24,14 @@ import jax
 import jax.numpy as jnp
 
 from .._validation import check_positive_int
+from ..types import Array, DTypeLike, Key, Params, ShapeTree, State
+from ._dropout import DropoutMasks
 from ._linear import LinearCell, LinearOptions
 
 PARAM_NAMES = ("nu_log", "theta_log", "gamma_log", "B_re", "B_im", "C_re", "C_im", "D")
 
 
-def _check_float(value, argument: str) -> float:
+def _check_float(value: object, argument: str) -> float:
   if isinstance(value, bool) or not isinstance(value, (int, float)):
     raise TypeError(f"{argument} must be a float, got {value!r}.")
   return float(value)
@@ -85,14 +87,14 @@ class LRUCell(LRUConfig, LinearCell):
   """
 
   @property
-  def state_size(self):
+  def state_size(self) -> tuple[tuple[int, int]]:
     return ((2, self.n_state),)
 
   @property
-  def output_size(self):
+  def output_size(self) -> int:
     return self.units
 
-  def init(self, key: jax.Array, input_shape) -> dict:
+  def init(self, key: Key, input_shape: ShapeTree) -> dict[str, Array]:
     features = tuple(input_shape)[-1]
     self._check_width(features)
     n, u = self.n_state, self.units
@@ -125,23 +127,25 @@ class LRUCell(LRUConfig, LinearCell):
           f"skip D * u needs inputs of {self.units} features), got inputs with {features} "
           "features; project them to units features first (e.g. a Dense layer).")
 
-  def validate_inputs(self, params, input_shape) -> None:
+  def validate_inputs(self, params: Params, input_shape: ShapeTree) -> None:
     self.check_params_dict(params, PARAM_NAMES)
     self.check_rank(input_shape)
     self._check_width(input_shape[-1])
 
-  def lam(self, params, dtype) -> jax.Array:
+  def lam(self, params: Params, dtype: DTypeLike) -> jax.Array:
     """lambda (N,) complex."""
     nu, theta = (params[k].astype(dtype) for k in ("nu_log", "theta_log"))
     return jnp.exp(jax.lax.complex(-jnp.exp(nu), jnp.exp(theta)))
 
-  def project(self, params, inputs, *, dropout=None):
+  def project(self, params: Params, inputs: Array, *,
+              dropout: DropoutMasks | None = None) -> tuple[Array, Array, Array]:
     """(u @ B_re, u @ B_im, u) for inputs u (..., U): the x-only work, real arrays."""
     md = self.math_dtype(inputs)
     u = self.dropped(inputs.astype(md), dropout)
     return (u @ params["B_re"].astype(md), u @ params["B_im"].astype(md), u)
 
-  def coefficients(self, params, projected):
+  def coefficients(self, params: Params, projected: tuple[Array, Array, Array]
+                   ) -> tuple[Array, Array]:
     """(a, b) = (lambda, gamma * (u @ B)), complex (..., N) (a broadcast to b's shape)."""
     bu_re, bu_im, _ = projected
     gamma = jnp.exp(params["gamma_log"].astype(bu_re.dtype))
@@ -149,7 +153,8 @@ class LRUCell(LRUConfig, LinearCell):
     b = jax.lax.complex(gamma * bu_re, gamma * bu_im)
     return jnp.broadcast_to(self.lam(params, bu_re.dtype), b.shape), b
 
-  def readout(self, params, projected, h):
+  def readout(self, params: Params, projected: tuple[Array, Array, Array],
+              h: Array) -> Array:
     """y = Re(h @ C) + D * u: (..., N) complex -> (..., U) real."""
     u = projected[2]
     md = u.dtype
@@ -157,10 +162,10 @@ class LRUCell(LRUConfig, LinearCell):
     return (jnp.real(h) @ params["C_re"].astype(md) - jnp.imag(h) @ params["C_im"].astype(md)
             + d.reshape((1,) * (u.ndim - 1) + d.shape) * u)
 
-  def carrier(self, states) -> jax.Array:
+  def carrier(self, states: State) -> jax.Array:
     (x,) = states
     x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
     return jax.lax.complex(x[:, 0], x[:, 1])
 
-  def states_of(self, h) -> tuple:
+  def states_of(self, h: Array) -> tuple[Array]:
     return (jnp.stack([jnp.real(h), jnp.imag(h)], axis=-2),)

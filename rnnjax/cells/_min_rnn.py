@@ -25,16 +25,18 @@ import jax.numpy as jnp
 
 from .. import _constraints, _regularizers
 from .._validation import check_bool, check_positive_int
+from ..types import Array, Key, Params, ShapeTree
 from ._dense import accumulation_dtype, add_bias
+from ._dropout import DropoutMasks
 from ._linear import LINEAR_UNIFORM, LinearCell, LinearOptions, initializer
 
 
-def g(v):
+def g(v: Array) -> Array:
   """The paper's positive candidate activation: v + 1/2 for v >= 0, sigmoid(v) below."""
   return jnp.where(v >= 0, v + 0.5, jax.nn.sigmoid(v))
 
 
-def log_g(v):
+def log_g(v: Array) -> Array:
   """log(g(v)), computed without forming g (stable for very negative v)."""
   return jnp.where(v >= 0, jnp.log(jnp.maximum(v, 0.0) + 0.5), -jax.nn.softplus(-v))
 
@@ -80,18 +82,18 @@ class MinLSTMConfig(MinRNNConfig):
 
 
 @dataclasses.dataclass(frozen=True)
-class _MinCell(LinearCell):
+class _MinCell(MinRNNConfig, LinearCell):
   """What minGRU and minLSTM share: params, projection, output = state = h (B, U)."""
 
   @property
-  def state_size(self):
+  def state_size(self) -> int:
     return self.units
 
   @property
-  def output_size(self):
+  def output_size(self) -> int:
     return self.units
 
-  def init(self, key: jax.Array, input_shape) -> dict:
+  def init(self, key: Key, input_shape: ShapeTree) -> dict[str, Array]:
     """Params `{"kernel": (F, G*U), "bias": (G*U,)}` (no bias without `use_bias`)."""
     features = tuple(input_shape)[-1]
     k_kernel, k_bias = jax.random.split(key)
@@ -104,7 +106,7 @@ class _MinCell(LinearCell):
           k_bias, (g_units,), dt)
     return params
 
-  def validate_inputs(self, params, input_shape) -> None:
+  def validate_inputs(self, params: Params, input_shape: ShapeTree) -> None:
     self.check_params_dict(params, ("kernel", "bias") if self.use_bias else ("kernel",))
     self.check_rank(input_shape)
     features = params["kernel"].shape[0]
@@ -113,7 +115,8 @@ class _MinCell(LinearCell):
           f"inputs have {input_shape[-1]} features but params were built for {features} "
           f"(kernel shape {tuple(params['kernel'].shape)}).")
 
-  def project(self, params, inputs, *, dropout=None):
+  def project(self, params: Params, inputs: Array, *,
+              dropout: DropoutMasks | None = None) -> Array:
     """`inputs @ kernel + bias` for any leading axes: (..., F) -> (..., G*U), in float32
     or wider."""
     cd = self.compute_dtype(inputs)
@@ -121,11 +124,11 @@ class _MinCell(LinearCell):
     z = jnp.matmul(x, params["kernel"].astype(cd), preferred_element_type=accumulation_dtype(cd))
     return add_bias(z, params.get("bias") if self.use_bias else None)
 
-  def readout(self, params, projected, h):
+  def readout(self, params: Params, projected: Array, h: Array) -> Array:
     del params, projected
     return h
 
-  def candidate(self, v):
+  def candidate(self, v: Array) -> Array:
     """h~ (linear mode) or log g(h~) (log space)."""
     return log_g(v) if self.log_space else v
 
@@ -145,7 +148,7 @@ class MinGRUCell(MinGRUConfig, _MinCell):
   ((3, 8), (2, 4))
   """
 
-  def coefficients(self, params, projected):
+  def coefficients(self, params: Params, projected: Array) -> tuple[Array, Array]:
     """(a, b) = (1 - z, z * h~), or their logarithms in log space; each (..., U)."""
     del params
     k, v = jnp.split(projected, 2, axis=-1)
@@ -170,7 +173,7 @@ class MinLSTMCell(MinLSTMConfig, _MinCell):
   [(3, 12), (2, 4)]
   """
 
-  def coefficients(self, params, projected):
+  def coefficients(self, params: Params, projected: Array) -> tuple[Array, Array]:
     """(a, b) = (f', i' * h~), or their logarithms in log space; each (..., U)."""
     del params
     kf, ki, v = jnp.split(projected, 3, axis=-1)

@@ -13,38 +13,39 @@ The `auto` rule: the parallel scan on GPUs and TPUs; on the CPU the sequential l
 which trained faster at every size measured (bench/results/linear.md).
 """
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 
 from .. import recurrences
 from ..engine import RNNResult
+from ..types import Array, ArrayLike
 from ._call import Call, CallSpec
 
 CPU_AUTO_REASON = ("on the CPU the sequential loop trains faster than the associative scan "
                    "(measured in bench/results/linear.md); scan='parallel' forces it")
 
 
-def _time_first(x, time_major: bool, reverse: bool):
-  """(B, T, ...) (or (T, B, ...)) -> (T, B, ...) in processing order; None stays None."""
-  if x is None:
-    return None
+def _time_first(x: Array, time_major: bool, reverse: bool) -> Array:
+  """(B, T, ...) (or (T, B, ...)) -> (T, B, ...) in processing order."""
   x = x if time_major else jnp.swapaxes(x, 0, 1)
   return jnp.flip(x, 0) if reverse else x
 
 
-def _global_mask(seq_lengths, steps: int, axis: str):
+def _global_mask(seq_lengths: ArrayLike, steps: int, axis: str) -> Array:
   """(T, B) mask of this device's chunk from lengths counted over the whole sequence."""
   t = jax.lax.axis_index(axis) * steps + jnp.arange(steps)
   return t[:, None] < jnp.asarray(seq_lengths)[None, :]
 
 
-def _varying(tree, axis: str):
+def _varying(tree: Any, axis: str) -> Any:
   """The params marked as varying over `axis` up front, so that their gradients are
   summed over the devices once, at their own size (not after a broadcast to a chunk)."""
   return jax.tree.map(lambda leaf: recurrences.varying(leaf, axis), tree)
 
 
-def _reverse_devices(x, axis: str):
+def _reverse_devices(x: Array, axis: str) -> Array:
   """Chunk p goes to device P - 1 - p (a collective permute, no gather)."""
   size = jax.lax.axis_size(axis)
   return jax.lax.ppermute(x, axis, [(p, size - 1 - p) for p in range(size)])
@@ -56,7 +57,7 @@ class ParallelScan:
   name = "parallel_scan"
   together_reason = "each direction runs its own parallel scan"
 
-  def __init__(self, platform: str):
+  def __init__(self, platform: str) -> None:
     self.platform = platform
 
   @property
@@ -88,12 +89,13 @@ class ParallelScan:
       params = _varying(params, axis)
     back = o.go_backwards
     x = _time_first(jnp.asarray(call.inputs), o.time_major, back)  # (T, B, F), processing order
+    mask: Array | None = None   # (T, B) in processing order
     if axis is not None and call.seq_lengths is not None:
       mask = _global_mask(call.seq_lengths, x.shape[0], axis)
       mask = jnp.flip(mask, 0) if back else mask
-    else:
+    elif call.mask is not None:
       mask = _time_first(call.mask, o.time_major, back)
-    reset = _time_first(call.reset, o.time_major, back)
+    reset = None if call.reset is None else _time_first(call.reset, o.time_major, back)
     if mask is not None:
       # Padding never reaches the arithmetic (NaN there stays out of the gradients).
       x = jnp.where(mask[..., None], x, jnp.zeros_like(x))

@@ -4,6 +4,7 @@ and checks of rnnjax params with messages naming the key, what it got and what w
 expected. Axis letters: F input features, U units, G gates x units."""
 
 import dataclasses
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -177,7 +178,7 @@ def check_cell_params(cell, params, argument: str = "params") -> dict:
   if not isinstance(params, dict):
     raise TypeError(f"{argument} must be the dict that {cell_name(cell)}.init returns, got "
                     f"{describe(params)}.")
-  kernel = params.get("kernel")
+  kernel: Any = params.get("kernel")
   features = kernel.shape[0] if getattr(kernel, "ndim", 0) == 2 else 1
   shapes = expected_shapes(cell, features)
   if set(params) != set(shapes):

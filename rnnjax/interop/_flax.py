@@ -19,12 +19,16 @@ ones (the flax defaults are tanh and sigmoid, as Keras's). `nn.Bidirectional` pa
 {"forward", "backward"}.
 """
 
+from collections.abc import Mapping
+from typing import Any
+
 import jax.numpy as jnp
 import numpy as np
 
 from ..cells import GRUCell, LSTMCell, SimpleRNNCell
 from ..layers import GRU, LSTM, Bidirectional, SimpleRNN
 from . import _common
+from ..types import Params
 from ._common import Plan, cell_name, check_cell_params, describe
 
 # Per rnnjax cell: flax module names of the input and recurrent Denses in Keras gate
@@ -146,7 +150,8 @@ def flax_layer(plan: Plan):
   return Bidirectional(layer) if len(plan.levels[0]) == 2 else layer
 
 
-def from_flax(layer, flax_params, *, return_layer: bool = False):
+def from_flax(layer: Any, flax_params: Mapping[str, Any], *,
+              return_layer: bool = False) -> Params | tuple[Any, Params]:
   """rnnjax params from the params of a flax linen recurrent cell.
 
   Args:
@@ -183,7 +188,7 @@ def from_flax(layer, flax_params, *, return_layer: bool = False):
         raise ValueError(f"{argument} are the params of a flax {_FLAX_NAMES[flax_type]}, not "
                          f"of kind {layer!r}.")
       first = tree[_LAYOUT[cell_type][1][0]]
-      kernel = first.get("kernel") if isinstance(first, dict) else None
+      kernel: Any = first.get("kernel") if isinstance(first, dict) else None
       if getattr(kernel, "ndim", 0) != 2:
         raise ValueError(f"{argument}[{_LAYOUT[cell_type][1][0]!r}]['kernel'] must be a (U, U) "
                          f"array, got {describe(kernel)}.")
@@ -235,7 +240,7 @@ def _cell_to_flax(cell, params, argument) -> dict:
   return out
 
 
-def to_flax(layer, params) -> dict:
+def to_flax(layer: Any, params: Params) -> dict[str, Any]:
   """Flax linen cell params from rnnjax params; the inverse of `from_flax`.
 
   `layer` as in `from_flax`. Returns the cell's params dict: use it as

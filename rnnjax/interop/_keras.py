@@ -3,8 +3,13 @@
 The parameter layouts are the same (Keras names, shapes and gate order), so this
 is a checked re-packing: counts and shapes are validated against the layer."""
 
+from collections.abc import Sequence
+from typing import Any
+
 import jax
 import numpy as np
+
+from ..types import ArrayLike, Params
 
 
 def _weights_owner(layer):
@@ -14,7 +19,7 @@ def _weights_owner(layer):
   return owner
 
 
-def from_keras(layer, weights) -> object:
+def from_keras(layer: Any, weights: Sequence[ArrayLike]) -> Params:
   """rnnjax params for `layer` from a Keras `get_weights()` list of arrays.
 
   >>> import numpy as np, rnnjax as rj
@@ -36,6 +41,6 @@ def from_keras(layer, weights) -> object:
   return params
 
 
-def to_keras(layer, params) -> list[np.ndarray]:
+def to_keras(layer: Any, params: Params) -> list[np.ndarray]:
   """`params` of `layer` as the list Keras's `set_weights()` takes."""
   return [np.asarray(w) for w in _weights_owner(layer).to_keras_weights(params)]

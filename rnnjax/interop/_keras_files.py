@@ -22,15 +22,17 @@ import os
 import pathlib
 import re
 import zipfile
+from typing import Any
 
 import numpy as np
 
 from ..cells import StackedRNNCells
+from ..types import Params
 from . import _common, _safe_files as _safe
 from ._keras import from_keras
 from ._keras_config import config_hint, config_index
 
-_SUFFIX = re.compile(r"^(.*?)(?:_(\d+))?$")
+_SUFFIX = re.compile(r"(.*?)(?:_(\d+))?", re.DOTALL)   # any name (fullmatch), "lstm_cell_2"
 
 
 def _snake_case(name: str) -> str:
@@ -42,7 +44,8 @@ def _snake_case(name: str) -> str:
 
 def _unique_names(class_names) -> list[str]:
   """Group names Keras gives a list of objects: snake case, then `_1`, `_2` for repeats."""
-  used, out = {}, []
+  used: dict[str, int] = {}
+  out: list[str] = []
   for cls in class_names:
     base = _snake_case(cls)
     out.append(base if base not in used else f"{base}_{used[base] + 1}")
@@ -193,6 +196,12 @@ def _index(group, prefix: str, out: dict, where: str) -> None:
       _index(child, f"{full}/", out, where)   # sublayers of a custom layer
 
 
+def _split_suffix(name: str) -> tuple[str, str | None]:
+  """("lstm_cell", "2") for "lstm_cell_2"; (name, None) without a numeric suffix."""
+  match = _SUFFIX.fullmatch(name)
+  return (match.group(1), match.group(2)) if match else (name, None)
+
+
 def _stack_order(cells_group, classes, where: str) -> list[str]:
   """The group names of a stack's cells in stack order."""
   names = [k for k, _ in _groups(cells_group)]
@@ -204,7 +213,7 @@ def _stack_order(cells_group, classes, where: str) -> list[str]:
           f"are saved by Keras as {expected}."
       )
     return expected
-  parts = [_SUFFIX.match(n).groups() for n in names]
+  parts = [_split_suffix(n) for n in names]
   if len({base for base, _ in parts}) > 1:
     raise ValueError(
         f"{where} stacks cells of different classes {names}; a .weights.h5 file does not say "
@@ -276,7 +285,7 @@ def _read(path):
   return root, index, configs
 
 
-def load_keras_weights(path) -> dict[str, list[np.ndarray]]:
+def load_keras_weights(path: str | os.PathLike[str]) -> dict[str, list[np.ndarray]]:
   """The weights of every layer in a Keras 3 `.weights.h5` or `.keras` file.
 
   Returns `{layer name: [arrays]}` for the layers that hold weights, each list in the
@@ -302,7 +311,8 @@ def load_keras_weights(path) -> dict[str, list[np.ndarray]]:
     return out
 
 
-def load_keras_params(path, layer, name: str | None = None):
+def load_keras_params(path: str | os.PathLike[str], layer: Any,
+                      name: str | None = None) -> Params:
   """rnnjax params for `layer` from the Keras layer `name` of a saved Keras 3 file.
 
   Args:

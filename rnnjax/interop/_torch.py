@@ -19,11 +19,13 @@ biases `bias_ih_l{k}`, `bias_hh_l{k}` (G*U,). rnnjax keeps Keras's layout: `kern
 
 import re
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from ..cells import GRUCell, ProjectedLSTMCell
 from ..layers import GRU, LSTM, SimpleRNN, StackedRNN
+from ..types import Params
 from . import _common
 from ._common import Plan, cell_name, check_cell_params, output_units
 
@@ -93,12 +95,12 @@ def _infer_structure(kind: str, state: dict, prefix: str) -> dict:
   if levels != set(range(len(levels))) or not levels:
     raise ValueError(f"state_dict must hold weight_ih_l0 ... weight_ih_l{{num_layers-1}}; "
                      f"got keys {_keys_hint(state, prefix)}.")
-  hh = state.get("weight_hh_l0")
+  hh: Any = state.get("weight_hh_l0")
   if getattr(hh, "ndim", 0) != 2:
     raise ValueError(f"state_dict[{prefix + 'weight_hh_l0'!r}] must be a (G*U, U) array, got "
                      f"{_common.describe(hh)}.")
   gates = len(_GATE_ORDER[cell_type.__name__])
-  hr = state.get("weight_hr_l0")
+  hr: Any = state.get("weight_hr_l0")
   proj_size = hr.shape[0] if cell_type.__name__ == "LSTMCell" and getattr(hr, "ndim", 0) == 2 else 0
   return dict(kind=kind, num_layers=len(levels), bidirectional=reverse,
               units=hh.shape[0] // gates if proj_size else hh.shape[1],
@@ -202,7 +204,8 @@ def _leftover_error(state, used, prefix, layer_desc):
   )
 
 
-def from_torch(layer, state_dict, *, prefix: str = "", return_layer: bool = False):
+def from_torch(layer: Any, state_dict: Mapping[str, Any], *, prefix: str = "",
+               return_layer: bool = False) -> Params | tuple[Any, Params]:
   """rnnjax params from a PyTorch `nn.LSTM` / `nn.GRU` / `nn.RNN` `state_dict()`.
 
   Args:
@@ -250,7 +253,9 @@ def from_torch(layer, state_dict, *, prefix: str = "", return_layer: bool = Fals
   else:
     plan = _common.plan_of(layer)
     layer_desc = f"{type(layer).__name__}"
-  used, nested, features = set(), [], None
+  used: set[str] = set()
+  nested: list = []
+  features = None
   for level, cells in enumerate(plan.levels):
     nested.append([
         _cell_from_torch(cell, state, level, suffix, prefix, used, features)
@@ -293,7 +298,7 @@ def _cell_to_torch(cell, params, level, suffix, argument, features) -> dict:
   return out
 
 
-def to_torch(layer, params, *, prefix: str = "") -> dict:
+def to_torch(layer: Any, params: Params, *, prefix: str = "") -> dict[str, np.ndarray]:
   """A PyTorch `state_dict` (NumPy arrays) from rnnjax params; the inverse of `from_torch`.
 
   `layer` as in `from_torch` (an rnnjax layer, cell, stacked RNN, list of layers, or a

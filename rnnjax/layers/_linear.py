@@ -14,7 +14,7 @@ scan, so the layer then always takes it (and says why not when it cannot).
 """
 
 import dataclasses
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import dispatch
 from ..cells import LRUCell, LRUConfig, MinGRUCell, MinGRUConfig, MinLSTMCell, MinLSTMConfig
@@ -23,7 +23,7 @@ from ._builtin import cell_property
 from ..types import Inputs
 
 SCAN_CHOICES = ("auto", "parallel", "sequential")
-_REQUEST = {"parallel": True, "sequential": False, "auto": "auto"}
+_REQUEST: dict[str, bool | str] = {"parallel": True, "sequential": False, "auto": "auto"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +33,11 @@ class LinearRecurrence(SequenceLayer):
   _: dataclasses.KW_ONLY
   scan: str = "auto"
 
-  def __post_init__(self):
+  if TYPE_CHECKING:  # a field of the config classes (LinearOptions)
+    @property
+    def sequence_axis(self) -> str | None: ...
+
+  def __post_init__(self) -> None:
     if not isinstance(self.scan, str) or self.scan not in SCAN_CHOICES:
       raise ValueError(f'scan must be "auto", "parallel" or "sequential", got {self.scan!r}.')
     if self.scan == "sequential" and self.sequence_axis is not None:
@@ -44,7 +48,7 @@ class LinearRecurrence(SequenceLayer):
     super().__post_init__()
 
   @property
-  def fused_request(self):
+  def fused_request(self) -> bool | str:
     """The dispatch request: "parallel" -> True, "sequential" -> False, "auto" -> "auto"
     (True whenever `sequence_axis` is set)."""
     return True if self.sequence_axis is not None else _REQUEST[self.scan]

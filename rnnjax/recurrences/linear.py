@@ -20,11 +20,17 @@ sees another's chunk.
 Arrays are time-major, (T, B, N), in processing order; h0 is (B, N).
 """
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 
+Array = jax.Array
+Element = tuple[jax.Array, ...]
+"""An affine element (a, b) or (a, b, c): arrays of one shape, (T, ...) or (...)."""
 
-def logaddexp(x, y):
+
+def logaddexp(x: Array, y: Array) -> Array:
   """log(exp(x) + exp(y)) with zero (not NaN) gradients at -inf operands (log 0)."""
   m = jax.lax.stop_gradient(jnp.maximum(x, y))
   m = jnp.where(jnp.isfinite(m), m, jnp.zeros_like(m))
@@ -34,7 +40,7 @@ def logaddexp(x, y):
                    jnp.full_like(s, -jnp.inf))
 
 
-def compose(first, second, log_space: bool = False):
+def compose(first: Element, second: Element, log_space: bool = False) -> Element:
   """`first` then `second`: elements (a, *vs), each v composing like b (a2 v1 + v2)."""
   a1, *v1 = first
   a2, *v2 = second
@@ -43,7 +49,7 @@ def compose(first, second, log_space: bool = False):
   return (a1 * a2, *(a2 * v + w for v, w in zip(v1, v2)))
 
 
-def identity_like(element, log_space: bool = False):
+def identity_like(element: Element, log_space: bool = False) -> Element:
   """The neutral element: a = 1, v = 0 (log: 0 and -inf)."""
   a, *vs = element
   if log_space:
@@ -51,7 +57,8 @@ def identity_like(element, log_space: bool = False):
   return (jnp.ones_like(a), *(jnp.zeros_like(v) for v in vs))
 
 
-def fold(a, b, h0, *, valid=None, reset=None, log_space: bool = False):
+def fold(a: Array, b: Array, h0: Array, *, valid: Array | None = None,
+         reset: Array | None = None, log_space: bool = False) -> Element:
   """The elements of `h_t = a_t h_{t-1} + b_t` with masks and resets folded in.
 
   a, b: (T, B, N) (logarithms in log space); h0: (B, N); valid, reset: (T, B) bool or
@@ -67,7 +74,8 @@ def fold(a, b, h0, *, valid=None, reset=None, log_space: bool = False):
     if m is not None:
       a = jnp.where(m, a, zero if r is None else jnp.where(r, neg, zero))
       b = jnp.where(m, b, neg)
-      c = None if c is None else jnp.where(m, c, jnp.where(r, zero, neg))
+      if c is not None and r is not None:   # c exists only with resets
+        c = jnp.where(m, c, jnp.where(r, zero, neg))
     return (a, b) if c is None else (a, b, c)
   if r is not None:
     b = jnp.where(r, a * h0[None] + b, b)
@@ -81,11 +89,11 @@ def fold(a, b, h0, *, valid=None, reset=None, log_space: bool = False):
   return a, b
 
 
-def _slice(x, start, stop=None, stride=1):
+def _slice(x: Array, start: int, stop: int | None = None, stride: int = 1) -> Array:
   return jax.lax.slice_in_dim(x, start, x.shape[0] if stop is None else stop, stride, axis=0)
 
 
-def _interleave(even, odd):
+def _interleave(even: Array, odd: Array) -> Array:
   """[e0, o0, e1, o1, ...] along axis 0 (len(even) is len(odd) or one more)."""
   pairs = jnp.stack([_slice(even, 0, odd.shape[0]), odd], axis=1)
   pairs = pairs.reshape((2 * odd.shape[0],) + odd.shape[1:])
@@ -94,7 +102,8 @@ def _interleave(even, odd):
   return pairs
 
 
-def associative_scan(combine, elements):
+def associative_scan(combine: Callable[[Element, Element], Element],
+                     elements: Element) -> Element:
   """Inclusive scan of a tuple of (T, ...) arrays along axis 0 (odd-even recursion, as
   `jax.lax.associative_scan`), never forming a zero-sized slice: with jax 0.11.2,
   zero-sized residuals crossing a `shard_map` boundary crash the Shardy partitioner when
@@ -116,7 +125,8 @@ def associative_scan(combine, elements):
   return tuple(_interleave(e, o) for e, o in zip(even, odd))
 
 
-def prefix(elements, *, log_space: bool = False, axis_name=None, reverse_devices: bool = False):
+def prefix(elements: Element, *, log_space: bool = False, axis_name: str | None = None,
+           reverse_devices: bool = False) -> tuple[Element, Element]:
   """Inclusive prefix compositions over axis 0 and the composition of all elements.
 
   elements: a tuple of (T, ...) arrays. With `axis_name` (inside shard_map, time split
@@ -144,7 +154,7 @@ def prefix(elements, *, log_space: bool = False, axis_name=None, reverse_devices
   return carried, tuple(x[-1] for x in inclusive)
 
 
-def apply(element, h0, log_space: bool = False):
+def apply(element: Element, h0: Array, log_space: bool = False) -> Array:
   """The state an element (a, b[, c]) maps h0 to: a h0 + b (log: (A + C) h0 + B)."""
   if log_space:
     scale = jnp.exp(element[0] if len(element) == 2 else logaddexp(element[0], element[2]))
@@ -152,7 +162,7 @@ def apply(element, h0, log_space: bool = False):
   return element[0] * h0 + element[1]
 
 
-def varying(x, axis_name):
+def varying(x: Array, axis_name: str | None) -> Array:
   """`x` typed as varying over the mesh axis `axis_name` (a no-op when it is, or when
   `axis_name` is None). Used where a value that is the same on every device (h0) meets
   per-chunk values: its gradient is then summed over devices at its own size, instead of
@@ -162,8 +172,10 @@ def varying(x, axis_name):
   return jax.lax.pcast(x, (axis_name,), to="varying")
 
 
-def linear_scan(a, b, h0, *, valid=None, reset=None, log_space: bool = False, axis_name=None,
-                reverse_devices: bool = False):
+def linear_scan(a: Array, b: Array, h0: Array, *, valid: Array | None = None,
+                reset: Array | None = None, log_space: bool = False,
+                axis_name: str | None = None,
+                reverse_devices: bool = False) -> tuple[Array, Array]:
   """All states and the final state of `h_t = a_t h_{t-1} + b_t` from h0.
 
   a, b: (T, B, N) (log a, log b in log space, where b > 0); h0: (B, N); valid, reset:
@@ -184,7 +196,8 @@ def linear_scan(a, b, h0, *, valid=None, reset=None, log_space: bool = False, ax
   return apply(prefixes, local_h0[None], log_space), apply(total, h0, log_space)
 
 
-def latch(values, valid, start, *, axis_name=None, reverse_devices: bool = False):
+def latch(values: Array, valid: Array, start: Array, *, axis_name: str | None = None,
+          reverse_devices: bool = False) -> tuple[Array, Array]:
   """Forward fill: at each step the value of the last valid step so far (`start` before
   any), and the last one overall. values (T, B, U); valid (T, B) bool; start (B, U).
   Exact: the elements are (0, v) at valid steps and (1, 0) elsewhere."""
