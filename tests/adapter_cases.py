@@ -1,68 +1,14 @@
 """Layers and inputs shared by the Flax adapter tests: every built-in layer, stacked
 cells, and custom cells whose params are a dict, a bare array, and whose inputs are a
-pytree (the Keras guide's NestedCell: a vector and a matrix per step)."""
-
-import dataclasses
+pytree (tests/cells.py's PairInputCell: a vector and a matrix per step)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import rnnjax as rj
+from tests.cells import ArrayParamsCell, PairInputCell
 
 B, T, F = 3, 6, 5
-
-
-@dataclasses.dataclass(frozen=True)
-class NestedCell(rj.Cell):
-  """Per step: x1 (F1,) and x2 (F2, F3); one state (U,); output (U,)."""
-
-  units: int
-
-  @property
-  def state_size(self):
-    return self.units
-
-  @property
-  def output_size(self):
-    return self.units
-
-  def init(self, key, input_shape):
-    (f1,), (f2, f3) = input_shape
-    k1, k2, k3 = jax.random.split(key, 3)
-    return {
-        "kernel_1": 0.5 * jax.random.normal(k1, (f1, self.units)),
-        "kernel_2": 0.5 * jax.random.normal(k2, (f2 * f3, self.units)),
-        "recurrent_kernel": 0.5 * jax.random.normal(k3, (self.units, self.units)),
-    }
-
-  def __call__(self, params, inputs, states, *, training=False, constants=None):
-    x1, x2 = inputs
-    (h,) = states
-    z = (x1 @ params["kernel_1"] + x2.reshape(x2.shape[0], -1) @ params["kernel_2"]
-         + h @ params["recurrent_kernel"])
-    h = jnp.tanh(z)
-    return h, (h,)
-
-
-@dataclasses.dataclass(frozen=True)
-class ArrayParamsCell(rj.Cell):
-  """A diagonal linear recurrence whose params are one (2, F) array: h' = a*h + b*x."""
-
-  features: int
-
-  @property
-  def state_size(self):
-    return self.features
-
-  def init(self, key, input_shape):
-    return jax.random.uniform(key, (2, self.features), minval=0.1, maxval=0.9)
-
-  def __call__(self, params, inputs, states, *, training=False, constants=None):
-    (h,) = states
-    a = params[0].reshape(1, -1)
-    b = params[1].reshape(1, -1)
-    h = a * h + b * inputs
-    return h, (h,)
 
 
 def normal(seed, shape):
@@ -82,7 +28,7 @@ CASES = {
                    normal(3, (B, T, F)), F),
     "stacked": (rj.RNN([rj.LSTMCell(3), rj.GRUCell(4)], return_state=True),
                 normal(4, (B, T, F)), F),
-    "nested": (rj.RNN(NestedCell(4), return_sequences=True), nested_inputs(5),
+    "nested": (rj.RNN(PairInputCell(4), return_sequences=True), nested_inputs(5),
                ((4,), (2, 3))),
     "array_params": (rj.RNN(ArrayParamsCell(F)), normal(6, (B, T, F)), F),
     "conv_lstm_1d": (rj.ConvLSTM1D(2, 3, padding="same", return_state=True),

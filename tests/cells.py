@@ -1,9 +1,12 @@
 """The custom cells the tests run through the cell protocol, each defined once here:
 MinimalRNNCell (the README's cell), NestedCell and DictNestedCell (the Keras RNN guide's
-pytree cell), AttentionCell (a cell that reads `constants`), ScaledCell (a cell with its
-own penalty and projection hooks) and MyCell (a Cell subclass that implements nothing)."""
+pytree cell), PairInputCell (pytree inputs, one flat state), ArrayParamsCell (params that
+are one array), AttentionCell (a cell that reads `constants`), ScaledCell (a cell with its
+own penalty and projection hooks), NoisyCell (a cell that draws from its per-step key) and
+MyCell (a Cell subclass that implements nothing)."""
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -11,8 +14,8 @@ import rnnjax as rj
 
 
 @dataclasses.dataclass(frozen=True)
-class MinimalRNNCell(rj.Cell):
-  """The README's custom cell: h' = tanh(x W + h U)."""
+class UnitsCell(rj.Cell):
+  """What most test cells share: one state (U,) and an output (U,), U = `units`."""
 
   units: int
 
@@ -23,6 +26,11 @@ class MinimalRNNCell(rj.Cell):
   @property
   def output_size(self):
     return self.units
+
+
+@dataclasses.dataclass(frozen=True)
+class MinimalRNNCell(UnitsCell):
+  """The README's custom cell: h' = tanh(x W + h U)."""
 
   def init(self, key, input_shape):
     k1, k2 = jax.random.split(key)
@@ -86,22 +94,56 @@ class DictNestedCell(NestedCell):
 
 
 @dataclasses.dataclass(frozen=True)
-class AttentionCell(rj.Cell):
+class PairInputCell(UnitsCell):
+  """Per step: x1 (F1,) and x2 (F2, F3); one state (U,); output (U,)."""
+
+  def init(self, key, input_shape):
+    (f1,), (f2, f3) = input_shape
+    k1, k2, k3 = jax.random.split(key, 3)
+    return {
+        "kernel_1": 0.5 * jax.random.normal(k1, (f1, self.units)),
+        "kernel_2": 0.5 * jax.random.normal(k2, (f2 * f3, self.units)),
+        "recurrent_kernel": 0.5 * jax.random.normal(k3, (self.units, self.units)),
+    }
+
+  def __call__(self, params, inputs, states, *, training=False, constants=None):
+    x1, x2 = inputs
+    (h,) = states
+    z = (x1 @ params["kernel_1"] + x2.reshape(x2.shape[0], -1) @ params["kernel_2"]
+         + h @ params["recurrent_kernel"])
+    h = jnp.tanh(z)
+    return h, (h,)
+
+
+@dataclasses.dataclass(frozen=True)
+class ArrayParamsCell(rj.Cell):
+  """A diagonal linear recurrence whose params are one (2, F) array: h' = a*h + b*x."""
+
+  features: int
+
+  @property
+  def state_size(self):
+    return self.features
+
+  def init(self, key, input_shape):
+    return jax.random.uniform(key, (2, self.features), minval=0.1, maxval=0.9)
+
+  def __call__(self, params, inputs, states, *, training=False, constants=None):
+    (h,) = states
+    a = params[0].reshape(1, -1)
+    b = params[1].reshape(1, -1)
+    h = a * h + b * inputs
+    return h, (h,)
+
+
+@dataclasses.dataclass(frozen=True)
+class AttentionCell(UnitsCell):
   """h' = tanh(x W_x + h W_h + context W_c + b), context = softmax((h W_q) . memory) memory.
 
   constants: `[memory]`, memory (B, S, D) with D = memory_dim.
   """
 
-  units: int
   memory_dim: int
-
-  @property
-  def state_size(self):
-    return self.units
-
-  @property
-  def output_size(self):
-    return self.units
 
   def init(self, key, input_shape):
     ks = jax.random.split(key, 5)
@@ -130,18 +172,8 @@ class AttentionCell(rj.Cell):
 
 
 @dataclasses.dataclass(frozen=True)
-class ScaledCell(rj.Cell):
+class ScaledCell(UnitsCell):
   """A custom cell with its own penalty and projection hooks."""
-
-  units: int
-
-  @property
-  def state_size(self):
-    return self.units
-
-  @property
-  def output_size(self):
-    return self.units
 
   def init(self, key, input_shape):
     return {"w": jax.random.normal(key, (input_shape[-1], self.units)), "scale": jnp.full((), -2.0)}
@@ -154,6 +186,20 @@ class ScaledCell(rj.Cell):
 
   def __call__(self, params, inputs, states, *, training=False, constants=None):
     h = jnp.tanh(params["scale"] * (inputs @ params["w"]) + states[0])
+    return h, (h,)
+
+
+@dataclasses.dataclass(frozen=True)
+class NoisyCell(UnitsCell):
+  """h' = x W + noise: draws from its per-step key."""
+
+  needs_rng: ClassVar[bool] = True
+
+  def init(self, key, input_shape):
+    return {"w": jax.random.normal(key, (input_shape[-1], self.units))}
+
+  def __call__(self, params, inputs, states, *, training=False, constants=None, rng=None):
+    h = inputs @ params["w"] + jax.random.normal(rng, (inputs.shape[0], self.units))
     return h, (h,)
 
 

@@ -3,7 +3,6 @@
 params; per-step keys for cells with `needs_rng`; NNX Bidirectional from a pure layer."""
 
 import dataclasses
-from typing import ClassVar
 
 import flax.linen as nn
 import jax
@@ -13,6 +12,7 @@ import pytest
 from flax import nnx
 
 import rnnjax as rj
+from tests.cells import NoisyCell
 from tests.test_errors import raises
 
 B, T, F = 3, 5, 4
@@ -81,29 +81,6 @@ def test_linen_seq_lengths_leading_batch_axes_and_initial_carry():
   x2 = jnp.stack([x, 2 * x])
   y2 = nn.RNN(rj.linen.LSTMCell(6)).apply(variables, x2)
   close(y2[1], layer.apply(params, 2 * x)[0])
-
-
-@dataclasses.dataclass(frozen=True)
-class NoisyCell(rj.Cell):
-  """h' = x W + noise: draws from its per-step key."""
-
-  units: int
-  needs_rng: ClassVar[bool] = True
-
-  @property
-  def state_size(self):
-    return self.units
-
-  @property
-  def output_size(self):
-    return self.units
-
-  def init(self, key, input_shape):
-    return {"w": jax.random.normal(key, (input_shape[-1], self.units))}
-
-  def __call__(self, params, inputs, states, *, training=False, constants=None, rng=None):
-    h = inputs @ params["w"] + jax.random.normal(rng, (inputs.shape[0], self.units))
-    return h, (h,)
 
 
 def test_linen_per_step_key():
