@@ -37,9 +37,9 @@ def time_cell(seconds, ref):
 
 
 def fmt_ms(seconds):
-  """Milliseconds, one decimal from 10 ms up, else three significant digits."""
+  """Milliseconds: one decimal from 10 ms up, two from 1 ms, three below."""
   value = 1e3 * seconds
-  return f"{value:.1f}" if value >= 10 else f"{value:.3g}"
+  return f"{value:.{1 if value >= 10 else 2 if value >= 1 else 3}f}"
 
 
 def table(keys, rows, extra=()):

@@ -21,8 +21,8 @@ from _peer_model import Model, builder, data, rnnjax_model
 def gru_step(p, x_t, carry):
   """Keras's GRU step, reset_after=True, gates z, r, h; the input GEMM inside the step."""
   (hh,) = carry
-  xz, xr, xh = jnp.split(x_t @ p["kernel"] + p["bias"][0], 3, axis=-1)
-  uz, ur, uh = jnp.split(hh @ p["recurrent_kernel"] + p["bias"][1], 3, axis=-1)
+  xz, xr, xh = jnp.split(x_t @ p["kernel"] + p["bias"][None, 0], 3, axis=-1)
+  uz, ur, uh = jnp.split(hh @ p["recurrent_kernel"] + p["bias"][None, 1], 3, axis=-1)
   z = jax.nn.sigmoid(xz + uz)
   r = jax.nn.sigmoid(xr + ur)
   hh = z * hh + (1.0 - z) * jnp.tanh(xh + r * uh)

@@ -30,7 +30,7 @@ def scan_params(d, h, gates):
 def lstm_step(p, x_t, carry):
   """Keras's LSTM step, gates i, f, g, o; the input GEMM inside the step."""
   hh, c = carry
-  z = x_t @ p["kernel"] + hh @ p["recurrent_kernel"] + p["bias"]
+  z = x_t @ p["kernel"] + hh @ p["recurrent_kernel"] + p["bias"][None]
   i, f, g, o = jnp.split(z, 4, axis=-1)
   c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
   hh = jax.nn.sigmoid(o) * jnp.tanh(c)
@@ -58,7 +58,7 @@ def scan_hoisted_model(b, t, d, h):
   """A lax.scan LSTM with the input projection hoisted as einsum("btd,dg->tbg")."""
 
   def apply(p, x):
-    xp = jnp.einsum("btd,dg->tbg", x, p["kernel"]) + p["bias"]
+    xp = jnp.einsum("btd,dg->tbg", x, p["kernel"]) + p["bias"][None, None]
 
     def step(carry, z_t):
       hh, c = carry
@@ -102,9 +102,10 @@ def keras_fit(b, t, d, h, mode, batches: int = 8, kind="lstm"):
   import keras
 
   cell = keras.layers.LSTM if kind == "lstm" else keras.layers.GRU
-  model = keras.Sequential([keras.Input((t, d)), cell(h, return_sequences=True),
-                            keras.layers.Dense(10)])
-  model.compile(optimizer=keras.optimizers.SGD(LR), loss="mse", jit_compile=True)
+  with jax.numpy_rank_promotion("allow"):
+    model = keras.Sequential([keras.Input((t, d)), cell(h, return_sequences=True),
+                              keras.layers.Dense(10)])
+    model.compile(optimizer=keras.optimizers.SGD(LR), loss="mse", jit_compile=True)
   x = np.tile(np.asarray(data(b, t, d)), (batches, 1, 1))
   y = np.zeros((b * batches, t, 10), np.float32)
 

@@ -30,14 +30,15 @@ def _grad_error(apply, params, x, aux, reference):
 
 
 def check_cells(kind, shape=(3, 5, 4, 6), peers=None):
-  """{peer: error or the reason it is unchecked} for the cell table of `kind`."""
+  """{peer: error or the reason it is unchecked} for the cell table of `kind` (the
+  reference, rnnjax with use_fused=False, is left out)."""
   b, t, d, h = shape
   table = _lstm_peers.PEERS if kind == "lstm" else _gru_peers.PEERS
   ref_layer = rnnjax_layer(kind, h, use_fused=False)
   x = data(b, t, d)
   out = {}
   for name, build in table.items():
-    if peers is not None and name not in peers:
+    if name == "rnnjax scan (use_fused=False)" or peers is not None and name not in peers:
       continue
     if not hasattr(build, "model"):
       out[name] = "unchecked (times Keras's own loop)"
@@ -58,7 +59,7 @@ def check_cells(kind, shape=(3, 5, 4, 6), peers=None):
   return out
 
 
-def check_workloads(kind, shape=(4, 9, 3, 5)):
+def check_workloads(kind, shape=(4, 9, 3, 5), peers=None):
   """{(workload, peer): error or reason} for the mask / reset workloads."""
   b, t, d, h = shape
   x = data(b, t, d)
@@ -71,6 +72,8 @@ def check_workloads(kind, shape=(4, 9, 3, 5)):
     extra = () if arg is None else (aux[arg],)
     ref = _workload_peers.model("rnnjax scan (use_fused=False)", kind, b, t, d, h, workload)
     for peer in _workload_peers.PEERS:
+      if peer == "rnnjax scan (use_fused=False)" or peers is not None and peer not in peers:
+        continue  # the reference itself, or not asked for
       try:
         model = _workload_peers.model(peer, kind, b, t, d, h, workload)
       except ImportError as e:

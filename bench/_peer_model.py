@@ -45,7 +45,7 @@ def finish(model: Model, x, mode, *aux):
   params = {"rnn": model.params, "head": head_params(h)}
 
   def forward(p, x, *aux):
-    return model.apply(p["rnn"], x, *aux) @ p["head"]["w"] + p["head"]["b"]
+    return model.apply(p["rnn"], x, *aux) @ p["head"]["w"] + p["head"]["b"][None, None]
 
   if mode == "forward":
     return jax.jit(forward), (params, x, *aux)
@@ -86,7 +86,8 @@ def keras_model(kind, t, d, h):
   import keras
 
   layer = (keras.layers.LSTM if kind == "lstm" else keras.layers.GRU)(h, return_sequences=True)
-  model = keras.Sequential([keras.Input((t, d)), layer])
+  with jax.numpy_rank_promotion("allow"):  # Keras relies on it (tests set "raise")
+    model = keras.Sequential([keras.Input((t, d)), layer])
   non_trainable = [v.value for v in model.non_trainable_variables]
 
   def apply(p, x):

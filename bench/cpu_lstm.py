@@ -138,6 +138,9 @@ def to_markdown(rows) -> str:
 
 
 def _floor_columns(kind, mode, shape, rates, times):
+  """The GEMM floor columns; none when the GEMM rates were not measured (rates None)."""
+  if rates is None:
+    return {}
   floor = _floor.floor_seconds(kind, shape, rates, mode)
   more = {"GEMM floor ms": report.fmt_ms(floor)}
   if "rnnjax" in times:
@@ -153,7 +156,7 @@ def document(meta, cell_rows, workload_rows, rates, workload_shape) -> str:
   extra = ["GEMM floor ms", "rnnjax / floor"]
   for kind, rows in cell_rows.items():
     out += [f"## {report.cell_section_title(kind)}", ""]
-    body = [((mode, shape), times, _floor_columns(kind, mode, shape, rates[kind, shape], times))
+    body = [((mode, shape), times, _floor_columns(kind, mode, shape, rates.get((kind, shape)), times))
             for mode, shape, times in rows]
     out += [report.table(["mode", "(B, T, D, H)"], body, extra), ""]
   if workload_rows:
@@ -168,7 +171,8 @@ def document(meta, cell_rows, workload_rows, rates, workload_shape) -> str:
     body = []
     for kind, mode, workload, times in workload_rows:
       none = next(t for k, m, w, t in workload_rows if (k, m, w) == (kind, mode, "none"))
-      more = _floor_columns(kind, mode, workload_shape, rates[kind, workload_shape], times)
+      more = _floor_columns(kind, mode, workload_shape, rates.get((kind, workload_shape)),
+                            times)
       if "rnnjax" in times and "rnnjax" in none:
         more["rnnjax / rnnjax (none)"] = f"{times['rnnjax'] / none['rnnjax']:.3f}"
       body.append(((report.KINDS[kind], mode, workload), times, more))
@@ -180,7 +184,8 @@ def document(meta, cell_rows, workload_rows, rates, workload_shape) -> str:
 def machine_facts():
   model = platform.processor() or platform.machine()
   try:
-    names = [l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")]
+    with open("/proc/cpuinfo") as f:
+      names = [l.split(":", 1)[1].strip() for l in f if l.startswith("model name")]
     model = names[0] if names else model
   except OSError:
     pass
@@ -204,6 +209,8 @@ def parse_args(argv):
   parser.add_argument("--quick", action="store_true",
                       help="smoke run: tiny shapes and timing, written to bench/results/tmp/")
   parser.add_argument("--out", help="default bench/results/cpu.md (tmp/cpu.md with --quick)")
+  parser.add_argument("--no-checks", action="store_true",
+                      help="skip the numerics checks of the peers (tests run them on their own)")
   parser.add_argument("--replot", action="store_true", help="only redraw the plot from --out")
   parser.add_argument("--sync-docs", action="store_true",
                       help="only rewrite the docs' summary block from --out")
@@ -211,6 +218,7 @@ def parse_args(argv):
 
 
 def main(argv=None):
+  argv = sys.argv[1:] if argv is None else list(argv)
   args = parse_args(argv)
   default_out = HERE / "results" / ("tmp/cpu.md" if args.quick else "cpu.md")
   out = pathlib.Path(args.out or default_out)
@@ -227,14 +235,14 @@ def main(argv=None):
   timing = QUICK_TIMING if args.quick else {}
   start_load, started = load(), datetime.datetime.now(datetime.timezone.utc)
 
-  checks = []
-  for kind in args.kinds:
+  checks = [] if not args.no_checks else ["skipped (--no-checks)"]
+  for kind in args.kinds if not args.no_checks else []:
     if "cells" in args.tables:
       checks.append(f"{report.KINDS[kind]}: " + _peer_checks.summary(
           _peer_checks.check_cells(kind, peers=peers)))
     if "workloads" in args.tables:
       checks.append(f"{report.KINDS[kind]} workloads: " + _peer_checks.summary(
-          _peer_checks.check_workloads(kind)))
+          _peer_checks.check_workloads(kind, peers=peers)))
   print("\n".join(checks), flush=True)
 
   cell_rows = {kind: run(peers, shapes, modes, args.torch_python, kind, **timing)
@@ -243,7 +251,7 @@ def main(argv=None):
                    if "workloads" in args.tables else [])
   rates = {(kind, shape): _floor.gemm_rates(kind, *shape, reps=2 if args.quick else 10)
            for kind in args.kinds for shape in [*shapes, wshape]}
-  text = document(_meta(args, started, start_load, rates, checks), cell_rows, workload_rows,
+  text = document(_meta(argv, args, started, start_load, rates, checks), cell_rows, workload_rows,
                   rates, wshape)
   print(text)
   out.parent.mkdir(parents=True, exist_ok=True)
@@ -254,10 +262,10 @@ def main(argv=None):
   return 0
 
 
-def _meta(args, started, start_load, rates, checks):
+def _meta(argv, args, started, start_load, rates, checks):
   gflops = "; ".join(f"{report.KINDS[k]} {s} {r[0] / 1e9:.0f} / {r[1] / 1e9:.0f}"
                      for (k, s), r in rates.items())
-  note = ("Written by `python bench/cpu_lstm.py " + " ".join(sys.argv[1:]) + "`."
+  note = ("Written by `python bench/cpu_lstm.py " + " ".join(argv) + "`."
           + (" **SMOKE RUN (--quick: tiny shapes, a few rounds): proves the code runs; its "
              "numbers mean nothing.**" if args.quick else ""))
   return {
