@@ -98,16 +98,21 @@ def summary_block(text, link):
          f"rnnjax (default path) against the fastest JAX peer on the CPU, ms per step, from "
          f"[bench/results/cpu.md]({link}) (run: {meta_value(text, 'Run')}; load average "
          f"{meta_value(text, 'Load average')}); in brackets rnnjax / fastest peer, below 1: "
-         f"rnnjax faster.", ""]
+         f"rnnjax faster; PyTorch (own process) and the GEMM compute floor where measured.",
+         ""]
   rows = []
   for kind, label in KINDS.items():
     for row in sections.get(cell_section_title(kind), []):
       times = {n: ms(row[n]) for n in _peer_columns(row) if ms(row[n]) is not None}
       name, ref = reference(times)
       if "rnnjax" in times and ref:
+        torch = next((s for n, s in times.items() if n.startswith("torch")), None)
+        floor = ms(row.get("GEMM floor ms"))
         rows.append((f"{label} {row['mode']}", row["(B, T, D, H)"],
                      f"{fmt_ms(times['rnnjax'])} vs {fmt_ms(ref)} {name} "
-                     f"({times['rnnjax'] / ref:.2f})"))
+                     f"({times['rnnjax'] / ref:.2f})"
+                     + (f"; PyTorch {fmt_ms(torch)}" if torch else "")
+                     + (f"; floor {fmt_ms(floor)}" if floor else "")))
   shapes = list(dict.fromkeys(shape for _, shape, _ in rows))
   out += ["| cell, mode | " + " | ".join(shapes) + " |", "|---|" + "---|" * len(shapes)]
   for label in dict.fromkeys(label for label, _, _ in rows):

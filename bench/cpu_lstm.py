@@ -156,6 +156,8 @@ def document(meta, cell_rows, workload_rows, rates, workload_shape) -> str:
   extra = ["GEMM floor ms", "rnnjax / floor"]
   for kind, rows in cell_rows.items():
     out += [f"## {report.cell_section_title(kind)}", ""]
+    if kind == "gru":
+      out += [GRU_NOTE, ""]
     body = [((mode, shape), times, _floor_columns(kind, mode, shape, rates.get((kind, shape)), times))
             for mode, shape, times in rows]
     out += [report.table(["mode", "(B, T, D, H)"], body, extra), ""]
@@ -230,6 +232,10 @@ def main(argv=None):
     return 0
   every = [*PEERS, *_gru_peers.PEERS, *TORCH_PEERS.values(), *_workload_peers.PEERS]
   peers = list(dict.fromkeys(args.peers if args.peers is not None else every))
+  unknown = [p for p in peers if p not in every]
+  if unknown:
+    raise ValueError(f"--peers got unknown peer name(s) {unknown}; expected names from "
+                     f"{list(dict.fromkeys(every))}.")
   modes = ["train", "forward"] if args.mode == "both" else [args.mode]
   shapes, wshape = (QUICK_SHAPES, QUICK_WORKLOAD_SHAPE) if args.quick else (SHAPES, WORKLOAD_SHAPE)
   timing = QUICK_TIMING if args.quick else {}
@@ -284,6 +290,10 @@ def _meta(argv, args, started, start_load, rates, checks):
   }
 
 
+GRU_NOTE = ("Keras's GRU, `reset_after=True` (rj.GRU's default): Flax `GRUCell`, Equinox "
+            "`GRUCell` and PyTorch `nn.GRU` compute the same function; Haiku's `hk.GRU` applies "
+            "the reset gate before the recurrent matmul (`reset_after=False`), a different "
+            "function of the same cost.")
 METHOD = ("Model: RNN(H, return_sequences=True) -> Dense(10) on every step; train step = "
           "value_and_grad of the mean square of the (B, T, 10) output + SGD, jitted; forward = "
           "the (B, T, 10) output. Milliseconds per step: the JAX peers of a row timed "

@@ -37,7 +37,7 @@ def test_summary_follows_the_table():
           "method": ""}
   text = cpu_lstm.document(meta, {"gru": rows}, workloads, {}, (2, 3, 4, 5))
   block = report.summary_block(text, "x")
-  assert "| GRU train | 4.00 vs 5.00 scan (per-step x@W) (0.80) |" in block
+  assert "| GRU train | 4.00 vs 5.00 scan (per-step x@W) (0.80); PyTorch 1.00 |" in block
   assert "GRU train 1.040" in block and "run: today; load average 0.1 at start" in block
   assert report.summary_block(text.replace("4.00 (", "4.50 ("), "x") != block
 
