@@ -93,6 +93,11 @@ def check_workloads(kind, shape=(4, 9, 3, 5), peers=None):
   return out
 
 
+def agree(results) -> bool:
+  """Whether every checked peer is within TOL."""
+  return all(v <= TOL for v in results.values() if isinstance(v, float))
+
+
 def summary(results) -> str:
   """One line: the largest error of the checked peers and the unchecked ones."""
   errors = {k: v for k, v in results.items() if isinstance(v, float)}

@@ -7,6 +7,8 @@ the mask / reset workloads, and the GEMM compute floor, in one run.
     python bench/cpu_lstm.py --sync-docs     # only rewrite the docs' summary block from cpu.md
     python bench/cpu_lstm.py --replot        # only redraw cpu.png from cpu.md
 
+Exit status 1 when the numerics check finds a peer computing another function.
+
 The JAX peers of one table row (or, for the workloads, of one cell kind and mode) are
 timed interleaved in one process (`_timing.interleaved_seconds`: minimum over rounds);
 PyTorch in its own (median). A full run to the default --out also rewrites the summary
@@ -144,7 +146,7 @@ def _floor_columns(kind, mode, shape, rates, times):
   floor = _floor.floor_seconds(kind, shape, rates, mode)
   more = {"GEMM floor ms": report.fmt_ms(floor)}
   if "rnnjax" in times:
-    more["rnnjax / floor"] = f"{times['rnnjax'] / floor:.1f}"
+    more["rnnjax / floor"] = f"{times['rnnjax'] / floor:.2f}"
   return more
 
 
@@ -241,21 +243,22 @@ def main(argv=None):
   timing = QUICK_TIMING if args.quick else {}
   start_load, started = load(), datetime.datetime.now(datetime.timezone.utc)
 
-  checks = [] if not args.no_checks else ["skipped (--no-checks)"]
+  checks, agree = ([] if not args.no_checks else ["skipped (--no-checks)"]), True
   for kind in args.kinds if not args.no_checks else []:
-    if "cells" in args.tables:
-      checks.append(f"{report.KINDS[kind]}: " + _peer_checks.summary(
-          _peer_checks.check_cells(kind, peers=peers)))
-    if "workloads" in args.tables:
-      checks.append(f"{report.KINDS[kind]} workloads: " + _peer_checks.summary(
-          _peer_checks.check_workloads(kind, peers=peers)))
+    for table, check in (("cells", _peer_checks.check_cells),
+                         ("workloads", _peer_checks.check_workloads)):
+      if table in args.tables:
+        results = check(kind, peers=peers)
+        agree = agree and _peer_checks.agree(results)
+        checks.append(f"{report.KINDS[kind]}{' workloads' if table == 'workloads' else ''}: "
+                      + _peer_checks.summary(results))
   print("\n".join(checks), flush=True)
 
   cell_rows = {kind: run(peers, shapes, modes, args.torch_python, kind, **timing)
                for kind in args.kinds} if "cells" in args.tables else {}
   workload_rows = (run_workloads(args.kinds, modes, peers, wshape, **timing)
                    if "workloads" in args.tables else [])
-  rates = {(kind, shape): _floor.gemm_rates(kind, *shape, reps=2 if args.quick else 10)
+  rates = {(kind, shape): _floor.gemm_rates(kind, *shape, reps=3 if args.quick else 10)
            for kind in args.kinds for shape in [*shapes, wshape]}
   text = document(_meta(argv, args, started, start_load, rates, checks), cell_rows, workload_rows,
                   rates, wshape)
@@ -265,11 +268,13 @@ def main(argv=None):
   _cpu_plot.plot(text, out.with_suffix(".png"))
   if not args.quick and out == HERE / "results" / "cpu.md":
     print("rewrote:", report.sync_docs(out) or "nothing (already current)")
-  return 0
+  if not agree:
+    print("A peer computed another function than rnnjax (see Numerics in the table).")
+  return 0 if agree else 1
 
 
 def _meta(argv, args, started, start_load, rates, checks):
-  gflops = "; ".join(f"{report.KINDS[k]} {s} {r[0] / 1e9:.0f} / {r[1] / 1e9:.0f}"
+  gflops = "; ".join(f"{report.KINDS[k]} {s} {r[0] / 1e9:.3g} / {r[1] / 1e9:.3g}"
                      for (k, s), r in rates.items())
   note = ("Written by `python bench/cpu_lstm.py " + " ".join(argv) + "`."
           + (" **SMOKE RUN (--quick: tiny shapes, a few rounds): proves the code runs; its "
