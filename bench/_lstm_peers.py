@@ -1,138 +1,99 @@
 """LSTM train and forward steps of rnnjax and its JAX peers, on one problem.
 
 Each builder takes (B, T, D, H) and a mode ("train": forward + backward + SGD update,
-"forward": outputs only) and returns (step_fn, args) with step_fn jitted. The loss is
-the mean square of the full output sequence (B, T, H), so every step gets a gradient.
-Peers that are not installed raise ImportError and are skipped by the runner.
+"forward": outputs only) and returns (step_fn, args) with step_fn jitted. The model is
+RNN(H) -> Dense(10) on every step and the loss the mean square of the (B, T, 10) output,
+so every step gets a gradient (`_peer_model.finish`). `builder.model(b, t, d, h)` gives
+the recurrent part alone with a conversion of its weights to rnnjax's layout, for the
+numerics checks (`_peer_checks.py`). Peers that are not installed raise ImportError and
+are skipped by the runner.
 """
 
-import os
-
-os.environ.setdefault("KERAS_BACKEND", "jax")
+import functools
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-LR = 1e-3
+from _peer_model import LR, Model, builder, data, keras_model, rnnjax_model
 
 
-def _data(b, t, d):
-  return jnp.asarray(np.random.default_rng(0).normal(size=(b, t, d)), jnp.float32)
-
-
-def _finish(apply_fn, params, x, mode):
-  """jit(forward) or jit(train step with SGD) around apply_fn(params, x) -> (B, T, H)."""
-  if mode == "forward":
-    return jax.jit(apply_fn), (params, x)
-
-  def loss(p, x):
-    return jnp.mean(apply_fn(p, x) ** 2)
-
-  @jax.jit
-  def step(p, x):
-    value, grads = jax.value_and_grad(loss)(p, x)
-    return jax.tree.map(lambda w, g: w - LR * g, p, grads), value
-
-  return step, (params, x)
-
-
-def rnnjax_lstm(b, t, d, h, mode, use_fused="auto"):
-  """rj.LSTM as a user calls it (on a CPU: the fused path's custom-VJP scan backend)."""
-  import rnnjax as rj
-
-  layer = rj.LSTM(h, return_sequences=True, use_fused=use_fused)
-  x = _data(b, t, d)
-  return _finish(layer.apply, layer.init(jax.random.key(0), x), x, mode)
-
-
-def rnnjax_engine_lstm(b, t, d, h, mode):
-  """rj.LSTM forced onto the engine's scan (autodiff of lax.scan)."""
-  return rnnjax_lstm(b, t, d, h, mode, use_fused=False)
-
-
-def _scan_params(d, h):
+def scan_params(d, h, gates):
+  """Keras-layout params (kernel, recurrent_kernel, bias) for the hand-written scans."""
   k1, k2 = jax.random.split(jax.random.key(0))
-  return {"w": jax.random.normal(k1, (d, 4 * h)) * 0.1, "u": jax.random.normal(k2, (h, 4 * h)) * 0.1,
-          "b": jnp.zeros((4 * h,))}
+  bias = (2, gates * h) if gates == 3 else (gates * h,)
+  return {"kernel": jax.random.normal(k1, (d, gates * h)) * 0.1,
+          "recurrent_kernel": jax.random.normal(k2, (h, gates * h)) * 0.1,
+          "bias": jnp.zeros(bias)}
 
 
-def _lstm_gates(z, c):
+def lstm_step(p, x_t, carry):
+  """Keras's LSTM step, gates i, f, g, o; the input GEMM inside the step."""
+  hh, c = carry
+  z = x_t @ p["kernel"] + hh @ p["recurrent_kernel"] + p["bias"][None]
   i, f, g, o = jnp.split(z, 4, axis=-1)
   c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-  return jax.nn.sigmoid(o) * jnp.tanh(c), c
+  hh = jax.nn.sigmoid(o) * jnp.tanh(c)
+  return hh, (hh, c)
 
 
-def handwritten_scan(b, t, d, h, mode):
+def scan_apply(step, p, x, zeros):
+  """The textbook lax.scan over the time-major sequence: step(p, x_t, carry)."""
+  def body(carry, x_t):
+    y, carry = step(p, x_t, carry)
+    return carry, y
+
+  _, ys = jax.lax.scan(body, zeros, jnp.swapaxes(x, 0, 1))
+  return jnp.swapaxes(ys, 0, 1)
+
+
+def scan_model(b, t, d, h):
   """The textbook lax.scan LSTM: x_t @ W + h @ U inside the loop."""
-
-  def apply(p, x):
-    def step(carry, x_t):
-      hh, c = carry
-      hh, c = _lstm_gates(x_t @ p["w"] + hh @ p["u"] + p["b"], c)
-      return (hh, c), hh
-
-    zeros = jnp.zeros((x.shape[0], h))
-    _, ys = jax.lax.scan(step, (zeros, zeros), jnp.swapaxes(x, 0, 1))
-    return jnp.swapaxes(ys, 0, 1)
-
-  x = _data(b, t, d)
-  return _finish(apply, _scan_params(d, h), x, mode)
+  zeros = jnp.zeros((b, h))
+  return Model(lambda p, x: scan_apply(lstm_step, p, x, (zeros, zeros)), scan_params(d, h, 4),
+               lambda p: p)
 
 
-def handwritten_scan_hoisted(b, t, d, h, mode):
+def scan_hoisted_model(b, t, d, h):
   """A lax.scan LSTM with the input projection hoisted as einsum("btd,dg->tbg")."""
 
   def apply(p, x):
-    xp = jnp.einsum("btd,dg->tbg", x, p["w"]) + p["b"]
+    xp = jnp.einsum("btd,dg->tbg", x, p["kernel"]) + p["bias"][None, None]
 
     def step(carry, z_t):
       hh, c = carry
-      hh, c = _lstm_gates(z_t + hh @ p["u"], c)
+      i, f, g, o = jnp.split(z_t + hh @ p["recurrent_kernel"], 4, axis=-1)
+      c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+      hh = jax.nn.sigmoid(o) * jnp.tanh(c)
       return (hh, c), hh
 
     zeros = jnp.zeros((x.shape[0], h))
-    _, ys = jax.lax.scan(step, (zeros, zeros), xp)
-    return jnp.swapaxes(ys, 0, 1)
+    return jnp.swapaxes(jax.lax.scan(step, (zeros, zeros), xp)[1], 0, 1)
 
-  x = _data(b, t, d)
-  return _finish(apply, _scan_params(d, h), x, mode)
+  return Model(apply, scan_params(d, h, 4), lambda p: p)
 
 
-def flax_optimized_lstm(b, t, d, h, mode):
+def flax_model(cell_name, kind, b, t, d, h):
   import flax.linen as nn
 
-  model = nn.RNN(nn.OptimizedLSTMCell(h))
-  x = _data(b, t, d)
-  return _finish(model.apply, model.init(jax.random.key(0), x), x, mode)
+  import rnnjax as rj
+
+  model = nn.RNN(getattr(nn, cell_name)(h))
+  layer = rj.LSTM(h) if kind == "lstm" else rj.GRU(h)
+  return Model(model.apply, model.init(jax.random.key(0), data(b, t, d)),
+               lambda p: rj.interop.from_flax(layer, p))
 
 
-def flax_lstm(b, t, d, h, mode):
-  import flax.linen as nn
-
-  model = nn.RNN(nn.LSTMCell(h))
-  x = _data(b, t, d)
-  return _finish(model.apply, model.init(jax.random.key(0), x), x, mode)
-
-
-def keras_stateless(b, t, d, h, mode):
+def keras_stateless_model(kind, b, t, d, h):
   """Keras 3 on JAX: the compiled stateless call (what model.fit's train step runs)."""
-  import keras
+  import rnnjax as rj
 
-  model = keras.Sequential([keras.Input((t, d)), keras.layers.LSTM(h, return_sequences=True)])
-  x = _data(b, t, d)
-  trainable = [v.value for v in model.trainable_variables]
-  non_trainable = [v.value for v in model.non_trainable_variables]
-
-  def apply(p, x):
-    with jax.numpy_rank_promotion("allow"):
-      y, _ = model.stateless_call(p, non_trainable, x)
-    return y
-
-  return _finish(apply, trainable, x, mode)
+  apply, params = keras_model(kind, t, d, h)
+  layer = rj.LSTM(h) if kind == "lstm" else rj.GRU(h)
+  return Model(apply, params, lambda p: rj.interop.from_keras(layer, [np.asarray(w) for w in p]))
 
 
-def keras_fit(b, t, d, h, mode, batches: int = 8):
+def keras_fit(b, t, d, h, mode, batches: int = 8, kind="lstm"):
   """Keras 3 on JAX through `model.fit` (train) or `model.predict` (forward) over
   `batches` batches: the step function returns seconds per batch of one such call, so
   Keras's own loop (data adapter, callbacks) is in the time."""
@@ -140,10 +101,13 @@ def keras_fit(b, t, d, h, mode, batches: int = 8):
 
   import keras
 
-  model = keras.Sequential([keras.Input((t, d)), keras.layers.LSTM(h, return_sequences=True)])
-  model.compile(optimizer=keras.optimizers.SGD(LR), loss="mse", jit_compile=True)
-  x = np.tile(np.asarray(_data(b, t, d)), (batches, 1, 1))
-  y = np.zeros((b * batches, t, h), np.float32)
+  cell = keras.layers.LSTM if kind == "lstm" else keras.layers.GRU
+  with jax.numpy_rank_promotion("allow"):
+    model = keras.Sequential([keras.Input((t, d)), cell(h, return_sequences=True),
+                              keras.layers.Dense(10)])
+    model.compile(optimizer=keras.optimizers.SGD(LR), loss="mse", jit_compile=True)
+  x = np.tile(np.asarray(data(b, t, d)), (batches, 1, 1))
+  y = np.zeros((b * batches, t, 10), np.float32)
 
   def step():
     start = time.perf_counter()
@@ -157,7 +121,7 @@ def keras_fit(b, t, d, h, mode, batches: int = 8):
   return step, ()
 
 
-def haiku_dynamic_unroll(b, t, d, h, mode):
+def haiku_model(b, t, d, h):
   import haiku as hk
 
   def net(x):
@@ -166,15 +130,16 @@ def haiku_dynamic_unroll(b, t, d, h, mode):
     return ys
 
   model = hk.without_apply_rng(hk.transform(net))
-  x = _data(b, t, d)
-  return _finish(model.apply, model.init(jax.random.key(0), x), x, mode)
+  return Model(model.apply, model.init(jax.random.key(0), data(b, t, d)))
 
 
-def equinox_scan_vmap(b, t, d, h, mode):
+def equinox_model(b, t, d, h, cell_name="LSTMCell"):
+  """An Equinox cell (one sequence) under lax.scan, vmapped over the batch."""
   import equinox as eqx
 
-  cell = eqx.nn.LSTMCell(d, h, key=jax.random.key(0))
+  cell = getattr(eqx.nn, cell_name)(d, h, key=jax.random.key(0))
   params, static = eqx.partition(cell, eqx.is_array)
+  lstm = cell_name == "LSTMCell"
 
   def apply(p, x):
     cell = eqx.combine(p, static)
@@ -182,26 +147,26 @@ def equinox_scan_vmap(b, t, d, h, mode):
     def run(seq):  # one sequence (T, D)
       def step(carry, x_t):
         carry = cell(x_t, carry)
-        return carry, carry[0]
+        return carry, (carry[0] if lstm else carry)
 
       zeros = jnp.zeros((h,))
-      return jax.lax.scan(step, (zeros, zeros), seq)[1]
+      return jax.lax.scan(step, (zeros, zeros) if lstm else zeros, seq)[1]
 
     return jax.vmap(run)(x)
 
-  x = _data(b, t, d)
-  return _finish(apply, params, x, mode)
+  return Model(apply, params)
 
 
 PEERS = {
-    "rnnjax": rnnjax_lstm,
-    "rnnjax scan (use_fused=False)": rnnjax_engine_lstm,
-    "scan (per-step x@W)": handwritten_scan,
-    "scan (hoisted btd->tbg)": handwritten_scan_hoisted,
-    "flax OptimizedLSTMCell": flax_optimized_lstm,
-    "flax LSTMCell": flax_lstm,
-    "keras stateless": keras_stateless,
+    "rnnjax": builder(functools.partial(rnnjax_model, "lstm")),
+    "rnnjax scan (use_fused=False)": builder(
+        functools.partial(rnnjax_model, "lstm", use_fused=False)),
+    "scan (per-step x@W)": builder(scan_model),
+    "scan (hoisted btd->tbg)": builder(scan_hoisted_model),
+    "flax OptimizedLSTMCell": builder(functools.partial(flax_model, "OptimizedLSTMCell", "lstm")),
+    "flax LSTMCell": builder(functools.partial(flax_model, "LSTMCell", "lstm")),
+    "keras stateless": builder(functools.partial(keras_stateless_model, "lstm")),
     "keras fit": keras_fit,
-    "haiku dynamic_unroll": haiku_dynamic_unroll,
-    "equinox scan+vmap": equinox_scan_vmap,
+    "haiku dynamic_unroll": builder(haiku_model),
+    "equinox scan+vmap": builder(equinox_model),
 }

@@ -1,10 +1,11 @@
-"""PyTorch `nn.LSTM` on the CPU, for the peer benchmark: the same train step (forward,
-backward, SGD on mean(outputs^2)) and forward pass as the JAX peers.
+"""PyTorch `nn.LSTM` / `nn.GRU` on the CPU, for the peer benchmark: the same model
+(RNN(H) -> Linear(10) on every step), train step (forward, backward, SGD on the mean
+square of the (B, T, 10) output) and forward pass as the JAX peers.
 
 cpu_lstm.py imports this when torch is importable, or runs it in a subprocess with
 another interpreter (`--torch-python`), since torch need not live in the JAX venv:
 
-    python bench/_torch_peer.py B T D H MODE    # prints the median seconds per step
+    python bench/_torch_peer.py B T D H MODE [lstm|gru]   # prints the median seconds per step
 """
 
 import statistics
@@ -12,23 +13,24 @@ import sys
 import time
 
 
-def median_seconds(b, t, d, h, mode, min_time=2.0, min_reps=5, max_reps=50):
+def median_seconds(b, t, d, h, mode, kind="lstm", min_time=2.0, min_reps=5, max_reps=50):
   import torch
 
   torch.manual_seed(0)
-  lstm = torch.nn.LSTM(d, h, batch_first=True)
+  rnn = (torch.nn.LSTM if kind == "lstm" else torch.nn.GRU)(d, h, batch_first=True)
+  head = torch.nn.Linear(h, 10)
   x = torch.randn(b, t, d)
-  opt = torch.optim.SGD(lstm.parameters(), lr=1e-3)
+  opt = torch.optim.SGD([*rnn.parameters(), *head.parameters()], lr=1e-3)
 
   def train():
     opt.zero_grad(set_to_none=True)
-    loss = lstm(x)[0].pow(2).mean()
+    loss = head(rnn(x)[0]).pow(2).mean()
     loss.backward()
     opt.step()
 
   def forward():
     with torch.no_grad():
-      lstm(x)
+      head(rnn(x)[0])
 
   fn = train if mode == "train" else forward
   for _ in range(2):
@@ -43,4 +45,4 @@ def median_seconds(b, t, d, h, mode, min_time=2.0, min_reps=5, max_reps=50):
 
 if __name__ == "__main__":
   b, t, d, h = (int(a) for a in sys.argv[1:5])
-  print(median_seconds(b, t, d, h, sys.argv[5]))
+  print(median_seconds(b, t, d, h, sys.argv[5], *sys.argv[6:7]))

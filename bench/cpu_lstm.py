@@ -1,14 +1,23 @@
-"""CPU benchmark: LSTM train step (and forward) of rnnjax against its peers, in one run.
+"""CPU benchmark: LSTM and GRU train step and forward pass of rnnjax against its peers,
+the mask / reset workloads, and the GEMM compute floor, in one run.
 
-    python bench/cpu_lstm.py                       # every installed peer, train + forward
-    python bench/cpu_lstm.py --mode train --peers rnnjax "flax OptimizedLSTMCell"
+    python bench/cpu_lstm.py                 # everything; writes bench/results/cpu.md + .png
+    python bench/cpu_lstm.py --quick         # smoke run: tiny shapes, short timing
+    python bench/cpu_lstm.py --kinds gru --tables cells --mode train --peers rnnjax "flax GRUCell"
+    python bench/cpu_lstm.py --sync-docs     # only rewrite the docs' summary block from cpu.md
+    python bench/cpu_lstm.py --replot        # only redraw cpu.png from cpu.md
 
-Prints milliseconds per step and the ratio to the hand-written scan, writes
-bench/results/cpu.md and a bar plot of the ratios, cpu.png (`--replot` redraws the plot
-from an existing cpu.md without timing anything).
+Exit status 1 when the numerics check finds a peer computing another function.
+
+The JAX peers of one table row (or, for the workloads, of one cell kind and mode) are
+timed interleaved in one process (`_timing.interleaved_seconds`: minimum over rounds);
+PyTorch in its own (median). A full run to the default --out also rewrites the summary
+block that README.md, docs/cpu_perf.md and bench/README.md quote (`_cpu_report.py`).
 """
 
 import argparse
+import datetime
+import os
 import pathlib
 import platform
 import subprocess
@@ -18,155 +27,289 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import jax  # noqa: E402
 
+import _cpu_plot  # noqa: E402
+import _cpu_report as report  # noqa: E402
+import _floor  # noqa: E402
+import _gru_peers  # noqa: E402
+import _peer_checks  # noqa: E402
+import _workload_peers  # noqa: E402
 from _lstm_peers import PEERS  # noqa: E402
 from _timing import interleaved_seconds  # noqa: E402
 
 SHAPES = [(64, 28, 28, 64), (64, 128, 128, 256), (32, 512, 64, 128)]
+WORKLOAD_SHAPE = (128, 128, 64, 256)  # (B, T, F, H)
+QUICK_SHAPES = [(8, 8, 8, 16), (4, 16, 8, 16)]
+QUICK_WORKLOAD_SHAPE = (8, 16, 8, 16)
+QUICK_TIMING = dict(warmup=1, min_time=0.02, min_rounds=2, max_rounds=3, min_reps=2, max_reps=3)
 BASELINE = "scan (per-step x@W)"
 TORCH = "torch nn.LSTM"
+TORCH_PEERS = {"lstm": TORCH, "gru": "torch nn.GRU"}
+CELL_PEERS = {"lstm": PEERS, "gru": _gru_peers.PEERS}
 HERE = pathlib.Path(__file__).resolve().parent
+INTERLEAVE_KEYS = ("warmup", "min_time", "min_rounds", "max_rounds")
 
 
-def torch_seconds(shape, mode, torch_python, **timing):
+def torch_seconds(shape, mode, torch_python, kind="lstm", **timing):
   """PyTorch in-process when importable, else in `torch_python`; None when neither works."""
+  timing = {k: v for k, v in timing.items() if k in ("min_time", "min_reps", "max_reps")}
   try:
     import _torch_peer
     import torch  # noqa: F401
 
-    return _torch_peer.median_seconds(*shape, mode, **{
-        k: v for k, v in timing.items() if k in ("min_time", "min_reps", "max_reps")})
+    return _torch_peer.median_seconds(*shape, mode, kind, **timing)
   except ImportError:
     if not torch_python:
       return None
-  out = subprocess.run([torch_python, str(HERE / "_torch_peer.py"), *map(str, shape), mode],
+  out = subprocess.run([torch_python, str(HERE / "_torch_peer.py"), *map(str, shape), mode, kind],
                        capture_output=True, text=True, check=True)
   return float(out.stdout.strip().splitlines()[-1])
 
 
-def run(peers, shapes, modes, torch_python=None, **timing):
-  """[(mode, shape, {peer: seconds})] for every mode and shape; peers that are not
-  installed are skipped. The JAX peers of one (mode, shape) are timed interleaved
-  (`interleaved_seconds`: the minimum over rounds); PyTorch, in its own process, by
-  its median. `timing` goes to the timers (e.g. min_time=0.2 for a quick run, as the
-  benchmarks notebook does)."""
+def _interleave(candidates, timing):
+  return interleaved_seconds(candidates, **{k: v for k, v in timing.items()
+                                            if k in INTERLEAVE_KEYS})
+
+
+def run(peers, shapes, modes, torch_python=None, kind="lstm", **timing):
+  """[(mode, shape, {peer: seconds})] for every mode and shape of the cell table of
+  `kind`; peers not installed (or not of this kind) are skipped. `timing` goes to the
+  timers (e.g. min_time=0.2 for a quick run, as the benchmarks notebook does)."""
+  table, torch_name = CELL_PEERS[kind], TORCH_PEERS[kind]
   rows = []
   for mode in modes:
     for shape in shapes:
       candidates = {}
       for name in peers:
-        if name == TORCH:
+        if name not in table:
           continue
         try:
-          fn, args = PEERS[name](*shape, mode)
+          fn, args = table[name](*shape, mode)
         except ImportError as e:
           print(f"  skip {name}: {e}", flush=True)
           continue
         # keras fit's step function measures itself (seconds per batch)
         candidates[name] = fn if name == "keras fit" else (lambda fn=fn, args=args: fn(*args))
-      interleaved = interleaved_seconds(
-          candidates, **{k: v for k, v in timing.items() if k in ("warmup", "min_time")})
-      times = {}
-      for name in peers:
-        if name in interleaved:
-          times[name] = interleaved[name][0]
-          median = 1e3 * interleaved[name][1]
-        elif name == TORCH:
-          seconds = torch_seconds(shape, mode, torch_python, **timing)
-          if seconds is None:
-            print(f"  skip {name}: torch not importable and no --torch-python", flush=True)
-            continue
-          times[name] = median = seconds
-          median *= 1e3
+      interleaved = _interleave(candidates, timing)
+      times = {name: interleaved[name][0] for name in interleaved}
+      for name, (best, median) in interleaved.items():
+        print(f"{kind} {mode:7s} {shape}  {name:30s} {1e3 * best:9.2f} ms "
+              f"(median {1e3 * median:.2f})", flush=True)
+      if torch_name in peers:
+        seconds = torch_seconds(shape, mode, torch_python, kind, **timing)
+        if seconds is None:
+          print(f"  skip {torch_name}: torch not importable and no --torch-python", flush=True)
         else:
-          continue
-        print(f"{mode:7s} {shape}  {name:30s} {1e3 * times[name]:9.2f} ms "
-              f"(median {median:.2f})", flush=True)
+          times[torch_name] = seconds
+          print(f"{kind} {mode:7s} {shape}  {torch_name:30s} {1e3 * seconds:9.2f} ms (median)")
       rows.append((mode, shape, times))
   return rows
 
 
-def to_markdown(rows) -> str:
-  names = []
-  for _, _, times in rows:
-    names += [n for n in times if n not in names]
-  out = [f"CPU: {platform.processor() or platform.machine()}, {jax.local_device_count()} JAX device(s), "
-         f"jax {jax.__version__}. Milliseconds per step: JAX peers timed interleaved round-robin "
-         f"in one process, minimum over rounds; {TORCH} in its own process, median. In "
-         f"brackets the time relative to `{BASELINE}` (lower is faster).", ""]
-  out.append("| mode | (B, T, D, H) | " + " | ".join(names) + " |")
-  out.append("|---|---|" + "---|" * len(names))
-  for mode, shape, times in rows:
-    base = times.get(BASELINE)
-    cells = []
-    for n in names:
-      if n not in times:
-        cells.append("—")
-      else:
-        ratio = f" ({times[n] / base:.2f})" if base else ""
-        cells.append(f"{1e3 * times[n]:.1f}{ratio}")
-    out.append(f"| {mode} | {shape} | " + " | ".join(cells) + " |")
-  return "\n".join(out) + "\n"
-
-
-def read_table(path):
-  """The rows `to_markdown` wrote, read back: [(mode, shape, {peer: seconds})]."""
-  lines = [l for l in pathlib.Path(path).read_text().splitlines() if l.startswith("|")]
-  names = [c.strip() for c in lines[0].strip("|").split("|")][2:]
+def run_workloads(kinds, modes, peers, shape=WORKLOAD_SHAPE, **timing):
+  """[(kind, mode, workload, {peer: seconds})]: every workload x peer of one kind and
+  mode timed interleaved together, so the reset cost ratio shares the noise."""
   rows = []
-  for line in lines[2:]:
-    mode, shape, *cells = (c.strip() for c in line.strip("|").split("|"))
-    times = {n: float(c.split()[0]) / 1e3 for n, c in zip(names, cells) if c != "—"}
-    rows.append((mode, tuple(int(v) for v in shape.strip("()").split(",")), times))
+  for kind in kinds:
+    for mode in modes:
+      candidates = {}
+      for workload in _workload_peers.WORKLOADS:
+        for peer in _workload_peers.PEERS:
+          if peer not in peers:
+            continue
+          try:
+            built = _workload_peers.build(peer, kind, *shape, mode, workload)
+          except ImportError as e:
+            print(f"  skip {peer}: {e}", flush=True)
+            continue
+          if built is not None:
+            candidates[workload, peer] = lambda fn=built[0], args=built[1]: fn(*args)
+      interleaved = _interleave(candidates, timing)
+      for workload in _workload_peers.WORKLOADS:
+        times = {p: interleaved[w, p][0] for w, p in interleaved if w == workload}
+        for p, s in times.items():
+          print(f"{kind} {mode:7s} {workload:22s} {p:30s} {1e3 * s:9.2f} ms", flush=True)
+        rows.append((kind, mode, workload, times))
   return rows
 
 
-def plot(rows, path) -> None:
-  """One panel per mode: each peer's time relative to the hand-written scan, per shape."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
-  modes = list(dict.fromkeys(mode for mode, _, _ in rows))
-  fig, axes = plt.subplots(len(modes), 1, figsize=(11, 3.6 * len(modes)), squeeze=False)
-  for ax, mode in zip(axes[:, 0], modes):
-    panel = [(shape, times) for m, shape, times in rows if m == mode]
-    names = list(dict.fromkeys(n for _, times in panel for n in times))
-    width = 0.8 / len(names)
-    for k, name in enumerate(names):
-      xs = [i + k * width for i, (_, t) in enumerate(panel) if name in t]
-      ys = [t[name] / t[BASELINE] for _, t in panel if name in t]
-      ax.bar(xs, ys, width, label=name, color="black" if name == "rnnjax" else None)
-    ax.axhline(1.0, color="grey", linewidth=0.8)
-    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(panel))],
-                  [str(shape) for shape, _ in panel])
-    ax.set_ylabel(f"time / {BASELINE}")
-    ax.set_title(f"LSTM {mode} step, (B, T, D, H); lower is faster")
-  axes[0, 0].legend(fontsize=7, ncol=4)
-  fig.tight_layout()
-  fig.savefig(path, dpi=110)
-  plt.close(fig)
+def to_markdown(rows) -> str:
+  """The cell table of `run`'s rows (ms, and in brackets the ratio to the fastest JAX
+  peer other than rnnjax)."""
+  return report.table(["mode", "(B, T, D, H)"],
+                      [((mode, shape), times, {}) for mode, shape, times in rows]) + "\n"
 
 
-def main():
+def _floor_columns(kind, mode, shape, rates, times):
+  """The GEMM floor columns; none when the GEMM rates were not measured (rates None)."""
+  if rates is None:
+    return {}
+  floor = _floor.floor_seconds(kind, shape, rates, mode)
+  more = {"GEMM floor ms": report.fmt_ms(floor)}
+  if "rnnjax" in times:
+    more["rnnjax / floor"] = f"{times['rnnjax'] / floor:.2f}"
+  return more
+
+
+def document(meta, cell_rows, workload_rows, rates, workload_shape) -> str:
+  """The whole of cpu.md."""
+  out = ["# CPU benchmark: rnnjax against its peers", "", meta["title_note"], ""]
+  out += [f"- {key}: {value}" for key, value in meta["facts"].items()]
+  out += ["", meta["method"], ""]
+  extra = ["GEMM floor ms", "rnnjax / floor"]
+  for kind, rows in cell_rows.items():
+    out += [f"## {report.cell_section_title(kind)}", ""]
+    if kind == "gru":
+      out += [GRU_NOTE, ""]
+    body = [((mode, shape), times, _floor_columns(kind, mode, shape, rates.get((kind, shape)), times))
+            for mode, shape, times in rows]
+    out += [report.table(["mode", "(B, T, D, H)"], body, extra), ""]
+  if workload_rows:
+    b, t, f, h = workload_shape
+    out += ["## Masks and resets", "",
+            f"(B, T, F, H) = {workload_shape}: no mask; `reset=` with {_workload_peers.RESET_RATE:.0%}"
+            f" of the (B, T) steps True (seed 3); a right-padded batch, lengths uniform in "
+            f"[{max(1, t // 4)}, {t}] (seed 4), as `mask=` and as `seq_lengths=`. `scan (where)` "
+            "is the hand-written scan with where-based resets / mask; Flax's nn.RNN takes "
+            "seq_lengths only. `rnnjax / rnnjax (none)` is the cost of the workload on "
+            "rnnjax's default path (target for resets: ≤ 1.05).", ""]
+    body = []
+    for kind, mode, workload, times in workload_rows:
+      none = next(t for k, m, w, t in workload_rows if (k, m, w) == (kind, mode, "none"))
+      more = _floor_columns(kind, mode, workload_shape, rates.get((kind, workload_shape)),
+                            times)
+      if "rnnjax" in times and "rnnjax" in none:
+        more["rnnjax / rnnjax (none)"] = f"{times['rnnjax'] / none['rnnjax']:.3f}"
+      body.append(((report.KINDS[kind], mode, workload), times, more))
+    out += [report.table(["cell", "mode", "workload"], body, ["rnnjax / rnnjax (none)", *extra]),
+            ""]
+  return "\n".join(out)
+
+
+def machine_facts():
+  model = platform.processor() or platform.machine()
+  try:
+    with open("/proc/cpuinfo") as f:
+      names = [l.split(":", 1)[1].strip() for l in f if l.startswith("model name")]
+    model = names[0] if names else model
+  except OSError:
+    pass
+  return (f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; "
+          f"python {platform.python_version()}, jax {jax.__version__} "
+          f"({jax.local_device_count()} CPU device(s))")
+
+
+def load():
+  return " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def parse_args(argv):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--peers", nargs="*", default=[*PEERS, TORCH])
+  parser.add_argument("--peers", nargs="*", help="peer names (default: every peer)")
+  parser.add_argument("--kinds", nargs="*", choices=["lstm", "gru"], default=["lstm", "gru"])
+  parser.add_argument("--tables", nargs="*", choices=["cells", "workloads"],
+                      default=["cells", "workloads"])
   parser.add_argument("--torch-python", help="an interpreter with torch, when this one has none")
   parser.add_argument("--mode", choices=["train", "forward", "both"], default="both")
-  parser.add_argument("--out", default=str(pathlib.Path(__file__).parent / "results" / "cpu.md"))
-  parser.add_argument("--replot", action="store_true",
-                      help="only redraw the plot from the table at --out")
-  args = parser.parse_args()
-  out = pathlib.Path(args.out)
-  if args.replot:
-    plot(read_table(out), out.with_suffix(".png"))
-    return
+  parser.add_argument("--quick", action="store_true",
+                      help="smoke run: tiny shapes and timing, written to bench/results/tmp/")
+  parser.add_argument("--out", help="default bench/results/cpu.md (tmp/cpu.md with --quick)")
+  parser.add_argument("--no-checks", action="store_true",
+                      help="skip the numerics checks of the peers (tests run them on their own)")
+  parser.add_argument("--replot", action="store_true", help="only redraw the plot from --out")
+  parser.add_argument("--sync-docs", action="store_true",
+                      help="only rewrite the docs' summary block from --out")
+  return parser.parse_args(argv)
+
+
+def main(argv=None):
+  argv = sys.argv[1:] if argv is None else list(argv)
+  args = parse_args(argv)
+  default_out = HERE / "results" / ("tmp/cpu.md" if args.quick else "cpu.md")
+  out = pathlib.Path(args.out or default_out)
+  if args.replot or args.sync_docs:
+    if args.replot:
+      _cpu_plot.plot(out.read_text(), out.with_suffix(".png"))
+    if args.sync_docs:
+      print("rewrote:", report.sync_docs(out) or "nothing (already current)")
+    return 0
+  every = [*PEERS, *_gru_peers.PEERS, *TORCH_PEERS.values(), *_workload_peers.PEERS]
+  peers = list(dict.fromkeys(args.peers if args.peers is not None else every))
+  unknown = [p for p in peers if p not in every]
+  if unknown:
+    raise ValueError(f"--peers got unknown peer name(s) {unknown}; expected names from "
+                     f"{list(dict.fromkeys(every))}.")
   modes = ["train", "forward"] if args.mode == "both" else [args.mode]
-  rows = run(args.peers, SHAPES, modes, args.torch_python)
-  table = to_markdown(rows)
-  print(table)
-  out.write_text(table)
-  plot(rows, out.with_suffix(".png"))
+  shapes, wshape = (QUICK_SHAPES, QUICK_WORKLOAD_SHAPE) if args.quick else (SHAPES, WORKLOAD_SHAPE)
+  timing = QUICK_TIMING if args.quick else {}
+  start_load, started = load(), datetime.datetime.now(datetime.timezone.utc)
+
+  checks, agree = ([] if not args.no_checks else ["skipped (--no-checks)"]), True
+  for kind in args.kinds if not args.no_checks else []:
+    for table, check in (("cells", _peer_checks.check_cells),
+                         ("workloads", _peer_checks.check_workloads)):
+      if table in args.tables:
+        results = check(kind, peers=peers)
+        agree = agree and _peer_checks.agree(results)
+        checks.append(f"{report.KINDS[kind]}{' workloads' if table == 'workloads' else ''}: "
+                      + _peer_checks.summary(results))
+  print("\n".join(checks), flush=True)
+
+  cell_rows = {kind: run(peers, shapes, modes, args.torch_python, kind, **timing)
+               for kind in args.kinds} if "cells" in args.tables else {}
+  workload_rows = (run_workloads(args.kinds, modes, peers, wshape, **timing)
+                   if "workloads" in args.tables else [])
+  rates = {(kind, shape): _floor.gemm_rates(kind, *shape, reps=3 if args.quick else 10)
+           for kind in args.kinds for shape in [*shapes, wshape]}
+  text = document(_meta(argv, args, started, start_load, rates, checks), cell_rows, workload_rows,
+                  rates, wshape)
+  print(text)
+  out.parent.mkdir(parents=True, exist_ok=True)
+  out.write_text(text)
+  _cpu_plot.plot(text, out.with_suffix(".png"))
+  if not args.quick and out == HERE / "results" / "cpu.md":
+    print("rewrote:", report.sync_docs(out) or "nothing (already current)")
+  if not agree:
+    print("A peer computed another function than rnnjax (see Numerics in the table).")
+  return 0 if agree else 1
+
+
+def _meta(argv, args, started, start_load, rates, checks):
+  gflops = "; ".join(f"{report.KINDS[k]} {s} {r[0] / 1e9:.3g} / {r[1] / 1e9:.3g}"
+                     for (k, s), r in rates.items())
+  note = ("Written by `python bench/cpu_lstm.py " + " ".join(argv) + "`."
+          + (" **SMOKE RUN (--quick: tiny shapes, a few rounds): proves the code runs; its "
+             "numbers mean nothing.**" if args.quick else ""))
+  return {
+      "title_note": note,
+      "facts": {
+          "Run": started.strftime("%Y-%m-%d %H:%M UTC"),
+          "Load average": f"{start_load.split()[0]} at start, {load().split()[0]} at end "
+                          f"(1-minute; 1/5/15-minute at start {start_load}, at end {load()})",
+          "Machine": machine_facts(),
+          "GEMM rates, GFLOP/s, per-step (B, H) @ (H, GH) in a scan / flat (T*B, D) @ (D, GH)":
+              gflops,
+          "Numerics (each peer's output on its weights converted to rnnjax's layout against "
+          "rnnjax's engine scan; gradients too for the hand-written scans)": " | ".join(checks),
+      },
+      "method": METHOD,
+  }
+
+
+GRU_NOTE = ("Keras's GRU, `reset_after=True` (rj.GRU's default): Flax `GRUCell`, Equinox "
+            "`GRUCell` and PyTorch `nn.GRU` compute the same function; Haiku's `hk.GRU` applies "
+            "the reset gate before the recurrent matmul (`reset_after=False`), a different "
+            "function of the same cost.")
+METHOD = ("Model: RNN(H, return_sequences=True) -> Dense(10) on every step; train step = "
+          "value_and_grad of the mean square of the (B, T, 10) output + SGD, jitted; forward = "
+          "the (B, T, 10) output. Milliseconds per step: the JAX peers of a row timed "
+          "interleaved round-robin in one process after two warm-up calls, minimum over rounds "
+          "(at least 7 rounds, about 2 s per peer); PyTorch in its own process, median. In "
+          "brackets: time / the fastest JAX peer of the row other than rnnjax (`keras fit` and "
+          "PyTorch are not candidates); below 1 is faster. GEMM floor: the forward's input and "
+          "recurrent GEMM FLOPs at the measured rates (input GEMM at the flat rate, recurrent "
+          "at the per-step rate), x3 for the train step; FLOPs of the forward = T * 2B(D + H) * GH, "
+          "G = 4 (LSTM) or 3 (GRU) (bench/_floor.py).")
 
 
 if __name__ == "__main__":
-  main()
+  sys.exit(main())
