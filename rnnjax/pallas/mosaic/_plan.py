@@ -55,9 +55,10 @@ def smem_bytes(hp: int, bt: int, depth: int, *, operand_slots: int, itemsize: in
 
 
 def plan(batch: int, units: int, dtype, *, units_per_step: int, operand_slots: int,
-         batch_tile: int | None = None) -> Plan | None:
+         batch_tile: int | None = None, one_warpgroup: bool = False) -> Plan | None:
   """The plan for (batch, units) in `dtype`, or None when W_hh does not fit one CTA's
-  shared memory with a ring of at least MIN_DEPTH (then see `fit_reason`)."""
+  shared memory with a ring of at least MIN_DEPTH (then see `fit_reason`).
+  `one_warpgroup`: one warpgroup owns all units (the backward)."""
   itemsize = jnp.dtype(dtype).itemsize
   hp = pad_to(units, UNIT_ROWS)
   tiles = (batch_tile,) if batch_tile is not None else BATCH_TILES
@@ -72,7 +73,7 @@ def plan(batch: int, units: int, dtype, *, units_per_step: int, operand_slots: i
       continue
     # Registers: a warpgroup holds three (rows, Bt) float32 arrays (the accumulator, c
     # and a partial gate product) over its 128 threads: at most 192 registers of them.
-    rows = UNIT_ROWS
+    rows = hp if one_warpgroup else UNIT_ROWS
     while hp % (2 * rows) == 0 and 3 * 2 * rows * bt // 128 <= 192:
       rows *= 2
     return Plan(hp=hp, bt=bt, bp=pad_to(batch, bt), rows=rows, depth=depth,
