@@ -15,8 +15,8 @@ CTA, WG = "cta", "wg"
 def transforms(dtype) -> tuple:
   """128-byte swizzled tiles of 8 rows for a 2-D shared-memory operand of `dtype`
   (TMA and wgmma both read this layout)."""
-  return (plgpu.TilingTransform((8, 128 // jnp.dtype(dtype).itemsize)),
-          plgpu.SwizzleTransform(128))
+  tiling = plgpu.TilingTransform((8, 128 // jnp.dtype(dtype).itemsize))  # type: ignore[abstract]
+  return (tiling, plgpu.SwizzleTransform(128))  # type: ignore[abstract]
 
 
 def smem(shape, dtype):

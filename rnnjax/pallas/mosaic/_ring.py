@@ -10,6 +10,7 @@ barrier per slot, so warpgroups never wait on each other's copies.
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 from jax.experimental import pallas as pl
@@ -22,9 +23,9 @@ class Ring:
   first + 0 .. first + depth - 1 are this ring's; sources[j](step): the GMEM (rows, Bt)
   view of unit j at `step` (a traced int); steps: T."""
 
-  slots: object
-  barriers: object
-  first: object
+  slots: Any
+  barriers: Any
+  first: Any
   sources: Sequence[Callable]
   steps: int
 
