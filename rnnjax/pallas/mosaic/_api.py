@@ -62,8 +62,9 @@ def lowered_text(batch: int, steps: int, units: int, *, dtype=jnp.bfloat16,
                  directions: int = 1, device_kind: str = "NVIDIA H100 80GB HBM3") -> dict:
   """The forward and backward kernels lowered for an abstract Hopper GPU on any machine
   (no GPU needed): {"forward": text, "backward": text}, StableHLO with the Mosaic GPU
-  module (its wgmma instructions included). Lowering checks the shared memory against
-  the 227 KiB per block; compiling to PTX needs the CUDA plugin (jax-cuda*-plugin)."""
+  module (its wgmma instructions included); no "backward" when it does not fit (see
+  `plans`). Lowering checks the shared memory against the 227 KiB per block; compiling
+  to PTX needs the CUDA plugin (jax-cuda*-plugin)."""
   from . import _lstm_backward, _lstm_forward   # noqa: PLC0415 (only this helper)
   fwd, bwd = _lstm.plans(batch, units, dtype)
   s = jax.ShapeDtypeStruct
@@ -71,12 +72,11 @@ def lowered_text(batch: int, steps: int, units: int, *, dtype=jnp.bfloat16,
   state, seq = s((directions, hp, bp), f32), s((directions, steps, hp, bp), f32)
   gates = s((directions, steps, 4, hp, bp), f32)
   w = s((directions, 4, hp, hp), dtype)
-  calls = {
-      "forward": (lambda *a: _lstm_forward.forward(fwd, *a, save=True, interpret=False),
-                  (gates, w, s((directions, hp, bp), dtype), state)),
-      "backward": (lambda *a: _lstm_backward.backward(bwd, *a, interpret=False),
-                   (seq, gates, seq, state, w, state, state)),
-  }
+  calls = {"forward": (lambda *a: _lstm_forward.forward(fwd, *a, save=True, interpret=False),
+                       (gates, w, s((directions, hp, bp), dtype), state))}
+  if bwd is not None:
+    calls["backward"] = (lambda *a: _lstm_backward.backward(bwd, *a, interpret=False),
+                         (seq, gates, seq, state, w, state, state))
   device = jax.sharding.AbstractDevice(device_kind=device_kind, num_cores=132,
                                        platform="gpu")
   mesh = jax.sharding.AbstractMesh((1,), ("x",), abstract_device=device)

@@ -9,7 +9,7 @@ from jax.experimental.pallas import mosaic_gpu as plgpu
 from ._plan import Plan
 
 F32 = jnp.float32
-CTA, WG = "cta", "wg"
+CTA, PEER, WG = "cta", "peer", "wg"   # grid (clusters), CTA within a cluster, warpgroup
 
 
 def transforms(dtype) -> tuple:
@@ -24,12 +24,14 @@ def smem(shape, dtype):
 
 
 def indices(plan: Plan):
-  """(direction, batch columns slice, warpgroup, its rows slice) of this thread."""
-  cta = jax.lax.axis_index(CTA)
+  """(direction, batch columns slice, warpgroup, its units: a slice of Hp) of this
+  thread. A cluster's CTAs share the direction and batch tile and split the units."""
+  cluster = jax.lax.axis_index(CTA)
   wg = jax.lax.axis_index(WG)
-  d = cta // plan.tiles
-  cols = pl.ds((cta % plan.tiles) * plan.bt, plan.bt)
-  return d, cols, wg, pl.ds(wg * plan.rows, plan.rows)
+  peer = jax.lax.axis_index(PEER) if plan.cluster > 1 else 0
+  d = cluster // plan.tiles
+  cols = pl.ds((cluster % plan.tiles) * plan.bt, plan.bt)
+  return d, cols, wg, pl.ds(peer * plan.hs + wg * plan.rows, plan.rows)
 
 
 def matmul(a_ref, b_ref) -> jax.Array:
@@ -52,10 +54,12 @@ def matmul_sum(pairs) -> jax.Array:
 
 
 def launch(body, *, plan: Plan, directions: int, out_type, scratch, interpret):
-  """plgpu.kernel over a grid of directions x batch tiles, `plan.warpgroups` warpgroups
-  per CTA. `interpret`: run in Mosaic GPU interpret mode (CPU)."""
+  """plgpu.kernel over a grid of directions x batch tiles (clusters of `plan.cluster`
+  CTAs), `plan.warpgroups` warpgroups per CTA. `interpret`: Mosaic GPU interpret mode."""
+  cluster = dict(cluster=(plan.cluster,), cluster_names=(PEER,)) if plan.cluster > 1 else {}
   return plgpu.kernel(
       body, out_type=out_type, scratch_types=scratch,
       grid=(directions * plan.tiles,), grid_names=(CTA,),
       num_threads=plan.warpgroups, thread_name=WG,
-      interpret=plgpu.InterpretGPUParams() if interpret else False)
+      interpret=plgpu.InterpretGPUParams() if interpret else False, **cluster)
+

@@ -15,18 +15,17 @@ SUPPORTED_DTYPES = ("bfloat16", "float16")
 
 
 def plans(batch: int, units: int, dtype, batch_tile: int | None = None):
-  """(forward plan, backward plan) or raises ValueError saying why W_hh does not fit."""
+  """(forward plan, backward plan or None). The forward splits W_hh over a cluster of up
+  to 8 CTAs when it does not fit one; the backward keeps it in one CTA (None when it
+  does not fit: the forward then runs, its gradient raises). Raises ValueError saying why
+  when not even the forward fits."""
   fwd = _plan.plan(batch, units, dtype, units_per_step=4, operand_slots=2,
-                   batch_tile=batch_tile)
+                   batch_tile=batch_tile, clusters=_plan.CLUSTERS)
+  if fwd is None:
+    raise ValueError(_plan.fit_reason(batch, units, dtype, operand_slots=2,
+                                      clusters=_plan.CLUSTERS))
   bwd = _plan.plan(batch, units, dtype, units_per_step=6, operand_slots=2,
-                   batch_tile=batch_tile, one_warpgroup=True)
-  if fwd is None or bwd is None:
-    raise ValueError(_plan.fit_reason(batch, units, dtype, operand_slots=2))
-  if fwd.bp != bwd.bp:   # both kernels must agree on the padded batch
-    bwd = _plan.plan(batch, units, dtype, units_per_step=6, operand_slots=2,
-                     batch_tile=fwd.bt, one_warpgroup=True)
-    if bwd is None:
-      raise ValueError(_plan.fit_reason(batch, units, dtype, operand_slots=2))
+                   batch_tile=fwd.bt, one_warpgroup=True)
   return fwd, bwd
 
 
@@ -50,6 +49,11 @@ def _core(plans_, interpret, xp, w, h0, c0):
 
 
 def _core_fwd(plans_, interpret, xp, w, h0, c0):
+  if plans_[1] is None:
+    raise ValueError(
+        "no gradient: the Mosaic GPU LSTM backward keeps W_hh in one CTA, and "
+        + _plan.fit_reason(xp.shape[-1], w.shape[-1], w.dtype, operand_slots=2)
+        + f"; the forward alone runs, on a cluster of {plans_[0].cluster} CTAs.")
   hs, h, c, gates, cs = _lstm_forward.forward(plans_[0], xp, jnp.swapaxes(w, -1, -2), h0,
                                               c0, save=True, interpret=interpret)
   return (hs, h, c), (w, h0, c0, hs, gates, cs)
