@@ -13,7 +13,7 @@ def test_mosaic_cell_dry_run(tmp_path):
   assert len(rows) == 1, rows
   row = rows[0]
   assert row[0] == "| mosaic lstm bf16 (W_hh in SMEM)" and row[2].endswith(" ok")
-  assert "Mosaic GPU, opt-in: batch tile 64" in row[6]
+  assert "Mosaic GPU, opt-in: cluster 1, batch tile 64" in row[6] and "/ 6 bwd" in row[6]
   assert float(row[3]) > 0 and float(row[4]) > 0
 
 
@@ -21,4 +21,4 @@ def test_mosaic_cell_follows_the_fused_sanity_cell():
   names = [c.name for c in gpu_check.cells(False)]
   mosaic = names.index("mosaic lstm bf16 (W_hh in SMEM)")
   assert mosaic == names.index("fused lstm bf16 (resident sanity)") + 1
-  assert gpu_check.cells(False)[mosaic].shapes == ((64, 64, 512), (64, 128, 512))
+  assert gpu_check.cells(False)[mosaic].shapes == ((64, 128, 512), (64, 256, 512))

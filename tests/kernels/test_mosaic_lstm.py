@@ -110,8 +110,8 @@ def test_bad_arguments_raise():
     mosaic.mosaic_lstm(params, x, interpret=False)
   with pytest.raises(ValueError, match="block_b must be None or one of"):
     mosaic.mosaic_lstm(params, x.astype(jnp.bfloat16), block_b=32, interpret=True)
-  big, xb, _ = _problem(u=160)
-  with pytest.raises(ValueError, match="does not stay resident in one CTA"):
+  big, xb, _ = _problem(u=320)
+  with pytest.raises(ValueError, match="does not stay resident in a cluster of 8 CTAs"):
     mosaic.mosaic_lstm(big, xb.astype(jnp.bfloat16), interpret=True)
   with pytest.raises(ValueError, match="lengths must be None"):
     mosaic.run_lstm(jnp.zeros((B, T, 1, 4 * U)), jnp.zeros((1, U, 4 * U)),

@@ -75,11 +75,9 @@ def plan(batch: int, units: int, dtype, *, units_per_step: int, operand_slots: i
   `one_warpgroup`: one warpgroup owns all the CTA's units (the backward; the cluster
   kernel)."""
   itemsize = jnp.dtype(dtype).itemsize
-  hp = pad_to(units, UNIT_ROWS)
   tiles = (batch_tile,) if batch_tile is not None else BATCH_TILES
   for p in clusters:
-    if hp % (p * UNIT_ROWS):
-      continue
+    hp = pad_to(units, p * UNIT_ROWS)   # every CTA of the cluster owns a multiple of 64
     for bt in tiles:
       if bt > max(64, pad_to(batch, 64)):
         continue   # a tile wider than the padded batch only adds padding
@@ -104,8 +102,8 @@ def fit_reason(batch: int, units: int, dtype, *, operand_slots: int,
                clusters: tuple[int, ...] = (1,)) -> str:
   """Why no plan exists: the largest cluster's shared memory against the limit."""
   itemsize = jnp.dtype(dtype).itemsize
-  hp = pad_to(units, UNIT_ROWS)
-  p = max(c for c in clusters if hp % (c * UNIT_ROWS) == 0) if hp % UNIT_ROWS == 0 else 1
+  p = max(clusters)
+  hp = pad_to(units, p * UNIT_ROWS)
   need = smem_bytes(hp, 64, MIN_DEPTH, operand_slots=operand_slots, itemsize=itemsize,
                     cluster=p)
   where = "one CTA" if p == 1 else f"a cluster of {p} CTAs"
