@@ -72,7 +72,7 @@ def lowered_text(batch: int, steps: int, units: int, *, dtype=jnp.bfloat16,
   state, seq = s((directions, hp, bp), f32), s((directions, steps, hp, bp), f32)
   gates = s((directions, steps, 4, hp, bp), f32)
   w = s((directions, 4, hp, hp), dtype)
-  calls = {"forward": (lambda *a: _lstm_forward.forward(fwd, *a, save=True, interpret=False),
+  calls: dict[str, tuple] = {"forward": (lambda *a: _lstm_forward.forward(fwd, *a, save=True, interpret=False),
                        (gates, w, s((directions, hp, bp), dtype), state))}
   if bwd is not None:
     calls["backward"] = (lambda *a: _lstm_backward.backward(bwd, *a, interpret=False),

@@ -56,10 +56,11 @@ def matmul_sum(pairs) -> jax.Array:
 def launch(body, *, plan: Plan, directions: int, out_type, scratch, interpret):
   """plgpu.kernel over a grid of directions x batch tiles (clusters of `plan.cluster`
   CTAs), `plan.warpgroups` warpgroups per CTA. `interpret`: Mosaic GPU interpret mode."""
-  cluster = dict(cluster=(plan.cluster,), cluster_names=(PEER,)) if plan.cluster > 1 else {}
+  clustered = plan.cluster > 1
   return plgpu.kernel(
       body, out_type=out_type, scratch_types=scratch,
       grid=(directions * plan.tiles,), grid_names=(CTA,),
+      cluster=(plan.cluster,) if clustered else (), cluster_names=(PEER,) if clustered else (),
       num_threads=plan.warpgroups, thread_name=WG,
-      interpret=plgpu.InterpretGPUParams() if interpret else False, **cluster)
+      interpret=plgpu.InterpretGPUParams() if interpret else False)
 
