@@ -40,7 +40,7 @@ def mosaic_lstm(params: Params, inputs: ArrayLike, *,
   >>> import jax, jax.numpy as jnp, rnnjax as rj
   >>> x = jnp.ones((2, 3, 8), jnp.bfloat16)
   >>> params = rj.LSTM(16).init(jax.random.key(0), x)
-  >>> out, (h, c) = rj.kernels.mosaic_lstm(params, x, interpret=True)
+  >>> out, (h, c) = rj.kernels.mosaic_lstm(params, x, dtype=jnp.bfloat16, interpret=True)
   >>> out.shape, out.dtype, h.shape
   ((2, 3, 16), dtype(bfloat16), (2, 16))
   """
