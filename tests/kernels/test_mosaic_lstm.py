@@ -105,7 +105,7 @@ def test_forward_kernel_with_warpgroups_tiles_and_directions():
 
 
 def test_bad_arguments_raise():
-  params, x, state = _problem()
+  params, x, _ = _problem()
   with pytest.raises(ValueError, match="float32 only in interpret mode"):
     mosaic.mosaic_lstm(params, x, interpret=False)
   with pytest.raises(ValueError, match="block_b must be None or one of"):

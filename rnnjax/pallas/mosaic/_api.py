@@ -65,15 +65,16 @@ def lowered_text(batch: int, steps: int, units: int, *, dtype=jnp.bfloat16,
   module (its wgmma instructions included); no "backward" when it does not fit (see
   `plans`). Lowering checks the shared memory against the 227 KiB per block; compiling
   to PTX needs the CUDA plugin (jax-cuda*-plugin)."""
-  from . import _lstm_backward, _lstm_forward   # noqa: PLC0415 (only this helper)
+  from . import _lstm_backward, _lstm_forward   # only this helper lowers them directly
   fwd, bwd = _lstm.plans(batch, units, dtype)
   s = jax.ShapeDtypeStruct
   hp, bp, f32 = fwd.hp, fwd.bp, jnp.float32
   state, seq = s((directions, hp, bp), f32), s((directions, steps, hp, bp), f32)
   gates = s((directions, steps, 4, hp, bp), f32)
   w = s((directions, 4, hp, hp), dtype)
-  calls: dict[str, tuple] = {"forward": (lambda *a: _lstm_forward.forward(fwd, *a, save=True, interpret=False),
-                       (gates, w, s((directions, hp, bp), dtype), state))}
+  calls: dict[str, tuple] = {
+      "forward": (lambda *a: _lstm_forward.forward(fwd, *a, save=True, interpret=False),
+                  (gates, w, s((directions, hp, bp), dtype), state))}
   if bwd is not None:
     calls["backward"] = (lambda *a: _lstm_backward.backward(bwd, *a, interpret=False),
                          (seq, gates, seq, state, w, state, state))

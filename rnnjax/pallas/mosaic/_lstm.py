@@ -109,7 +109,7 @@ def run(projected, recurrent_kernels, h0, c0, lengths, *, dtype, directions,
   reason = unsupported_reason(dtype, interpret=interpret)
   if reason is not None:
     raise ValueError(reason)
-  b, steps, d, gu = projected.shape
+  b, gu = projected.shape[0], projected.shape[-1]
   units = gu // 4
   if block_b is not None and block_b not in _plan.BATCH_TILES:
     raise ValueError(f"block_b must be None or one of {_plan.BATCH_TILES}, got {block_b!r}.")
