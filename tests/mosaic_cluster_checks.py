@@ -20,16 +20,33 @@ def check(units: int, cluster: int) -> None:
   params = rj.LSTM(units).init(keys[1], x)
   state = tuple(jax.random.normal(k, (B, units)) for k in keys[2:])
   fwd, bwd = mosaic.plans(B, units, jnp.bfloat16)
-  assert fwd.cluster == cluster and (bwd is None) == (cluster > 1), (fwd, bwd)
-  out, (h, c) = mosaic.mosaic_lstm(params, x, initial_state=state, dtype=jnp.bfloat16,
-                                   go_backwards=True, interpret=True)
-  ref, (rh, rc) = rj.kernels.fused_lstm(params, x, initial_state=state, go_backwards=True,
-                                        dtype=jnp.bfloat16, implementation="reference")
+  assert fwd.cluster == cluster and bwd.cluster == cluster, (fwd, bwd)
+
+  def kernel(p, x, s):
+    return mosaic.mosaic_lstm(p, x, initial_state=s, dtype=jnp.bfloat16, go_backwards=True,
+                              interpret=True)
+
+  def reference(p, x, s):
+    return rj.kernels.fused_lstm(p, x, initial_state=s, go_backwards=True,
+                                 dtype=jnp.bfloat16, implementation="reference")
+  out, (h, c) = kernel(params, x, state)
+  ref, (rh, rc) = reference(params, x, state)
   np.testing.assert_allclose(np.asarray(out, np.float32), np.asarray(ref, np.float32),
                              atol=1e-2)
   np.testing.assert_allclose(h, rh, atol=1e-4)
   np.testing.assert_allclose(c, rc, atol=1e-4)
-  print(f"units {units}: cluster of {fwd.cluster} matches the reference", flush=True)
+  print(f"units {units}: cluster of {fwd.cluster} forward matches the reference", flush=True)
+
+  def loss(fn, p, x, s):
+    out, (h, c) = fn(p, x, s)
+    weights = jnp.cos(jnp.arange(out.size, dtype=jnp.float32)).reshape(out.shape)
+    return jnp.sum(out.astype(jnp.float32) * weights) + jnp.sum(h) + 0.5 * jnp.sum(c)
+  got, want = (jax.grad(lambda *a, fn=fn: loss(fn, *a), argnums=(0, 1, 2))(params, x, state)
+               for fn in (kernel, reference))
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    assert np.linalg.norm(a - b) <= 1e-2 * np.linalg.norm(b), np.linalg.norm(a - b)
+  print(f"units {units}: cluster of {bwd.cluster} gradients match the reference", flush=True)
 
 
 if __name__ == "__main__":

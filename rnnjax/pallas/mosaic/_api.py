@@ -65,7 +65,7 @@ def lowered_text(batch: int, steps: int, units: int, *, dtype=jnp.bfloat16,
   module (its wgmma instructions included); no "backward" when it does not fit (see
   `plans`). Lowering checks the shared memory against the 227 KiB per block; compiling
   to PTX needs the CUDA plugin (jax-cuda*-plugin)."""
-  from . import _lstm_backward, _lstm_forward   # only this helper lowers them directly
+  from . import _lstm_backward, _lstm_backward_cluster, _lstm_forward   # (only this helper)
   fwd, bwd = _lstm.plans(batch, units, dtype)
   s = jax.ShapeDtypeStruct
   hp, bp, f32 = fwd.hp, fwd.bp, jnp.float32
@@ -76,7 +76,8 @@ def lowered_text(batch: int, steps: int, units: int, *, dtype=jnp.bfloat16,
       "forward": (lambda *a: _lstm_forward.forward(fwd, *a, save=True, interpret=False),
                   (gates, w, s((directions, hp, bp), dtype), state))}
   if bwd is not None:
-    calls["backward"] = (lambda *a: _lstm_backward.backward(bwd, *a, interpret=False),
+    module = _lstm_backward_cluster if bwd.cluster > 1 else _lstm_backward
+    calls["backward"] = (lambda *a: module.backward(bwd, *a, interpret=False),
                          (seq, gates, seq, state, w, state, state))
   device = jax.sharding.AbstractDevice(device_kind=device_kind, num_cores=132,
                                        platform="gpu")

@@ -8,17 +8,18 @@ import jax
 import jax.numpy as jnp
 
 from .. import _interpret
-from . import _layout, _lstm_backward, _lstm_forward, _plan
+from . import _layout, _lstm_backward, _lstm_backward_cluster, _lstm_forward, _plan
 from ._common import F32
 
 SUPPORTED_DTYPES = ("bfloat16", "float16")
 
 
 def plans(batch: int, units: int, dtype, batch_tile: int | None = None):
-  """(forward plan, backward plan or None). The forward splits W_hh over a cluster of up
-  to 8 CTAs when it does not fit one; the backward keeps it in one CTA (None when it
-  does not fit: the forward then runs, its gradient raises). Raises ValueError saying why
-  when not even the forward fits."""
+  """(forward plan, backward plan or None). Each splits W_hh over a cluster of up to 8
+  CTAs when it does not fit one (the backward's cluster may be larger than the
+  forward's); None when the backward fits no cluster with the forward's padding (the
+  forward then runs, its gradient raises). Raises ValueError saying why when not even
+  the forward fits."""
   fwd = _plan.plan(batch, units, dtype, units_per_step=4, operand_slots=2,
                    batch_tile=batch_tile, clusters=_plan.CLUSTERS)
   if fwd is None:
@@ -26,6 +27,10 @@ def plans(batch: int, units: int, dtype, batch_tile: int | None = None):
                                       clusters=_plan.CLUSTERS))
   bwd = _plan.plan(batch, units, dtype, units_per_step=6, operand_slots=2,
                    batch_tile=fwd.bt, one_warpgroup=True)
+  if bwd is None:
+    bwd = _lstm_backward_cluster.cluster_plan(batch, units, dtype)
+  if bwd is not None and (bwd.hp, bwd.bp) != (fwd.hp, fwd.bp):
+    bwd = None   # both kernels must share the padded layout of the residuals
   return fwd, bwd
 
 
@@ -51,9 +56,11 @@ def _core(plans_, interpret, xp, w, h0, c0):
 def _core_fwd(plans_, interpret, xp, w, h0, c0):
   if plans_[1] is None:
     raise ValueError(
-        "no gradient: the Mosaic GPU LSTM backward keeps W_hh in one CTA, and "
-        + _plan.fit_reason(xp.shape[-1], w.shape[-1], w.dtype, operand_slots=2)
-        + f"; the forward alone runs, on a cluster of {plans_[0].cluster} CTAs.")
+        "no gradient: the Mosaic GPU LSTM backward fits no cluster with the forward's "
+        f"padding ({plans_[0]}): "
+        + _plan.fit_reason(xp.shape[-1], w.shape[-1], w.dtype, operand_slots=2,
+                           clusters=_plan.CLUSTERS)
+        + "; the forward alone runs.")
   hs, h, c, gates, cs = _lstm_forward.forward(plans_[0], xp, jnp.swapaxes(w, -1, -2), h0,
                                               c0, save=True, interpret=interpret)
   return (hs, h, c), (w, h0, c0, hs, gates, cs)
@@ -62,9 +69,9 @@ def _core_fwd(plans_, interpret, xp, w, h0, c0):
 def _core_bwd(plans_, interpret, residuals, cotangents):
   w, h0, c0, hs, gates, cs = residuals
   dhs, dh, dc = cotangents
-  dxp, dh0, dc0 = _lstm_backward.backward(plans_[1], dhs.astype(F32), gates, cs, c0, w,
-                                          dh.astype(F32), dc.astype(F32),
-                                          interpret=interpret)
+  kernel = (_lstm_backward_cluster if plans_[1].cluster > 1 else _lstm_backward).backward
+  dxp, dh0, dc0 = kernel(plans_[1], dhs.astype(F32), gates, cs, c0, w, dh.astype(F32),
+                         dc.astype(F32), interpret=interpret)
   # dW_k[i, j] = sum over steps and batch of h_{t-1}[i] dz_k[j]: one matmul in XLA.
   h_prev = jnp.concatenate([h0[:, None], hs[:, :-1]], axis=1)
   dw = jnp.einsum("dtib,dtkjb->dkij", h_prev, dxp.astype(h_prev.dtype),
