@@ -49,5 +49,37 @@ def check(units: int, cluster: int) -> None:
   print(f"units {units}: cluster of {bwd.cluster} gradients match the reference", flush=True)
 
 
+def check_backward_float32(units: int = 256, steps: int = 3) -> None:
+  """The clustered backward kernel alone, float32 (interpret mode only), against jax.vjp
+  of a per-step loop on kernel layouts: equal to rounding."""
+  from rnnjax.pallas.mosaic import _lstm_backward_cluster, _lstm_forward
+  fwd, bwd = mosaic.plans(64, units, jnp.bfloat16)
+  hp, bp, f32 = bwd.hp, bwd.bp, jnp.float32
+  keys = jax.random.split(jax.random.key(3), 7)
+  xp = jax.random.normal(keys[0], (1, steps, 4, hp, bp))
+  w = 0.1 * jax.random.normal(keys[1], (1, 4, hp, hp))     # [dir, gate, in, out]
+  h0, c0, dh_t, dc_t = (jax.random.normal(k, (1, hp, bp)) for k in keys[2:6])
+  dhs = jax.random.normal(keys[6], (1, steps, hp, bp))
+  _, _, _, gates, cs = _lstm_forward.forward(fwd, xp, jnp.swapaxes(w, -1, -2), h0, c0,
+                                             save=True, interpret=True)
+  got = _lstm_backward_cluster.backward(bwd, dhs, gates, cs, c0, w, dh_t, dc_t,
+                                        interpret=True)
+
+  def loop(xp, h, c):
+    hs = []
+    for t in range(steps):
+      z = [jnp.dot(w[0, k].T, h, precision="highest") + xp[0, t, k] for k in range(4)]
+      c = jax.nn.sigmoid(z[1]) * c + jax.nn.sigmoid(z[0]) * jnp.tanh(z[2])
+      h = jax.nn.sigmoid(z[3]) * jnp.tanh(c)
+      hs.append(h)
+    return jnp.stack(hs)[None], h[None], c[None]
+  _, vjp = jax.vjp(loop, xp, h0[0].astype(f32), c0[0])
+  want = vjp((dhs, dh_t, dc_t))
+  for a, b in zip(got, want):
+    np.testing.assert_allclose(np.asarray(a).reshape(np.shape(b)), b, rtol=1e-5, atol=1e-5)
+  print(f"units {units}: clustered backward (float32) matches jax.vjp", flush=True)
+
+
 if __name__ == "__main__":
   check(256, 4)
+  check_backward_float32()

@@ -23,6 +23,7 @@ def test_cluster_forward_matches_the_reference():
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "units 256: cluster of 4 forward matches the reference" in proc.stdout
   assert "units 256: cluster of 4 gradients match the reference" in proc.stdout
+  assert "units 256: clustered backward (float32) matches jax.vjp" in proc.stdout
 
 
 def test_cluster_kernels_lower_for_h100():
