@@ -33,7 +33,7 @@ from bench._gpu_cells import Cell, run_cell  # noqa: E402
 
 TARGETS = ((64, 256, 512), (256, 512, 512))   # (B, H, T)
 SANITY = ((64, 128, 512),)                    # resident recurrent weights (bfloat16)
-MOSAIC = ((64, 128, 512), (64, 256, 512))     # W_hh in one CTA; on a cluster of 4 (fwd only)
+MOSAIC = ((64, 128, 512), (64, 256, 512), (256, 512, 512))   # 1 CTA, a cluster of 4, n/a
 RESET = ((128, 256, 128),)                    # the RL workload, 3% resets
 F32_SHAPES = ((64, 64, 512), (64, 128, 512))  # resident, then streamed float32
 DRY = {TARGETS: ((17, 20, 6),), SANITY: ((3, 16, 5),), RESET: ((5, 16, 7),),
