@@ -56,6 +56,8 @@ def cells(dry_run: bool) -> list[Cell]:
           Cell("jax.experimental.rnn lstm f32", "jax_cudnn", "lstm", "float32", s(TARGETS)),
           Cell("fused gru bf16", "fused", "gru", "bfloat16", s(SANITY) + s(TARGETS),
                timeout_s=240),
+          Cell("mosaic gru bf16 (W_hh in SMEM)", "mosaic", "gru", "bfloat16", s(SANITY),
+               timeout_s=240),
           Cell("scan gru bf16", "scan", "gru", "bfloat16", s(TARGETS)),
           Cell("fused lstm f32 (TF32)", "fused", "lstm", "float32", s(F32_SHAPES)),
           Cell("scan lstm f32", "scan", "lstm", "float32", s(TARGETS)),
@@ -64,9 +66,9 @@ def cells(dry_run: bool) -> list[Cell]:
 
 
 def mosaic_row(cell: Cell, shape, *, warmup, reps, dry_run) -> dict:
-  """A row of the Mosaic GPU LSTM (`rj.kernels.mosaic_lstm`), measured like the fused
-  cells (bench/_gpu_cells.py): the projection included, error against the float32
-  HIGHEST scan over the outputs and every gradient."""
+  """A row of the Mosaic GPU LSTM or GRU (`rj.kernels.mosaic_lstm`, `mosaic_gru`),
+  measured like the fused cells (bench/_gpu_cells.py): the projection included, error
+  against the float32 HIGHEST scan over the outputs and every gradient."""
   del dry_run   # interpret mode comes from force_interpret in the child
   import jax.numpy as jnp
   import rnnjax as rj
@@ -75,7 +77,8 @@ def mosaic_row(cell: Cell, shape, *, warmup, reps, dry_run) -> dict:
   b, h, t = shape
   dtype = jnp.dtype(cell.dtype)
   try:
-    fwd_plan, bwd_plan = mosaic.plans(b, h, dtype)
+    plans = mosaic.plans if cell.kind == "lstm" else mosaic.gru_plans
+    fwd_plan, bwd_plan = plans(b, h, dtype)
   except ValueError as e:
     return dict(na=str(e))
   params, x, cot, _ = gc.problem(cell.kind, b, h, t)
@@ -83,8 +86,10 @@ def mosaic_row(cell: Cell, shape, *, warmup, reps, dry_run) -> dict:
   cast = {k: v.astype(dtype) for k, v in params.items()}
   xd = x.astype(dtype)
 
+  fn = rj.kernels.mosaic_lstm if cell.kind == "lstm" else rj.kernels.mosaic_gru
+
   def apply(p, x):
-    return rj.kernels.mosaic_lstm(p, x, dtype=dtype)[0]
+    return fn(p, x, dtype=dtype)[0]
   fwd, c1 = gc._compiled(apply, cast, xd)
   err = gc._max_rel(fwd(cast, xd), ref_out)
   seconds = gc.median_seconds
@@ -315,7 +320,8 @@ def summary(results) -> str:
            ("fused gru bf16", "torch gru float16"), ("fused gru bf16", "scan gru bf16"),
            ("mosaic lstm bf16 (W_hh in SMEM)", "fused lstm bf16 (resident sanity)"),
            ("mosaic lstm bf16 (W_hh in SMEM)", "fused lstm bf16"),
-           ("mosaic lstm bf16 (W_hh in SMEM)", "torch lstm float16")]
+           ("mosaic lstm bf16 (W_hh in SMEM)", "torch lstm float16"),
+           ("mosaic gru bf16 (W_hh in SMEM)", "fused gru bf16")]
   shapes = {tuple(s) for _, s, _ in results}
   for a, b in pairs:
     for shape in sorted(shapes):

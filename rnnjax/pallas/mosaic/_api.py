@@ -57,33 +57,3 @@ def mosaic_lstm(params: Params, inputs: ArrayLike, *,
                             interpret=interpret, block_b=block_b)
   return _shapes.batch_major(outputs[:, :, 0], time_major), (h[0], c[0])
 
-
-def lowered_text(batch: int, steps: int, units: int, *, dtype=jnp.bfloat16,
-                 directions: int = 1, device_kind: str = "NVIDIA H100 80GB HBM3") -> dict:
-  """The forward and backward kernels lowered for an abstract Hopper GPU on any machine
-  (no GPU needed): {"forward": text, "backward": text}, StableHLO with the Mosaic GPU
-  module (its wgmma instructions included); no "backward" when it does not fit (see
-  `plans`). Lowering checks the shared memory against the 227 KiB per block; compiling
-  to PTX needs the CUDA plugin (jax-cuda*-plugin)."""
-  from . import _lstm_backward, _lstm_backward_cluster, _lstm_forward   # (only this helper)
-  fwd, bwd = _lstm.plans(batch, units, dtype)
-  s = jax.ShapeDtypeStruct
-  hp, bp, f32 = fwd.hp, fwd.bp, jnp.float32
-  state, seq = s((directions, hp, bp), f32), s((directions, steps, hp, bp), f32)
-  gates = s((directions, steps, 4, hp, bp), f32)
-  w = s((directions, 4, hp, hp), dtype)
-  calls: dict[str, tuple] = {
-      "forward": (lambda *a: _lstm_forward.forward(fwd, *a, save=True, interpret=False),
-                  (gates, w, s((directions, hp, bp), dtype), state))}
-  if bwd is not None:
-    module = _lstm_backward_cluster if bwd.cluster > 1 else _lstm_backward
-    calls["backward"] = (lambda *a: module.backward(bwd, *a, interpret=False),
-                         (seq, gates, seq, state, w, state, state))
-  device = jax.sharding.AbstractDevice(device_kind=device_kind, num_cores=132,
-                                       platform="gpu")
-  mesh = jax.sharding.AbstractMesh((1,), ("x",), abstract_device=device)
-  out = {}
-  with jax.sharding.use_abstract_mesh(mesh):
-    for name, (fn, args) in calls.items():
-      out[name] = jax.jit(fn).trace(*args).lower(lowering_platforms=("cuda",)).as_text()
-  return out

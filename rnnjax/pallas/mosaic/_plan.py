@@ -57,18 +57,18 @@ def pad_to(n: int, multiple: int) -> int:
 
 
 def smem_bytes(hp: int, bt: int, depth: int, *, operand_slots: int, itemsize: int,
-               cluster: int = 1) -> int:
-  """Shared memory of one CTA: its rows of W (4, Hp/P, Hp) resident, `operand_slots`
+               cluster: int = 1, gates: int = 4) -> int:
+  """Shared memory of one CTA: its rows of W (G, Hp/P, Hp) resident, `operand_slots`
   (Hp, Bt) wgmma B operands (forward: h double-buffered; backward: two dz slots) and the
   float32 ring of (Hp/P, Bt) slots."""
   hs = hp // cluster
-  return (4 * hs * hp * itemsize + operand_slots * hp * bt * itemsize
+  return (gates * hs * hp * itemsize + operand_slots * hp * bt * itemsize
           + depth * hs * bt * 4 + SMEM_SLACK)
 
 
 def plan(batch: int, units: int, dtype, *, units_per_step: int, operand_slots: int,
          batch_tile: int | None = None, one_warpgroup: bool = False,
-         clusters: tuple[int, ...] = (1,)) -> Plan | None:
+         clusters: tuple[int, ...] = (1,), gates: int = 4) -> Plan | None:
   """The plan for (batch, units) in `dtype`, or None when W_hh does not fit the shared
   memory of a cluster of any size in `clusters` with a ring of at least MIN_DEPTH (then
   see `fit_reason`). The smallest cluster and then the widest batch tile win.
@@ -83,7 +83,8 @@ def plan(batch: int, units: int, dtype, *, units_per_step: int, operand_slots: i
         continue   # a tile wider than the padded batch only adds padding
       depth = units_per_step
       while depth >= MIN_DEPTH and smem_bytes(hp, bt, depth, operand_slots=operand_slots,
-                                              itemsize=itemsize, cluster=p) > SMEM_LIMIT:
+                                              itemsize=itemsize, cluster=p,
+                                              gates=gates) > SMEM_LIMIT:
         depth -= 1
       if depth < MIN_DEPTH:
         continue
@@ -99,13 +100,13 @@ def plan(batch: int, units: int, dtype, *, units_per_step: int, operand_slots: i
 
 
 def fit_reason(batch: int, units: int, dtype, *, operand_slots: int,
-               clusters: tuple[int, ...] = (1,)) -> str:
+               clusters: tuple[int, ...] = (1,), gates: int = 4) -> str:
   """Why no plan exists: the largest cluster's shared memory against the limit."""
   itemsize = jnp.dtype(dtype).itemsize
   p = max(clusters)
   hp = pad_to(units, p * UNIT_ROWS)
   need = smem_bytes(hp, 64, MIN_DEPTH, operand_slots=operand_slots, itemsize=itemsize,
-                    cluster=p)
+                    cluster=p, gates=gates)
   where = "one CTA" if p == 1 else f"a cluster of {p} CTAs"
   return (f"W_hh of {units} units in {jnp.dtype(dtype).name} does not stay resident in "
           f"{where}: {need} bytes of shared memory per CTA at batch tile 64 > "
