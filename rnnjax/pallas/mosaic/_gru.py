@@ -69,7 +69,10 @@ def run(projected, recurrent_kernels, recurrent_bias, h0, lengths, *, dtype, dir
     recurrent_kernels: (D, U, 3U) Keras layout (gates z, r, h).
     recurrent_bias: (D, 3U) or None: the Keras bias's second row (z and r parts are
       folded into the projection here, the candidate's stays inside r * (...)).
-    h0: (D, B, U) float32. lengths: must be None. Others as `rnnjax.pallas.mosaic.run_lstm`.
+    h0: (D, B, U) float32.
+    lengths: must be None (no masking yet).
+
+  The other arguments are as in `rnnjax.pallas.mosaic.run_lstm`.
 
   Returns:
     outputs (B, T, D, U) in `dtype` (processing order); h (D, B, U) float32.
@@ -116,7 +119,9 @@ def mosaic_gru(params: Params, inputs: ArrayLike, *, initial_state: ArrayLike | 
     params: {"kernel": (F, 3U), "recurrent_kernel": (U, 3U), optional "bias": (2, 3U)}.
     inputs: (B, T, F), or (T, B, F) when time_major.
     initial_state: h (B, U); zeros when None.
-    go_backwards, time_major, dtype, interpret, block_b: as `mosaic_lstm`.
+
+  `go_backwards`, `time_major`, `dtype`, `interpret` and `block_b` are as in
+  `mosaic_lstm`.
 
   Returns:
     (outputs (B, T, U) (or (T, B, U)) in the compute dtype, h (B, U) float32).
