@@ -33,10 +33,11 @@ from bench._gpu_cells import Cell, run_cell  # noqa: E402
 
 TARGETS = ((64, 256, 512), (256, 512, 512))   # (B, H, T)
 SANITY = ((64, 128, 512),)                    # resident recurrent weights (bfloat16)
+MOSAIC = ((64, 128, 512), (64, 256, 512), (256, 512, 512))   # 1 CTA, a cluster of 4, n/a
 RESET = ((128, 256, 128),)                    # the RL workload, 3% resets
 F32_SHAPES = ((64, 64, 512), (64, 128, 512))  # resident, then streamed float32
 DRY = {TARGETS: ((17, 20, 6),), SANITY: ((3, 16, 5),), RESET: ((5, 16, 7),),
-       F32_SHAPES: ((3, 8, 5),)}
+       F32_SHAPES: ((3, 8, 5),), MOSAIC: ((3, 16, 5),)}
 MARK = "@@row "
 
 
@@ -47,16 +48,62 @@ def cells(dry_run: bool) -> list[Cell]:
   out = [Cell(f"torch {k} {d}", "torch", k, d, s(TARGETS))
          for k in ("lstm", "gru") for d in ("float16", "bfloat16")]
   out += [Cell("fused lstm bf16 (resident sanity)", "fused", "lstm", "bfloat16", s(SANITY)),
+          # The opt-in Mosaic GPU kernels (rnnjax.pallas.mosaic), next to the Triton ones.
+          Cell("mosaic lstm bf16 (W_hh in SMEM)", "mosaic", "lstm", "bfloat16", s(MOSAIC),
+               timeout_s=240),
           Cell("fused lstm bf16", "fused", "lstm", "bfloat16", s(TARGETS), timeout_s=240),
           Cell("scan lstm bf16", "scan", "lstm", "bfloat16", s(TARGETS)),
           Cell("jax.experimental.rnn lstm f32", "jax_cudnn", "lstm", "float32", s(TARGETS)),
           Cell("fused gru bf16", "fused", "gru", "bfloat16", s(SANITY) + s(TARGETS),
+               timeout_s=240),
+          Cell("mosaic gru bf16 (W_hh in SMEM)", "mosaic", "gru", "bfloat16", s(SANITY),
                timeout_s=240),
           Cell("scan gru bf16", "scan", "gru", "bfloat16", s(TARGETS)),
           Cell("fused lstm f32 (TF32)", "fused", "lstm", "float32", s(F32_SHAPES)),
           Cell("scan lstm f32", "scan", "lstm", "float32", s(TARGETS)),
           Cell("reset workload lstm bf16", "reset", "lstm", "bfloat16", s(RESET))]
   return out
+
+
+def mosaic_row(cell: Cell, shape, *, warmup, reps, dry_run) -> dict:
+  """A row of the Mosaic GPU LSTM or GRU (`rj.kernels.mosaic_lstm`, `mosaic_gru`),
+  measured like the fused cells (bench/_gpu_cells.py): the projection included, error
+  against the float32 HIGHEST scan over the outputs and every gradient."""
+  del dry_run   # interpret mode comes from force_interpret in the child
+  import jax.numpy as jnp
+  import rnnjax as rj
+  from bench import _gpu_cells as gc
+  from rnnjax.pallas import mosaic
+  b, h, t = shape
+  dtype = jnp.dtype(cell.dtype)
+  try:
+    plans = mosaic.plans if cell.kind == "lstm" else mosaic.gru_plans
+    fwd_plan, bwd_plan = plans(b, h, dtype)
+  except ValueError as e:
+    return dict(na=str(e))
+  params, x, cot, _ = gc.problem(cell.kind, b, h, t)
+  ref_out, ref_grads = gc.reference(cell.kind, params, x, cot)
+  cast = {k: v.astype(dtype) for k, v in params.items()}
+  xd = x.astype(dtype)
+
+  fn = rj.kernels.mosaic_lstm if cell.kind == "lstm" else rj.kernels.mosaic_gru
+
+  def apply(p, x):
+    return fn(p, x, dtype=dtype)[0]
+  fwd, c1 = gc._compiled(apply, cast, xd)
+  err = gc._max_rel(fwd(cast, xd), ref_out)
+  seconds = gc.median_seconds
+  train_us, c2 = None, 0.0
+  if bwd_plan is not None:   # a clustered forward has no backward kernel (docs/kernels.md)
+    train, c2 = gc._compiled(gc._train_fn(apply), cast, xd, cot)
+    err = max(err, gc._max_rel(train(cast, xd, cot), ref_grads))
+    train_us = gc.us_per_step(seconds(train, cast, xd, cot, warmup=warmup, reps=reps), t)
+  options = (f"Mosaic GPU, opt-in: cluster {fwd_plan.cluster}, batch tile {fwd_plan.bt}, "
+             f"{fwd_plan.warpgroups} warpgroup(s)/CTA, TMA ring depth {fwd_plan.depth} fwd"
+             + (f" / {bwd_plan.depth} bwd" if bwd_plan else "; no backward (W_hh > one CTA)"))
+  return dict(options=options, err=err, tol=gc.F32_TOL[cell.dtype], compile_s=c1 + c2,
+              fwd_us=gc.us_per_step(seconds(fwd, cast, xd, warmup=warmup, reps=reps), t),
+              train_us=train_us)
 
 
 # Environment ------------------------------------------------------------------------------
@@ -186,7 +233,8 @@ def child(index: int, args) -> int:
   for shape in cell.shapes:
     try:
       with rj.kernels.force_interpret(args.dry_run):
-        row = run_cell(cell, shape, warmup=args.warmup, reps=args.reps, dry_run=args.dry_run)
+        run = mosaic_row if cell.impl == "mosaic" else run_cell
+        row = run(cell, shape, warmup=args.warmup, reps=args.reps, dry_run=args.dry_run)
     except Exception as e:   # noqa: BLE001 - the row records it; the next shape still runs
       row = {"error": f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"}
     print(MARK + json.dumps([list(shape), row]), flush=True)
@@ -269,14 +317,18 @@ def summary(results) -> str:
   lines = ["## Ratios (forward, fwd+bwd; < 1 means the first is faster)", ""]
   pairs = [("fused lstm bf16", "scan lstm bf16"), ("fused lstm bf16", "torch lstm float16"),
            ("fused lstm bf16", "jax.experimental.rnn lstm f32"),
-           ("fused gru bf16", "torch gru float16"), ("fused gru bf16", "scan gru bf16")]
+           ("fused gru bf16", "torch gru float16"), ("fused gru bf16", "scan gru bf16"),
+           ("mosaic lstm bf16 (W_hh in SMEM)", "fused lstm bf16 (resident sanity)"),
+           ("mosaic lstm bf16 (W_hh in SMEM)", "fused lstm bf16"),
+           ("mosaic lstm bf16 (W_hh in SMEM)", "torch lstm float16"),
+           ("mosaic gru bf16 (W_hh in SMEM)", "fused gru bf16")]
   shapes = {tuple(s) for _, s, _ in results}
   for a, b in pairs:
     for shape in sorted(shapes):
       vals = [(us(a, shape, k), us(b, shape, k)) for k in ("fwd_us", "train_us")]
-      if all(x is not None and y for x, y in vals):
-        lines.append(f"- {a} / {b} at {shape}: "
-                     + ", ".join(f"{x / y:.2f}" for x, y in vals))
+      if all(x is not None and y for x, y in vals[:1]):   # a forward-only row: "—" after
+        lines.append(f"- {a} / {b} at {shape}: " + ", ".join(
+            f"{x / y:.2f}" if x is not None and y else "—" for x, y in vals))
   return "\n".join(lines if len(lines) > 2 else lines + ["(no pair measured)"])
 
 
@@ -296,8 +348,8 @@ def plot(results, path) -> str | None:
   width = 0.8 / len(names)
   for ax, key, title in ((axes[0], "fwd_us", "forward"), (axes[1], "train_us", "fwd+bwd")):
     for i, name in enumerate(names):
-      vals = [next((r[key] for n, s, r in timed if n == name and s == shape), float("nan"))
-              for shape in shapes]
+      vals = [next((r[key] for n, s, r in timed if n == name and s == shape
+                    and r.get(key) is not None), float("nan")) for shape in shapes]
       ax.bar([j + i * width for j in range(len(shapes))], vals, width, label=name)
     ax.set_xticks([j + 0.4 - width / 2 for j in range(len(shapes))],
                   [str(s) for s in shapes], rotation=15)

@@ -1,5 +1,6 @@
 """The public face of rnnjax's fast paths: the fused Pallas kernels as array functions
-(from `rnnjax.pallas`), and `which_path`, which says what path a layer call takes and why
+(from `rnnjax.pallas`; `mosaic_lstm` and `mosaic_gru`, the opt-in Mosaic GPU kernels for Hopper, from
+`rnnjax.pallas.mosaic`), and `which_path`, which says what path a layer call takes and why
 (the same decision `apply` takes, from `rnnjax.dispatch`).
 """
 
@@ -12,6 +13,8 @@ from ..pallas import fused_gru as fused_gru
 from ..pallas import fused_lstm as fused_lstm
 from ..pallas import interpret_forced as interpret_forced
 from ..pallas import max_block_h as max_block_h
+from ..pallas.mosaic import mosaic_gru as mosaic_gru
+from ..pallas.mosaic import mosaic_lstm as mosaic_lstm
 
 __all__ = [
     "PathChoice",
@@ -22,5 +25,7 @@ __all__ = [
     "fused_lstm",
     "interpret_forced",
     "max_block_h",
+    "mosaic_gru",
+    "mosaic_lstm",
     "which_path",
 ]

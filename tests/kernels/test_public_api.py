@@ -8,7 +8,8 @@ import rnnjax.pallas as pallas
 
 DOCUMENTED = {
     "PathChoice", "force_interpret", "fused_bidirectional_lstm", "fused_gru",
-    "fused_layer_apply", "fused_lstm", "interpret_forced", "max_block_h", "which_path",
+    "fused_layer_apply", "fused_lstm", "interpret_forced", "max_block_h", "mosaic_gru", "mosaic_lstm",
+    "which_path",
 }
 
 

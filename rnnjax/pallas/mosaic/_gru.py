@@ -1,0 +1,148 @@
+"""The Mosaic GPU GRU (reset_after=True) recurrence on projected inputs (`run`, the
+signature of `rnnjax.pallas.run_gru`) and the public `mosaic_gru`: layouts, the Keras bias
+folding, and a `jax.custom_vjp` over the forward and backward kernels. One CTA per
+direction and batch tile (W_hh resident: units <= 128 in bfloat16); no cluster split."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from ... import _validation
+from ...types import Array, ArrayLike, DTypeLike, Params
+from .. import _checks, _interpret, _shapes
+from . import _gru_backward, _gru_forward, _layout, _lstm, _plan
+from ._common import F32
+
+GATES = 3
+
+
+def plans(batch: int, units: int, dtype, batch_tile: int | None = None):
+  """(forward plan, backward plan); raises ValueError when W_hh does not fit one CTA."""
+  fwd = _plan.plan(batch, units, dtype, units_per_step=3, operand_slots=2,
+                   batch_tile=batch_tile, gates=GATES)
+  bwd = None if fwd is None else _plan.plan(batch, units, dtype, units_per_step=6,
+                                            operand_slots=2, batch_tile=fwd.bt,
+                                            one_warpgroup=True, gates=GATES)
+  if fwd is None or bwd is None:
+    raise ValueError(_plan.fit_reason(batch, units, dtype, operand_slots=2, gates=GATES))
+  return fwd, bwd
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _core(plans_, interpret, xp, w, h0, bh):
+  hs, h = _gru_forward.forward(plans_[0], xp, jnp.swapaxes(w, -1, -2), h0.astype(w.dtype),
+                               h0, bh, save=False, interpret=interpret)
+  return hs, h
+
+
+def _core_fwd(plans_, interpret, xp, w, h0, bh):
+  hs, h, res, hs32 = _gru_forward.forward(plans_[0], xp, jnp.swapaxes(w, -1, -2),
+                                          h0.astype(w.dtype), h0, bh, save=True,
+                                          interpret=interpret)
+  return (hs, h), (w, h0, hs, res, hs32)
+
+
+def _core_bwd(plans_, interpret, residuals, cotangents):
+  w, h0, hs, res, hs32 = residuals
+  dhs, dh = cotangents
+  dxp, dhh, dh0 = _gru_backward.backward(plans_[1], dhs.astype(F32), res, hs32, h0, w,
+                                         dh.astype(F32), interpret=interpret)
+  h_prev = jnp.concatenate([h0.astype(hs.dtype)[:, None], hs[:, :-1]], axis=1)
+  operands = jnp.concatenate([dxp[:, :, :2], dhh[:, :, None]], axis=2)
+  dw = jnp.einsum("dtib,dtkjb->dkij", h_prev, operands.astype(hs.dtype),
+                  preferred_element_type=F32)
+  return dxp, dw.astype(w.dtype), dh0, jnp.sum(dhh, axis=1)
+
+
+_core.defvjp(_core_fwd, _core_bwd)
+
+
+def run(projected, recurrent_kernels, recurrent_bias, h0, lengths, *, dtype, directions,
+        zero_output_for_mask=False, interpret=None, block_b=None, block_h=None,
+        precision=None):
+  """The Mosaic GPU GRU recurrence for D directions in one launch (the arguments of
+  `rnnjax.pallas.run_gru`).
+
+  Args:
+    projected: (B, T, D, 3U) = x @ kernel + input bias (float32).
+    recurrent_kernels: (D, U, 3U) Keras layout (gates z, r, h).
+    recurrent_bias: (D, 3U) or None: the Keras bias's second row (z and r parts are
+      folded into the projection here, the candidate's stays inside r * (...)).
+    h0: (D, B, U) float32.
+    lengths: must be None (no masking yet).
+
+  The other arguments are as in `rnnjax.pallas.mosaic.run_lstm`.
+
+  Returns:
+    outputs (B, T, D, U) in `dtype` (processing order); h (D, B, U) float32.
+  """
+  del zero_output_for_mask
+  if lengths is not None:
+    raise ValueError("lengths must be None for the Mosaic GPU kernels (no masking yet); "
+                     "use rnnjax.pallas.run_gru or the scan for sequences with lengths.")
+  for name, value in (("block_h", block_h), ("precision", precision)):
+    if value is not None:
+      raise ValueError(f"{name} must be None for the Mosaic GPU kernels, got {value!r}.")
+  interpret = _interpret.resolve_interpret(interpret)
+  reason = _lstm.unsupported_reason(dtype, interpret=interpret)
+  if reason is not None:
+    raise ValueError(reason)
+  if block_b is not None and block_b not in _plan.BATCH_TILES:
+    raise ValueError(f"block_b must be None or one of {_plan.BATCH_TILES}, got {block_b!r}.")
+  b, u = projected.shape[0], projected.shape[-1] // GATES
+  fwd, bwd = plans(b, u, dtype, block_b)
+  d = recurrent_kernels.shape[0]
+  rb = jnp.zeros((d, GATES * u), F32) if recurrent_bias is None else recurrent_bias.astype(F32)
+  folded = projected.astype(F32) + jnp.concatenate(
+      [rb[:, :2 * u], jnp.zeros((d, u), F32)], axis=1)[None, None]
+  xp = _layout.projection(folded, directions, fwd.hp, fwd.bp, gates=GATES)
+  w = _layout.recurrent(recurrent_kernels.astype(dtype), fwd.hp, gates=GATES)
+  # The candidate's recurrent bias as a (Hp, Bp) array per direction: the kernel adds
+  # it to a (rows, Bt) wgmma result, whose layout a broadcast column does not have.
+  bh = jnp.pad(rb[:, 2 * u:], ((0, 0), (0, fwd.hp - u)))
+  bh = jnp.broadcast_to(bh[:, :, None], (d, fwd.hp, fwd.bp))
+  hs, h = _core((fwd, bwd), interpret, xp, w, _layout.state(h0, fwd.hp, fwd.bp).astype(F32),
+                bh)
+  return _layout.outputs(hs, b, u), _layout.unstate(h, b, u)
+
+
+def mosaic_gru(params: Params, inputs: ArrayLike, *, initial_state: ArrayLike | None = None,
+               go_backwards: bool = False, time_major: bool = False,
+               dtype: DTypeLike | None = None, interpret: bool | None = None,
+               block_b: int | None = None) -> tuple[Array, Array]:
+  """A Keras-semantics GRU (reset_after=True, tanh, sigmoid) as the Mosaic GPU (Hopper)
+  kernels, with a backward (`jax.custom_vjp`). Opt-in and unmeasured, as `mosaic_lstm`;
+  W_hh stays in one CTA (bfloat16: U <= 128).
+
+  Args:
+    params: {"kernel": (F, 3U), "recurrent_kernel": (U, 3U), optional "bias": (2, 3U)}.
+    inputs: (B, T, F), or (T, B, F) when time_major.
+    initial_state: h (B, U); zeros when None.
+
+  `go_backwards`, `time_major`, `dtype`, `interpret` and `block_b` are as in
+  `mosaic_lstm`.
+
+  Returns:
+    (outputs (B, T, U) (or (T, B, U)) in the compute dtype, h (B, U) float32).
+
+  >>> import jax, jax.numpy as jnp, rnnjax as rj
+  >>> x = jnp.ones((2, 3, 8), jnp.bfloat16)
+  >>> params = rj.GRU(16).init(jax.random.key(0), x)
+  >>> out, h = rj.kernels.mosaic_gru(params, x, dtype=jnp.bfloat16, interpret=True)
+  >>> out.shape, out.dtype, h.shape
+  ((2, 3, 16), dtype(bfloat16), (2, 16))
+  """
+  features, units = _checks.check_params(params, GATES, bias_rows=2)
+  batch, _ = _checks.check_inputs(inputs, features, time_major=time_major)
+  _validation.check_bool(go_backwards, "go_backwards")
+  _validation.check_bool(time_major, "time_major")
+  (h0,) = _checks.check_states(initial_state, 1, batch, units)
+  cd = _checks.compute_dtype(dtype, inputs, params)
+  x = _shapes.batch_major(jnp.asarray(inputs), time_major)
+  bias = params.get("bias")
+  projected = _shapes.project(x, params["kernel"], None if bias is None else bias[0], cd)
+  outputs, h = run(projected[:, :, None], params["recurrent_kernel"][None],
+                   None if bias is None else bias[1][None], h0[None], None, dtype=cd,
+                   directions=(go_backwards,), interpret=interpret, block_b=block_b)
+  return _shapes.batch_major(outputs[:, :, 0], time_major), h[0]
