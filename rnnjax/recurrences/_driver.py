@@ -65,6 +65,15 @@ def _select(flags, if_true, if_false):
   return tuple(jnp.where(flags, a, b) for a, b in zip(if_true, if_false))
 
 
+def _next(reset):
+  """(T, B) whether the NEXT step resets (False after the last): the scans apply a reset
+  at the end of the step before it, where the select fuses with the step's elementwise
+  math (a reset at the first step is a no-op: the carry starts at the initial state)."""
+  if reset is None:
+    return None
+  return jnp.concatenate([reset[1:], jnp.zeros_like(reset[:1])], 0)
+
+
 def forward(cell, inputs, projection, w, b_rec, state0, valid, reset, save: bool = False):
   """The primal scan.
 
@@ -82,9 +91,7 @@ def forward(cell, inputs, projection, w, b_rec, state0, valid, reset, save: bool
     coefficients (or None).
   """
   def step(state, inp):
-    x_t, v, r = inp
-    if r is not None:
-      state = _select(r, state0, state)
+    x_t, v, r_next = inp
     if projection is not None:
       x_t = x_t @ projection[0] + projection[1][None, :]
     hw = state[0] @ w
@@ -93,9 +100,12 @@ def forward(cell, inputs, projection, w, b_rec, state0, valid, reset, save: bool
     new, coefficients = cell.step(x_t, hw, state, save)
     if v is not None:
       new = _select(v, new, state)
-    return new, (new[0], coefficients)
+    h = new[0]
+    if r_next is not None:
+      new = _select(r_next, state0, new)
+    return new, (h, coefficients)
 
-  xs = (inputs, valid, reset)
+  xs = (inputs, valid, _next(reset))
   state, (hs, coefficients) = jax.lax.scan(step, matched(step, tuple(state0), xs), xs)
   return hs, state, coefficients
 
@@ -120,15 +130,16 @@ def tangent(cell, w, loop, a, dstate0, valid, reset):
     return None if flags is None else jnp.broadcast_to(flags[..., None], flags.shape + (units,))
 
   def step(dstate, inp):
-    a_t, coefficients, v, r = inp
-    if r is not None:
-      dstate = _select(r, dstate0, dstate)
+    a_t, coefficients, v, r_next = inp
     new = cell.tangent(coefficients, a_t, dstate[0] @ w, dstate)
     if v is not None:
       new = _select(v, new, dstate)
-    return new, new[0]
+    dh = new[0]
+    if r_next is not None:
+      new = _select(r_next, dstate0, new)
+    return new, dh
 
-  xs = (a, loop, wide(valid), wide(reset))
+  xs = (a, loop, wide(valid), wide(_next(reset)))
   dstate, dhs = jax.lax.scan(step, matched(step, tuple(dstate0), xs), xs)
   return dhs, dstate
 
