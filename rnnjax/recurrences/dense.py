@@ -42,12 +42,12 @@ def cell_math(kind: str, activation: str = "tanh") -> Any:
   raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
 
 
-def recurrence(kind: Any, inputs, w, state0, valid=None, reset=None, *, projection=None,
+def recurrence(math: Any, inputs, w, state0, valid=None, reset=None, *, projection=None,
                recurrent_bias=None):
   """The recurrence of one direction (differentiable in every array, any order).
 
   Args:
-    kind: a `cell_math` object.
+    math: a `cell_math` object (the cell kind).
     inputs: (T, B, GU) projected inputs, or (T, B, F) when `projection` = (kernel (F, GU),
       bias (GU,)) is given (then projected inside the loop).
     w: (U, GU) recurrent kernel; recurrent_bias: (GU,) (the GRU's) or None.
@@ -59,11 +59,11 @@ def recurrence(kind: Any, inputs, w, state0, valid=None, reset=None, *, projecti
     hs (T, B, U) the carried h after each step (a masked step repeats it), the final
     state tuple.
   """
-  return _driver.recurrence(kind, inputs, projection, w, recurrent_bias, tuple(state0),
+  return _driver.recurrence(math, inputs, projection, w, recurrent_bias, tuple(state0),
                             valid, reset)
 
 
-def run(kind: Any, inputs, recurrent_kernel, state0, valid=None, reset=None, *,
+def run(math: Any, inputs, recurrent_kernel, state0, valid=None, reset=None, *,
         zero_output_for_mask: bool = False, projection=None, recurrent_bias=None):
   """`recurrence` in float32, with the scan engine's outputs.
 
@@ -76,7 +76,7 @@ def run(kind: Any, inputs, recurrent_kernel, state0, valid=None, reset=None, *,
   state0 = tuple(cast(s) for s in state0)
   if projection is not None:
     projection = tuple(cast(a) for a in projection)
-  hs, state = recurrence(kind, cast(inputs), cast(recurrent_kernel), state0, valid, reset,
+  hs, state = recurrence(math, cast(inputs), cast(recurrent_kernel), state0, valid, reset,
                          projection=projection, recurrent_bias=cast(recurrent_bias))
   last = state[0]
   if valid is not None and reset is not None:
