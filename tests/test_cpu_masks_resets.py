@@ -112,7 +112,7 @@ def test_stateful_chunks_with_resets():
                                  reset=np.roll(RESETS, k, axis=1))
         outs.append(out)
       return jnp.concatenate(outs, 1), state
-    return jax.value_and_grad(lambda p: jnp.sum(jnp.sin(f(p, x)[0])), )(params), f(params, x)
+    return jax.value_and_grad(lambda p: jnp.sum(jnp.sin(f(p, x)[0])))(params), f(params, x)
   _assert_close(run("auto"), run(False))
 
 

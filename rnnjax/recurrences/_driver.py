@@ -58,20 +58,22 @@ def _given(tangent):
   return None if tangent is None or isinstance(tangent, SymbolicZero) else tangent
 
 
-def _select(flags, if_true, if_false):
-  """Per row: `if_true` where flags (B,) or (B, U) else `if_false`, over state tuples."""
+def _select(flags, fresh, held):
+  """Per row: `fresh` (what the step computed) where flags (B,) or (B, U), else `held` (the
+  carried or initial state, cast to `fresh`'s sharding and varying axes), over tuples."""
   if flags.ndim == 1:
     flags = flags[:, None]
-  return tuple(jnp.where(flags, a, b) for a, b in zip(if_true, if_false))
+  return tuple(jnp.where(flags, a, cast_like(b, a)) for a, b in zip(fresh, held))
 
 
-def _next(reset):
-  """(T, B) whether the NEXT step resets (False after the last): the scans apply a reset
-  at the end of the step before it, where the select fuses with the step's elementwise
-  math (a reset at the first step is a no-op: the carry starts at the initial state)."""
+def _keep(reset):
+  """(T, B) False where the NEXT step resets (True after the last): the scans apply a
+  reset at the end of the step before it, where the select fuses with the step's
+  elementwise math (a reset at the first step is a no-op: the carry starts at the initial
+  state)."""
   if reset is None:
     return None
-  return jnp.concatenate([reset[1:], jnp.zeros_like(reset[:1])], 0)
+  return ~jnp.concatenate([reset[1:], jnp.zeros_like(reset[:1])], 0)
 
 
 def forward(cell, inputs, projection, w, b_rec, state0, valid, reset, save: bool = False):
@@ -91,7 +93,7 @@ def forward(cell, inputs, projection, w, b_rec, state0, valid, reset, save: bool
     coefficients (or None).
   """
   def step(state, inp):
-    x_t, v, r_next = inp
+    x_t, v, keep = inp
     if projection is not None:
       x_t = x_t @ projection[0] + projection[1][None, :]
     hw = state[0] @ w
@@ -101,11 +103,11 @@ def forward(cell, inputs, projection, w, b_rec, state0, valid, reset, save: bool
     if v is not None:
       new = _select(v, new, state)
     h = new[0]
-    if r_next is not None:
-      new = _select(r_next, state0, new)
+    if keep is not None:
+      new = _select(keep, new, state0)
     return new, (h, coefficients)
 
-  xs = (inputs, valid, _next(reset))
+  xs = (inputs, valid, _keep(reset))
   state, (hs, coefficients) = jax.lax.scan(step, matched(step, tuple(state0), xs), xs)
   return hs, state, coefficients
 
@@ -130,16 +132,16 @@ def tangent(cell, w, loop, a, dstate0, valid, reset):
     return None if flags is None else jnp.broadcast_to(flags[..., None], flags.shape + (units,))
 
   def step(dstate, inp):
-    a_t, coefficients, v, r_next = inp
+    a_t, coefficients, v, keep = inp
     new = cell.tangent(coefficients, a_t, dstate[0] @ w, dstate)
     if v is not None:
       new = _select(v, new, dstate)
     dh = new[0]
-    if r_next is not None:
-      new = _select(r_next, dstate0, new)
+    if keep is not None:
+      new = _select(keep, new, dstate0)
     return new, dh
 
-  xs = (a, loop, wide(valid), wide(_next(reset)))
+  xs = (a, loop, wide(valid), wide(_keep(reset)))
   dstate, dhs = jax.lax.scan(step, matched(step, tuple(dstate0), xs), xs)
   return dhs, dstate
 
@@ -203,4 +205,4 @@ def last_valid(hs, h0, valid):
   later = jnp.cumsum(valid[::-1].astype(jnp.int32), 0)[::-1]   # valid steps at or after t
   is_last = valid & (later == 1)
   last = jnp.sum(jnp.where(is_last[..., None], hs, jnp.zeros((), hs.dtype)), 0)
-  return jnp.where((later[0] > 0)[:, None], last, h0)
+  return jnp.where((later[0] > 0)[:, None], last, cast_like(h0, last))
