@@ -107,7 +107,7 @@ def plain_path(choice: rj.kernels.PathChoice) -> str:
   if "interpret mode" in choice.reason:
     return "the fused Pallas kernel, in interpret mode (a CPU standing in for a GPU)"
   if "on the CPU" in choice.reason:
-    return "the CPU fast path (custom-VJP recurrence)"
+    return "the CPU fast path (custom-JVP recurrence)"
   if "on the GPU" in choice.reason:
     return "the GPU fast path (fused Pallas kernel)"
   return "a fast path"

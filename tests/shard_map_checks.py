@@ -21,7 +21,7 @@ from tests.transform_cases import (LAYERS, LENGTHS, applier, fast_and_scan, loss
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
-CASES = [("lstm", "cpu"), ("lstm", "pallas"), ("gru", "pallas")]
+CASES = [("lstm", "cpu"), ("gru", "cpu"), ("lstm", "pallas"), ("gru", "pallas")]
 
 
 def main():

@@ -14,7 +14,7 @@ def test_demo_runs_and_reports(tmp_path, capsys):
   assert len(history) == 2 and history[-1][3] > 0.3          # test accuracy after 2 epochs
   assert "epoch  2" in out
   if demo.jax.default_backend() == "cpu":
-    assert "LSTM ran on the CPU fast path (custom-VJP recurrence)" in out
+    assert "LSTM ran on the CPU fast path (custom-JVP recurrence)" in out
   assert "LSTM ran on the " in out
   assert (tmp_path / "training_curve.png").stat().st_size > 10_000
 

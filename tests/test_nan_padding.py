@@ -1,5 +1,5 @@
 """Garbage in the padding (NaN, Inf beyond `seq_lengths` or at masked steps) reaches
-neither the values nor the gradients, on every path: the scan engine, the CPU custom-VJP
+neither the values nor the gradients, on every path: the scan engine, the CPU custom-JVP
 recurrence and the Pallas kernels (interpret mode). Values and gradients (params, inputs,
 initial state) equal those with clean padding, and the inputs' gradient is 0 there."""
 
@@ -69,7 +69,7 @@ def inputs(shape, seed=1):
 @pytest.mark.parametrize("kind", LAYERS)
 @pytest.mark.parametrize("masking", ["seq_lengths", "mask"])
 def test_scan_every_layer_kind(kind, masking):
-  kw = dict(use_fused=False) if kind in ("lstm", "gru", "gru_reset_before") else {}
+  kw = dict(use_fused=False) if kind in ("lstm", "gru", "gru_reset_before", "simple_rnn") else {}
   layer = LAYERS[kind](return_sequences=True, return_state=True, **kw)
   x = inputs((B, T, *STEP_SHAPES[kind]))
   assert rj.kernels.which_path(layer, x).path == "scan"
@@ -128,6 +128,17 @@ def test_cpu_lstm_recurrence(kw):
   choice = rj.kernels.which_path(layer, x, seq_lengths=LENGTHS)
   assert choice.path == "fused" and "CPU" in choice.reason
   assert_padding_is_harmless(layer, x, padding_of(LENGTHS, time_major=tm), lengths=LENGTHS)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU recurrence")
+@pytest.mark.parametrize("make", [rj.LSTM, rj.GRU, rj.SimpleRNN], ids=["lstm", "gru", "simple"])
+def test_cpu_recurrences_with_a_boolean_mask(make):
+  """Holes, left padding and an empty row (a boolean mask, not lengths)."""
+  layer = make(U, return_sequences=True, return_state=True, go_backwards=True)
+  x = inputs((B, T, F))
+  choice = rj.kernels.which_path(layer, x, mask=jnp.asarray(HOLES))
+  assert choice.path == "fused" and "CPU" in choice.reason
+  assert_padding_is_harmless(layer, x, padding_of(mask=HOLES), mask=jnp.asarray(HOLES))
 
 
 @pytest.mark.parametrize("make", [lambda **kw: rj.LSTM(U, **kw), lambda **kw: rj.GRU(U, **kw)],

@@ -2,8 +2,9 @@
 parameter), grad of grad, vmap over stacked params and over inputs, jax.checkpoint and
 shard_map, on the CPU recurrence and on the Pallas kernels (interpret mode), each equal
 to the same transform on the scan path (use_fused=False) with the same params; with and
-without seq_lengths. Layers without a fast path (SimpleRNN, stacked cells) and the
-float64 scan are checked against finite differences (`check_grads`). Transforms and
+without seq_lengths. Layers without a fast path (stacked cells; a float64 SimpleRNN, which
+the float32-only CPU recurrence declines) and the float64 scan are checked against finite
+differences (`check_grads`). Transforms and
 layers: tests/transform_cases.py."""
 
 import json
@@ -28,8 +29,9 @@ from tests.transform_cases import (B, F, LENGTHS, PATHS, SECOND_ORDER, T, TRANSF
 ROOT = pathlib.Path(__file__).parents[1]
 ALL = tuple(TRANSFORMS)
 # Every transform with seq_lengths (the masked recurrence) on the LSTM's two fast paths;
-# the rest samples: without seq_lengths, the two-direction layer, and the GRU kernel
-# (the LSTM's mechanism, another cell). Pallas interpret mode is slow.
+# the rest samples: without seq_lengths, the two-direction layer, the GRU kernel and the
+# GRU and SimpleRNN CPU recurrences (the LSTM's mechanism, other cells). Pallas interpret
+# mode is slow.
 CASES = (
     [("lstm", "cpu", t, LENGTHS) for t in ALL]
     + [("lstm", "cpu", t, None) for t in ("jvp", "hessian_inputs", "vmap_inputs", "shard_map")]
@@ -37,6 +39,10 @@ CASES = (
        for t in ("jvp", "jacfwd", "hessian_recurrent_kernel", "grad_of_grad", "vmap_params",
                  "checkpoint")]
     + [("bidirectional_lstm", "cpu", "linearize", None)]
+    + [("gru", "cpu", t, LENGTHS)
+       for t in ("jvp", "linearize", "hessian_inputs", "grad_of_grad", "vmap_params", "shard_map")]
+    + [("simple_rnn", "cpu", t, LENGTHS) for t in ("jvp", "hessian_recurrent_kernel",
+                                                   "grad_of_grad", "checkpoint")]
     + [("lstm", "pallas", t, LENGTHS) for t in ALL]
     + [("lstm", "pallas", "grad_of_grad", None)]
     + [("gru", "pallas", t, LENGTHS)

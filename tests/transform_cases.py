@@ -21,6 +21,7 @@ LENGTHS = np.array([T, 2, 0])   # full, padded and empty rows in one batch
 LAYERS = {
     "lstm": lambda use_fused: rj.LSTM(U, return_sequences=True, use_fused=use_fused),
     "gru": lambda use_fused: rj.GRU(U, return_sequences=True, use_fused=use_fused),
+    "simple_rnn": lambda use_fused: rj.SimpleRNN(U, return_sequences=True, use_fused=use_fused),
     "bidirectional_lstm": lambda use_fused: rj.Bidirectional(
         rj.LSTM(U, return_sequences=True, use_fused=use_fused)),
 }

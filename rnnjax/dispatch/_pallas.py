@@ -27,6 +27,17 @@ def _project(cell, params, x, time_major: bool, dropout):
   return jnp.swapaxes(cell.project(params, x_tm, dropout=dropout), 0, 1)
 
 
+def _mask_reset_reasons(spec: CallSpec) -> list[str]:
+  """The kernels take right padding as seq_lengths only, and no resets (yet)."""
+  reasons = []
+  if spec.mask:
+    reasons.append("mask= given: a boolean mask is data, so it cannot be checked to be "
+                   "right-padded before tracing; pass seq_lengths= (B,) for the fused path")
+  if spec.reset:
+    reasons.append("reset= given (segment resets are scan-only)")
+  return reasons
+
+
 class _PallasGated:
   """A fused Pallas recurrence of one gated cell kind; subclasses set `kind` and `_run`."""
 
@@ -43,7 +54,7 @@ class _PallasGated:
             not _platform.on_gpu() else "on the GPU")
 
   def declines(self, spec: CallSpec) -> list[str]:
-    reasons = fused_reasons(spec) + self._cell_reasons(spec.cell)
+    reasons = fused_reasons(spec) + _mask_reset_reasons(spec) + self._cell_reasons(spec.cell)
     if spec.compute_dtype is not None:
       unsupported = pallas.unsupported_reason(self.kind, spec.compute_dtype)
       for why in (unsupported, pallas.dtype_reason(spec.carry_dtype, "carry dtype")):

@@ -30,7 +30,8 @@ class Plan(NamedTuple):
 
 
 def _no_fast_path(spec: CallSpec) -> str:
-  return f"{spec.layer_name} has no fused kernel (only the LSTM and GRU layers do)"
+  return (f"{spec.layer_name} has no fused kernel (only the SimpleRNN, GRU and LSTM layers "
+          "do)")
 
 
 def _reasons(spec: CallSpec):
@@ -38,6 +39,10 @@ def _reasons(spec: CallSpec):
   impls = _registry.implementations(spec.cell)
   here = [i for i in impls if i.platform == _registry.platform()]
   if not here:
+    if not any(i.platform == "gpu" for i in impls):
+      on = " and ".join(sorted({str(i.platform).upper() for i in impls}))
+      return None, [f"{spec.layer_name} has no fused kernel on the "
+                    f"{_registry.platform().upper()} (its fast path runs on the {on})"]
     reasons = [f"no GPU (jax.default_backend() is {_platform.backend()!r})"]
     return None, reasons + (impls[-1].declines(spec) if impls else [])
   reasons = []
@@ -126,9 +131,9 @@ def which_path(layer: Any, inputs: Inputs, *, mask: ArrayLike | None = None,
   one launch), "scan" when a direction takes the scan (the reason gives each direction's).
 
   >>> import jax.numpy as jnp, rnnjax as rj
-  >>> choice = rj.kernels.which_path(rj.LSTM(8), jnp.ones((2, 5, 3)),
+  >>> choice = rj.kernels.which_path(rj.LSTM(8, unroll=4), jnp.ones((2, 5, 3)),
   ...                                mask=jnp.ones((2, 5), bool))
-  >>> choice.path, "pass seq_lengths=" in choice.reason
+  >>> choice.path, "unroll=4" in choice.reason
   ('scan', True)
   """
   specs = layer.call_specs(inputs, mask=mask, seq_lengths=seq_lengths,

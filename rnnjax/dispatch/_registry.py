@@ -10,8 +10,8 @@ Adding a backend (a GPU kernel, a parallel scan) is a new module with an object 
 from typing import Any
 
 from .. import _platform, pallas
-from ..cells import GRUCell, LRUCell, LSTMCell, MinGRUCell, MinLSTMCell
-from ._cpu_lstm import CPU_LSTM
+from ..cells import GRUCell, LRUCell, LSTMCell, MinGRUCell, MinLSTMCell, SimpleRNNCell
+from ._cpu_recurrence import CPU_GRU, CPU_LSTM, CPU_SIMPLE_RNN
 from ._pallas import PALLAS_GRU, PALLAS_LSTM
 from ._parallel_scan import PARALLEL_SCANS
 from ._scan import SCAN
@@ -20,7 +20,8 @@ _PARALLEL = tuple(PARALLEL_SCANS.values())   # the associative scan, on each pla
 
 FAST: dict[type, tuple[Any, ...]] = {
     LSTMCell: (CPU_LSTM, PALLAS_LSTM),
-    GRUCell: (PALLAS_GRU,),
+    GRUCell: (CPU_GRU, PALLAS_GRU),
+    SimpleRNNCell: (CPU_SIMPLE_RNN,),
     MinGRUCell: _PARALLEL,
     MinLSTMCell: _PARALLEL,
     LRUCell: _PARALLEL,

@@ -152,17 +152,19 @@ def _traced_launches(layer, launches, inputs=X, **kw):
 
 def test_which_path_one_launch_and_apply_agree(launches):
   bidir = rj.Bidirectional(rj.LSTM(8, return_sequences=True))
-  # On the CPU each direction runs the fused LSTM's custom-VJP recurrence, no Pallas launch.
+  # On the CPU each direction runs the fused LSTM's custom-JVP recurrence, no Pallas launch.
   assert _path(bidir) == (
       "fused", "each direction takes its own fused kernel (two launches), not the one-launch "
-      "bidirectional LSTM kernel: on the CPU each direction runs its own custom-VJP scan "
+      "bidirectional LSTM kernel: on the CPU each direction runs its own custom-JVP scan "
       "recurrence (the one-launch kernel is the GPU's)")
   assert _traced_launches(bidir, launches) == []
   gru = _path(rj.Bidirectional(rj.GRU(8)))
+  assert gru.path == "fused" and "each direction runs its own custom-JVP scan" in gru.reason
+  gru = _path(rj.Bidirectional(rj.GRU(8, reset_after=False)))
   assert gru.path == "scan"
   assert gru.reason.startswith("not every direction takes the fused kernel; forward "
-                               "layer: use_fused='auto' falls back to the scan: no GPU")
-  assert "; backward layer: use_fused='auto' falls back to the scan: no GPU" in gru.reason
+                               "layer: use_fused='auto' falls back to the scan: reset_after")
+  assert "; backward layer: use_fused='auto' falls back to the scan: reset_after" in gru.reason
   with rj.kernels.force_interpret():
     assert _path(bidir, seq_lengths=jnp.array([5, 2])) == (
         "fused", "both directions eligible: one-launch fused bidirectional LSTM kernel "
@@ -208,14 +210,14 @@ def test_mixed_and_kernelless_directions_take_the_scan(launches):
     assert "forward layer: use_fused='auto' and eligible: fused LSTM kernel" in choice.reason
     assert _traced_launches(mixed, launches) == [(False,)]
     simple = _path(rj.Bidirectional(rj.SimpleRNN(8)))
-    assert simple.path == "scan" and "forward layer: SimpleRNN has no fused kernel" in simple.reason
+    assert simple.path == "scan" and "SimpleRNN has no fused kernel on the GPU" in simple.reason
 
 
 def test_use_fused_true_inner_layer_still_raises():
   bidir = rj.Bidirectional(rj.GRU(8, use_fused=True, activation="relu"))
   params = bidir.init(jax.random.key(0), X)
-  msg = (r"GRU\(use_fused=True\) cannot use the fused kernel: no GPU \(jax.default_backend\(\) "
-         r"is 'cpu'\); activation='relu' \(the kernel implements tanh\)\. Set use_fused='auto'")
+  msg = (r"GRU\(use_fused=True\) cannot use the fused kernel: activation='relu' \(the "
+         r"kernel implements tanh\)\. Set use_fused='auto'")
   with pytest.raises(ValueError, match=msg):
     _path(bidir)
   with pytest.raises(ValueError, match=msg):

@@ -111,21 +111,20 @@ def test_dispatch_reports_the_cpu_path_and_its_limits():
   x = jnp.ones((B, T, F))
   choice = rj.kernels.which_path(rj.LSTM(8), x)
   assert choice == ("fused", "use_fused='auto' and eligible: fused LSTM kernel as a "
-                    "custom-VJP scan recurrence on the CPU")
+                    "custom-JVP scan recurrence on the CPU")
   # no units limit on the CPU (the GPU kernel's single-CTA limit does not apply)
   assert rj.kernels.which_path(rj.LSTM(300), x).path == "fused"
   bf16 = rj.kernels.which_path(rj.LSTM(8, dtype="bfloat16"), x)
   assert bf16.path == "scan"
-  assert "compute dtype bfloat16 (the CPU custom-VJP recurrence supports float32 only)" \
+  assert "compute dtype bfloat16 (the CPU custom-JVP recurrence supports float32 only)" \
       in bf16.reason
-  for layer, kw in [(rj.LSTM(8), {"mask": jnp.ones((B, T), bool)}),
-                    (rj.LSTM(8, recurrent_dropout=0.2), {"training": True}),
+  for layer, kw in [(rj.LSTM(8, recurrent_dropout=0.2), {"training": True}),
                     (rj.LSTM(8, unroll=True), {}), (rj.LSTM(8, remat="step"), {}),
-                    (rj.LSTM(8), {"reset": jnp.zeros((B, T), bool)}),
                     (rj.LSTM(8, use_fused=False), {})]:
     assert rj.kernels.which_path(layer, x, **kw).path == "scan", (layer, kw)
-  gru = rj.kernels.which_path(rj.GRU(8), x)
-  assert gru.path == "scan" and "no GPU" in gru.reason
+  # boolean masks and resets run on it (tests/test_cpu_masks_resets.py)
+  for kw in [{"mask": jnp.ones((B, T), bool)}, {"reset": jnp.zeros((B, T), bool)}]:
+    assert rj.kernels.which_path(rj.LSTM(8), x, **kw).path == "fused", kw
   with pytest.raises(ValueError, match="float32 only"):
     rj.kernels.which_path(rj.LSTM(8, use_fused=True, dtype="bfloat16"), x)
 

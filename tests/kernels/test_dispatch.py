@@ -9,6 +9,7 @@ import pytest
 import jax
 import jax.numpy as jnp
 import rnnjax as rj
+from rnnjax.dispatch import REGISTRY
 from rnnjax.pallas import _interpret
 
 X = jnp.ones((2, 5, 3))
@@ -19,8 +20,10 @@ def path(layer, inputs=X, **kw):
   return rj.kernels.which_path(layer, inputs, **kw)
 
 
-def test_cpu_declines_with_no_gpu_reason():
-  # (an LSTM takes the fused path's CPU backend instead: tests/kernels/test_cpu_path.py)
+def test_cpu_declines_with_no_gpu_reason(monkeypatch):
+  # A cell with only a GPU kernel registered (the built-in dense cells have a CPU backend
+  # as well: tests/kernels/test_cpu_path.py).
+  monkeypatch.setitem(REGISTRY, rj.GRUCell, REGISTRY[rj.GRUCell][-1:])
   choice = path(rj.GRU(8))
   assert choice == rj.kernels.PathChoice("scan", choice.reason)
   assert "no GPU (jax.default_backend() is 'cpu')" in choice.reason
@@ -32,14 +35,14 @@ def test_forced_interpret_makes_an_eligible_call_fused():
       choice = path(layer, seq_lengths=np.array([1, 5]), initial_state=(X[:, 0], X[:, 0]))
       assert choice.path == "fused", choice
       assert "interpret" in choice.reason
-  assert path(rj.GRU(8)).path == "scan"
+  assert path(rj.GRU(8)).reason.endswith("on the CPU")   # the CPU recurrence again
 
 
 def test_env_var_forces_interpret(monkeypatch):
   monkeypatch.setenv(_interpret.ENV_VAR, "1")
-  assert path(rj.GRU(8)).path == "fused"
+  assert "interpret" in path(rj.GRU(8)).reason
   monkeypatch.setenv(_interpret.ENV_VAR, "0")
-  assert path(rj.GRU(8)).path == "scan"
+  assert path(rj.GRU(8)).reason.endswith("on the CPU")
 
 
 @pytest.mark.parametrize("layer, kw, reason", [
@@ -83,10 +86,16 @@ def test_eligible_configurations_beyond_keras_cudnn_rules():
 
 
 def test_all_reasons_are_listed_together():
-  choice = path(rj.GRU(8, activation="relu", unroll=True), mask=jnp.ones((2, 5), bool))
+  layer = rj.GRU(8, activation="relu", unroll=True, reset_after=False)
+  choice = path(layer, mask=jnp.ones((2, 5), bool))
   assert choice.path == "scan"
   assert choice.reason.startswith("use_fused='auto' falls back to the scan: ")
-  for part in ("no GPU", "activation='relu'", "unroll=True", "mask= given"):
+  for part in ("activation='relu'", "unroll=True", "reset_after=False"):
+    assert part in choice.reason
+  assert "mask= given" not in choice.reason   # the CPU recurrence takes masks
+  with rj.kernels.force_interpret():
+    choice = path(layer, mask=jnp.ones((2, 5), bool))
+  for part in ("activation='relu'", "unroll=True", "reset_after=False", "mask= given"):
     assert part in choice.reason
 
 
@@ -94,15 +103,16 @@ def test_use_fused_false_and_layers_without_kernel():
   with rj.kernels.force_interpret():
     assert path(rj.LSTM(8, use_fused=False)) == ("scan", "use_fused=False (the scan is requested)")
     assert path(rj.GRU(8, use_cudnn=False)).reason == "use_cudnn=False (the scan is requested)"
-    assert path(rj.SimpleRNN(8)).reason.startswith("SimpleRNN has no fused kernel")
+    assert path(rj.SimpleRNN(8)).reason.endswith(
+        "SimpleRNN has no fused kernel on the GPU (its fast path runs on the CPU)")
     assert path(rj.RNN(rj.LSTMCell(8))).reason.startswith("RNN has no fused kernel")
 
 
 def test_use_fused_true_raises_every_reason_before_tracing():
   layer = rj.GRU(8, use_fused=True, activation="relu")
   params = layer.init(jax.random.key(0), X)
-  msg = (r"GRU\(use_fused=True\) cannot use the fused kernel: no GPU \(jax.default_backend\(\) "
-         r"is 'cpu'\); activation='relu' \(the kernel implements tanh\)\. Set use_fused='auto'")
+  msg = (r"GRU\(use_fused=True\) cannot use the fused kernel: activation='relu' \(the "
+         r"kernel implements tanh\)\. Set use_fused='auto'")
   with pytest.raises(ValueError, match=msg):
     layer.apply(params, X)
   with pytest.raises(ValueError, match=msg):
@@ -113,9 +123,9 @@ def test_use_fused_true_raises_every_reason_before_tracing():
 
 
 def test_use_cudnn_true_is_keras_alias():
-  layer = rj.GRU(8, use_cudnn=True)
+  layer = rj.GRU(8, use_cudnn=True, reset_after=False)
   with pytest.raises(ValueError,
-                     match=r"GRU\(use_cudnn=True\) cannot use the fused kernel: no GPU"):
+                     match=r"GRU\(use_cudnn=True\) cannot use the fused kernel: reset_after"):
     path(layer)
   # use_fused wins over use_cudnn when set.
   assert path(rj.GRU(8, use_cudnn=True, use_fused=False)).path == "scan"

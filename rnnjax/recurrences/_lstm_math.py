@@ -1,0 +1,54 @@
+"""The LSTM cell's math for the generic recurrence (`_driver.py`), Keras gate order
+(i, f, g, o).
+
+Per step, with z = x_t + h @ W split into gates (i, f, g, o) = (sig, sig, tanh, sig)(z):
+  c' = f c + i g;  h' = o tanh(c').
+Its tangent, with dz = a_t + dh @ W (a_t: the hoisted, time-parallel part):
+  dc' = f dc + A_i dz_i + A_f dz_f + A_g dz_g;  dh' = A_o dz_o + B dc'
+  A_i = g i(1-i), A_f = c f(1-f), A_g = i (1-g^2), A_o = tanh(c') o(1-o), B = o (1-tanh(c')^2).
+The forward saves exactly these coefficients (A, f, B).
+"""
+
+import jax
+import jax.numpy as jnp
+
+from ._driver import total
+
+
+class LSTMMath:
+  """States (h, c), each (B, U); z, hw (B, 4U)."""
+
+  gates = 4
+  states = 2
+
+  def step(self, z, hw, state, save: bool):
+    _, c = state
+    zi, zf, zg, zo = jnp.split(z + hw, 4, axis=-1)
+    i, f, g, o = jax.nn.sigmoid(zi), jax.nn.sigmoid(zf), jnp.tanh(zg), jax.nn.sigmoid(zo)
+    c_new = f * c + i * g
+    tc = jnp.tanh(c_new)
+    h_new = o * tc
+    coefficients = None
+    if save:
+      a = jnp.concatenate([g * i * (1.0 - i), c * f * (1.0 - f), i * (1.0 - g * g),
+                           tc * o * (1.0 - o)], axis=-1)
+      coefficients = (a, f, o * (1.0 - tc * tc))
+    return (h_new, c_new), coefficients
+
+  def hoist(self, coefficients, a_x, a_h):
+    del coefficients
+    return total([a_x, a_h])
+
+  def loop(self, coefficients):
+    return coefficients
+
+  def tangent(self, coefficients, a_t, dhw, dstate):
+    _, dc = dstate
+    coef, f, b = coefficients
+    dz = dhw if a_t is None else a_t + dhw
+    ei, ef, eg, eo = jnp.split(coef * dz, 4, axis=-1)
+    dc_new = f * dc + ei + ef + eg
+    return (eo + b * dc_new, dc_new)
+
+
+LSTM = LSTMMath()
