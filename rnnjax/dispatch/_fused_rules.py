@@ -31,11 +31,6 @@ def fused_reasons(spec: CallSpec) -> list[str]:
   if o.remat is not None:
     reasons.append(f"remat={o.remat!r}: gradient checkpointing is a scan-only knob (the "
                    "kernel saves its own compact residuals)")
-  if spec.mask:
-    reasons.append("mask= given: a boolean mask is data, so it cannot be checked to be "
-                   "right-padded before tracing; pass seq_lengths= (B,) for the fused path")
-  if spec.reset:
-    reasons.append("reset= given (segment resets are scan-only)")
   if spec.constants:
     reasons.append("constants given (the kernel takes no constants)")
   if spec.compute_dtype is None:

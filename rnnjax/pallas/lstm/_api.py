@@ -11,8 +11,8 @@ from ._cell import SPEC
 
 
 def run(projected, recurrent_kernels, h0, c0, lengths, *, dtype, directions,
-        zero_output_for_mask=False, interpret=False, block_b=None, block_h=None,
-        precision=None):
+        mask=None, reset=None, zero_output_for_mask=False, interpret=False, block_b=None,
+        block_h=None, precision=None):
   """The fused LSTM recurrence for D directions sharing one launch.
 
   Args:
@@ -22,6 +22,8 @@ def run(projected, recurrent_kernels, h0, c0, lengths, *, dtype, directions,
     lengths: (B,) int or None.
     dtype: compute dtype (float32 or bfloat16) of the kernel's operands and outputs.
     directions: per direction, whether it runs backwards (Keras go_backwards).
+    mask, reset: (B, T, D) bool or None, input time order: the steps to skip and the
+      segment starts (the scan engine's `mask` and `reset`; see `gated.run`).
     zero_output_for_mask, interpret, block_b, block_h, precision: as `fused_lstm`.
 
   Returns:
@@ -30,7 +32,8 @@ def run(projected, recurrent_kernels, h0, c0, lengths, *, dtype, directions,
   """
   outputs, (h, c) = gated.run(
       SPEC, projected, recurrent_kernels, None, (h0, c0), lengths, dtype=dtype,
-      directions=directions, zero_output_for_mask=zero_output_for_mask, interpret=interpret,
+      directions=directions, mask=mask, reset=reset,
+      zero_output_for_mask=zero_output_for_mask, interpret=interpret,
       block_b=block_b, block_h=block_h, precision=precision)
   return outputs, h, c
 
