@@ -70,7 +70,8 @@ class GateSpec:
     (Bp, T, D, G, Hp) and (Bp, T, D, Hp) each, the recurrent products' operands
     (Bp, T, D, G, Hp) (dW = h_prev^T dgates) and the vectors' gradients (D, Hp).
   reference(x, kernel, recurrent_kernel, bias, state_0, ..., lengths, *, go_backwards,
-    zero_output_for_mask, dtype) -> (outputs, final state_0, ...): the pure-JAX cell.
+    zero_output_for_mask, dtype, mask, reset) -> (outputs, final state_0, ...): the
+    pure-JAX cell.
   """
 
   name: str

@@ -39,6 +39,7 @@ def run(projected, recurrent_kernels, recurrent_bias, h0, lengths, *, dtype, dir
 def fused_gru(params: Params, inputs: ArrayLike, *,
               initial_state: ArrayLike | tuple[ArrayLike] | None = None,
               seq_lengths: ArrayLike | None = None,
+              mask: ArrayLike | None = None, reset: ArrayLike | None = None,
               go_backwards: bool = False, zero_output_for_mask: bool = False,
               time_major: bool = False, dtype: DTypeLike | None = None,
               implementation: str = "auto",
