@@ -183,3 +183,29 @@ def test_public_functions_take_masks_and_resets(kind):
         implementation="pallas")
     want = (engine(params, x, init, False), engine(other, x, init, True))
     assert_trees_close(((yf, sf), (yb, sb)), want, "float32", "bidirectional")
+
+
+def test_time_major_mask_and_reset_match_scan():
+  """(T, B) masks and resets of a time-major layer, zero_output_for_mask."""
+  def layer(use_fused):
+    return rj.LSTM(U, time_major=True, zero_output_for_mask=True, return_sequences=True,
+                   return_state=True, use_fused=use_fused)
+  params, x, init, kw = _problem("lstm", layer(False), "mask-reset", seed=3)
+  x, kw = jnp.swapaxes(x, 0, 1), {k: v.T for k, v in kw.items()}
+
+  def run(layer):
+    return lambda p, x, i: layer.apply(p, x, initial_state=i, **kw)
+
+  want = with_grads(run(layer(False)), params, x, init)
+  with rj.kernels.force_interpret():
+    got = with_grads(run(layer(True)), params, x, init)
+  assert_trees_close(got, want, "float32", "time_major")
+
+
+def test_kernel_functions_check_mask_and_reset():
+  params = rj.LSTM(U).init(jax.random.key(0), jnp.zeros((B, T, F)))
+  x = jnp.zeros((B, T, F))
+  with pytest.raises(ValueError, match=r"mask must have shape \(B, T\) = \(4, 6\)"):
+    rj.kernels.fused_lstm(params, x, mask=jnp.ones((T, B), bool))
+  with pytest.raises(TypeError, match="reset must be a bool"):
+    rj.kernels.fused_lstm(params, x, reset=jnp.zeros((B, T), jnp.float32))
