@@ -25,6 +25,7 @@ from ._tiling import KernelOptions
 
 
 def _kernel(len_ref, dhs_ref, *refs, spec: GateSpec, opts: KernelOptions):
+  # len_ref (bB,) lengths, or (bB, T) step flags with opts.masked;
   # dhs_ref (bB, T, Hp); refs: final states' gradients (bB, Hp) f32, saved gates
   # (bB, T, R, Hp), the backward state's sequence (bB, T, Hp) and initial value (bB, Hp),
   # W_k^T (G, Hp, Hp); then outputs dxp (bB, T, G, Hp), extra gradients (bB, T, Hp) and
@@ -53,6 +54,7 @@ def _kernel(len_ref, dhs_ref, *refs, spec: GateSpec, opts: KernelOptions):
     def before(b, col):
       prev = jnp.where(s > 0, seq_ref[:, jnp.maximum(s - 1, 0), col].astype(F32), seq0[b])
       return jnp.where(reset, seq0[b], prev) if opts.masked else prev
+
     products, direct = [[] for _ in range(spec.gates)], []
     new = [[] for _ in range(ns)]
     for b, col in enumerate(cols):

@@ -5,9 +5,9 @@ committed result table `compile_verified.json`, and the tiling choice that follo
 
 A configuration is (kind, compute dtype, dot precision class, padded units Hp,
 directions in one launch, tiling, masked: whether the kernels read step flags for masks
-and resets, `KernelOptions.masked`, their own rows); it is verified when its three kernels (the inference
-forward, the residual-saving forward and the backward: whether a call is differentiated
-is not known when the dispatch decides) all passed. `choose` takes the first verified
+and resets, `KernelOptions.masked`, their own rows); it is verified when its three
+kernels (the inference forward, the residual-saving forward and the backward: whether a
+call is differentiated is not known when the dispatch decides) all passed. `choose` takes the first verified
 tiling of `_tiling.candidates`; the dispatch declines what `envelope_reason` reports.
 """
 

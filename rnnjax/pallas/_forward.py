@@ -32,6 +32,7 @@ from ._tiling import KernelOptions
 
 
 def _kernel(len_ref, xp_ref, w_ref, *refs, spec: GateSpec, opts: KernelOptions, save: bool):
+  # len_ref (bB,) lengths, or (bB, T) step flags with opts.masked;
   # xp_ref (bB, T, G, Hp); w_ref (G, Hp, Hp); refs: vectors (Hp,) f32, initial states
   # (bB, Hp), then outputs hs (bB, T, Hp), final states (bB, Hp), and with save the
   # residuals: saved gates (bB, T, R, Hp) and saved state sequences (bB, T, Hp) f32.
