@@ -1,7 +1,8 @@
 """The gated cells' fast path on a GPU: the fused Pallas kernels of `rnnjax.pallas`
 (compiled on the GPU; in Pallas interpret mode when `force_interpret()` makes a CPU stand
 in for one). Several calls over the same inputs (Bidirectional's two directions) can share
-one launch: grid axis 0 is the direction."""
+one launch: grid axis 0 is the direction. Boolean masks and segment resets run on the
+kernels that read step flags (`masked`), which the compile check verifies apart."""
 
 import jax.numpy as jnp
 
@@ -18,6 +19,36 @@ def _option(spec: CallSpec, name: str):
   return spec.cell.units if name == "units" else getattr(spec.options, name)
 
 
+def _masked(spec: CallSpec) -> bool:
+  """Whether the call runs the kernels that take masks and resets."""
+  return spec.mask or spec.reset
+
+
+def _per_direction(calls, name: str, fill: bool, time_major: bool):
+  """The calls' (B, T) bool `name` arrays ("mask" or "reset") stacked as (B, T, D), `fill`
+  for a call without one; None when no call has one."""
+  arrays = [getattr(c, name) for c in calls]
+  if all(a is None for a in arrays):
+    return None
+  present = next(a for a in arrays if a is not None)
+  arrays = [jnp.full(present.shape, fill) if a is None else a for a in arrays]
+  arrays = [jnp.swapaxes(a, 0, 1) if time_major else a for a in arrays]
+  return jnp.stack(arrays, axis=2)
+
+
+def _last_valid(outputs, valid, h0, directions):
+  """(B, D, U): per row and direction, the output of the last valid step, or h0 (D, B, U)
+  where none is valid (the scan's last_output). outputs (B, T, D, U) in processing order;
+  valid (B, T, D) bool in input order."""
+  steps = valid.shape[1]
+  valid = jnp.stack([jnp.flip(valid[:, :, d], 1) if rev else valid[:, :, d]
+                     for d, rev in enumerate(directions)], axis=2)   # processing order
+  last = steps - 1 - jnp.argmax(jnp.flip(valid, 1), axis=1)         # (B, D)
+  picked = jnp.take_along_axis(outputs, last[:, None, :, None], axis=1)[:, 0]
+  start = jnp.swapaxes(h0, 0, 1).astype(outputs.dtype)
+  return jnp.where(jnp.any(valid, axis=1)[..., None], picked, start)
+
+
 def _project(cell, params, x, time_major: bool, dropout):
   """(B, T, G*U) float32 projection of (B, T, F) (or (T, B, F)) inputs, with the cell's
   input dropout (masks (N, B, F) apply to time-major inputs)."""
@@ -25,17 +56,6 @@ def _project(cell, params, x, time_major: bool, dropout):
     return cell.project(params, jnp.swapaxes(x, 0, 1) if time_major else x)
   x_tm = x if time_major else jnp.swapaxes(x, 0, 1)
   return jnp.swapaxes(cell.project(params, x_tm, dropout=dropout), 0, 1)
-
-
-def _mask_reset_reasons(spec: CallSpec) -> list[str]:
-  """The kernels take right padding as seq_lengths only, and no resets (yet)."""
-  reasons = []
-  if spec.mask:
-    reasons.append("mask= given: a boolean mask is data, so it cannot be checked to be "
-                   "right-padded before tracing; pass seq_lengths= (B,) for the fused path")
-  if spec.reset:
-    reasons.append("reset= given (segment resets are scan-only)")
-  return reasons
 
 
 class _PallasGated:
@@ -54,14 +74,15 @@ class _PallasGated:
             not _platform.on_gpu() else "on the GPU")
 
   def declines(self, spec: CallSpec) -> list[str]:
-    reasons = fused_reasons(spec) + _mask_reset_reasons(spec) + self._cell_reasons(spec.cell)
+    reasons = fused_reasons(spec) + self._cell_reasons(spec.cell)
     if spec.compute_dtype is not None:
       unsupported = pallas.unsupported_reason(self.kind, spec.compute_dtype)
       for why in (unsupported, pallas.dtype_reason(spec.carry_dtype, "carry dtype")):
         if why is not None:
           reasons.append(why)
       if unsupported is None:   # only configurations the compile check passed
-        why = pallas.compile_envelope_reason(self.kind, spec.cell.units, spec.compute_dtype)
+        why = pallas.compile_envelope_reason(self.kind, spec.cell.units, spec.compute_dtype,
+                                             masked=_masked(spec))
         if why is not None:
           reasons.append(why)
     return reasons
@@ -85,7 +106,8 @@ class _PallasGated:
                      f"{backward.compute_dtype} backward)")
     if not reasons:
       why = pallas.compile_envelope_reason(self.kind, forward.cell.units,
-                                           forward.compute_dtype, directions=2)
+                                           forward.compute_dtype, directions=2,
+                                           masked=_masked(forward) or _masked(backward))
       if why is not None:
         reasons.append(why)
     return reasons
@@ -106,11 +128,20 @@ class _PallasGated:
     n_states = len(calls[0].start)
     states = [jnp.stack([jnp.asarray(c.start[k]).astype(jnp.float32) for c in calls])
               for k in range(n_states)]
+    time_major = lead.options.time_major
+    mask = _per_direction(calls, "mask", True, time_major)
+    reset = _per_direction(calls, "reset", False, time_major)
+    masked = any(_masked(c.spec) for c in calls)
+    directions = tuple(c.spec.options.go_backwards for c in calls)
+    flags = dict(mask=mask, reset=reset) if masked else {}
     outputs, *final = self._run(
-        calls, projected, rec, states, calls[0].seq_lengths, dtype=cd,
-        directions=tuple(c.spec.options.go_backwards for c in calls),
-        zero_output_for_mask=lead.options.zero_output_for_mask,
-        interpret=pallas.resolve_interpret(None))
+        calls, projected, rec, states, None if masked else calls[0].seq_lengths, dtype=cd,
+        directions=directions, zero_output_for_mask=lead.options.zero_output_for_mask,
+        interpret=pallas.resolve_interpret(None), **flags)
+    last = None
+    if reset is not None:   # a reset after the last valid step changes the final state
+      valid = jnp.ones(reset.shape, bool) if mask is None else mask
+      last = _last_valid(outputs, valid, states[0], directions)
     results = []
     for d, call in enumerate(calls):
       state = tuple(s[d] for s in final)
@@ -118,7 +149,8 @@ class _PallasGated:
       if lead.options.return_sequences:
         sequence = outputs[:, :, d]
         sequence = jnp.swapaxes(sequence, 0, 1) if lead.options.time_major else sequence
-      results.append(RNNResult(sequence, state[0].astype(cd), tuple(
+      last_output = state[0] if last is None else last[:, d]
+      results.append(RNNResult(sequence, last_output.astype(cd), tuple(
           s.astype(jnp.asarray(i).dtype) for s, i in zip(state, call.start))))
     return tuple(results)
 

@@ -131,9 +131,9 @@ def which_path(layer: Any, inputs: Inputs, *, mask: ArrayLike | None = None,
   one launch), "scan" when a direction takes the scan (the reason gives each direction's).
 
   >>> import jax.numpy as jnp, rnnjax as rj
-  >>> choice = rj.kernels.which_path(rj.LSTM(8, unroll=4), jnp.ones((2, 5, 3)),
+  >>> choice = rj.kernels.which_path(rj.LSTM(8, unroll=2), jnp.ones((2, 5, 3)),
   ...                                mask=jnp.ones((2, 5), bool))
-  >>> choice.path, "unroll=4" in choice.reason
+  >>> choice.path, "unroll=2: unroll is a scan-only knob" in choice.reason
   ('scan', True)
   """
   specs = layer.call_specs(inputs, mask=mask, seq_lengths=seq_lengths,

@@ -4,9 +4,10 @@ Triton 3.6 and ptxas; shared memory <= 232,448 B, no spills, no stack), read fro
 committed result table `compile_verified.json`, and the tiling choice that follows.
 
 A configuration is (kind, compute dtype, dot precision class, padded units Hp,
-directions in one launch, tiling); it is verified when its three kernels (the inference
-forward, the residual-saving forward and the backward: whether a call is differentiated
-is not known when the dispatch decides) all passed. `choose` takes the first verified
+directions in one launch, tiling, masked: whether the kernels read step flags for masks
+and resets, `KernelOptions.masked`, their own rows); it is verified when its three
+kernels (the inference forward, the residual-saving forward and the backward: whether a
+call is differentiated is not known when the dispatch decides) all passed. `choose` takes the first verified
 tiling of `_tiling.candidates`; the dispatch declines what `envelope_reason` reports.
 """
 
@@ -31,12 +32,15 @@ def table() -> dict:
   """The committed compile-check results: {"meta": {...}, "rows": [row dict, ...]}."""
   data = json.loads(TABLE_PATH.read_text())
   cols = data["columns"]
-  return {"meta": data["meta"], "rows": [dict(zip(cols, r)) for r in data["rows"]]}
+  # (a table from before the masked kernels has no column "masked": its rows are not)
+  return {"meta": data["meta"],
+          "rows": [{"masked": False, **dict(zip(cols, r))} for r in data["rows"]]}
 
 
-def row_key(kind, dtype, precision, hp, directions, kernel, tiling: _tiling.Tiling) -> tuple:
+def row_key(kind, dtype, precision, hp, directions, kernel, tiling: _tiling.Tiling,
+            masked: bool = False) -> tuple:
   return (kind, jnp.dtype(dtype).name, precision, hp, directions, kernel, tiling.block_h,
-          tiling.num_warps, tiling.num_stages, tiling.resident, tiling.prefetch)
+          tiling.num_warps, tiling.num_stages, tiling.resident, tiling.prefetch, masked)
 
 
 @functools.cache
@@ -46,7 +50,7 @@ def _rows_by_key() -> dict:
     tiling = _tiling.Tiling(r["block_h"], r["num_warps"], r["num_stages"], r["resident"],
                             r["prefetch"])
     rows[row_key(r["kind"], r["dtype"], r["precision"], r["hp"], r["directions"],
-                 r["kernel"], tiling)] = r
+                 r["kernel"], tiling, r.get("masked", False))] = r
   return rows
 
 
@@ -78,12 +82,12 @@ def precision_class(precision, dtype) -> str:
 
 
 def failures(kind, dtype, precision: str, hp: int, directions: int,
-             tiling: _tiling.Tiling) -> list[str]:
+             tiling: _tiling.Tiling, masked: bool = False) -> list[str]:
   """Why this configuration is not verified (empty when its three kernels passed)."""
   rows = _rows_by_key()
   out = []
   for kernel in KERNELS:
-    row = rows.get(row_key(kind, dtype, precision, hp, directions, kernel, tiling))
+    row = rows.get(row_key(kind, dtype, precision, hp, directions, kernel, tiling, masked))
     if row is None:
       out.append(f"{kernel}: not compiled by the check")
     elif not row["passed"]:
@@ -93,44 +97,50 @@ def failures(kind, dtype, precision: str, hp: int, directions: int,
 
 def choose(*, kind: str, units: int, gates: int, dtype, directions, interpret: bool,
            block_b: int | None = None, block_h: int | None = None,
-           precision=None) -> _tiling.KernelOptions:
+           precision=None, masked: bool = False) -> _tiling.KernelOptions:
   """Kernel options for a (units, dtype) problem: the first tiling of
   `_tiling.candidates` the compile check verified (for block_b 16), else the first."""
   _tiling.check_block(block_b, "block_b")
   _tiling.check_block(block_h, "block_h", dtype)
   tilings = _tiling.candidates(units=units, gates=gates, dtype=dtype, block_h=block_h)
   chosen = _first_verified(kind, units, dtype, precision_class(precision, dtype),
-                           len(directions), tilings) or tilings[0]
+                           len(directions), tilings, masked) or tilings[0]
   return chosen.options(directions=directions, interpret=interpret,
-                        block_b=block_b or _tiling.MIN_BLOCK_B, precision=precision)
+                        block_b=block_b or _tiling.MIN_BLOCK_B, precision=precision,
+                        masked=masked)
 
 
-def _first_verified(kind, units, dtype, precision: str, directions: int, tilings):
+def _first_verified(kind, units, dtype, precision: str, directions: int, tilings,
+                    masked: bool = False):
   for tiling in tilings:
     hp = _tiling.units_pad(units, tiling.block_h)
-    if not failures(kind, dtype, precision, hp, directions, tiling):
+    if not failures(kind, dtype, precision, hp, directions, tiling, masked):
       return tiling
   return None
 
 
 def envelope_reason(kind: str, units: int, dtype, *, directions: int = 1, precision=None,
                     gates: int, block_b: int | None = None,
-                    block_h: int | None = None) -> str | None:
-  """Why the compile check has not verified the kernels a call would launch, or None."""
+                    block_h: int | None = None, masked: bool = False) -> str | None:
+  """Why the compile check has not verified the kernels a call would launch (`masked`:
+  the kernels that take masks and resets), or None."""
   name = jnp.dtype(dtype).name
   pclass = precision_class(precision, dtype)
   where = "one launch for both directions" if directions == 2 else "one direction"
+  if masked:
+    where += ", masked or reset"
   if block_b not in (None, _tiling.MIN_BLOCK_B):
     return (f"block_b={block_b}: the compile check verifies block_b="
             f"{_tiling.MIN_BLOCK_B} only")
   tilings = _tiling.candidates(units=units, gates=gates, dtype=dtype, block_h=block_h)
-  if _first_verified(kind, units, dtype, pclass, directions, tilings) is not None:
+  if _first_verified(kind, units, dtype, pclass, directions, tilings, masked) is not None:
     return None
-  limit = max_units(kind, dtype, directions=directions, precision=precision, gates=gates)
+  limit = max_units(kind, dtype, directions=directions, precision=precision, gates=gates,
+                    masked=masked)
   bound = f"units <= {limit}" if limit else "no units"
   first = tilings[0]
   whys = failures(kind, dtype, pclass, _tiling.units_pad(units, first.block_h), directions,
-                  first)
+                  first, masked)
   dots = "" if pclass == "default" else f", {pclass} precision dots"
   return (f"units={units} in {name}{dots} ({where}) is outside the compile-verified "
           f"envelope of the {kind.upper()} kernel ({bound} verified for sm_90; no tiling "
@@ -138,17 +148,18 @@ def envelope_reason(kind: str, units: int, dtype, *, directions: int = 1, precis
 
 
 @functools.cache
-def _max_units(kind, dtype_name, directions, pclass, gates) -> int:
+def _max_units(kind, dtype_name, directions, pclass, gates, masked) -> int:
   best = 0
   for units in LADDER[dtype_name]:
     tilings = _tiling.candidates(units=units, gates=gates, dtype=dtype_name)
-    if _first_verified(kind, units, dtype_name, pclass, directions, tilings) is None:
+    if _first_verified(kind, units, dtype_name, pclass, directions, tilings, masked) is None:
       break
     best = units
   return best
 
 
-def max_units(kind: str, dtype, *, directions: int = 1, precision=None, gates: int) -> int:
+def max_units(kind: str, dtype, *, directions: int = 1, precision=None, gates: int,
+              masked: bool = False) -> int:
   """The largest units of the check's ladder up to which every rung is verified (0: none)."""
   return _max_units(kind, jnp.dtype(dtype).name, directions,
-                    precision_class(precision, dtype), gates)
+                    precision_class(precision, dtype), gates, masked)

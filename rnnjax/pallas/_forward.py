@@ -7,6 +7,10 @@ hidden chunk b (only that chunk's G accumulators are live at a time):
   (new states, saved) = spec.forward_step(xp[t], rec, states, vectors)
   rows whose length <= t keep their states (right padding; in reverse the pads come
   first).
+With `opts.masked` the first input is step flags (bB, T) instead of lengths: rows whose
+RESET bit is set at t take the initial states before the step (kept in registers, as
+chunks), and rows without the VALID bit keep their (reset) states; the h written at a
+masked step is that incoming h, as the scan engine outputs it.
 States are f32 carries held in registers, as tuples of (bB, block_h) chunks; W stays on
 chip across steps when it fits (`opts.resident`). With `opts.prefetch` the projection of
 step s+1 is loaded at the start of step s and carried through the loop, so its latency
@@ -28,6 +32,7 @@ from ._tiling import KernelOptions
 
 
 def _kernel(len_ref, xp_ref, w_ref, *refs, spec: GateSpec, opts: KernelOptions, save: bool):
+  # len_ref (bB,) lengths, or (bB, T) step flags with opts.masked;
   # xp_ref (bB, T, G, Hp); w_ref (G, Hp, Hp); refs: vectors (Hp,) f32, initial states
   # (bB, Hp), then outputs hs (bB, T, Hp), final states (bB, Hp), and with save the
   # residuals: saved gates (bB, T, R, Hp) and saved state sequences (bB, T, Hp) f32.
@@ -37,7 +42,7 @@ def _kernel(len_ref, xp_ref, w_ref, *refs, spec: GateSpec, opts: KernelOptions, 
   steps = xp_ref.shape[1]
   cols = _pallas.chunks(hs_ref.shape[-1], opts.block_h)
   rev = _pallas.reversed_direction(opts.directions)
-  lengths = len_ref[...]
+  lengths = None if opts.masked else len_ref[...]
   w_at = _pallas.load_blocks(w_ref, spec.gates, cols, opts.resident, opts.interpret)
   vectors = [[v[None, :] for v in _pallas.load_chunks(ref, cols)] for ref in vec_refs]
 
@@ -52,7 +57,12 @@ def _kernel(len_ref, xp_ref, w_ref, *refs, spec: GateSpec, opts: KernelOptions, 
     w = w_at(s)
     if opts.prefetch:   # the next step's loads go out before this step's products
       x_next = load_step(_pallas.time_index(rev, jnp.minimum(s + 1, steps - 1), steps))
-    valid = _pallas.valid_rows(t, lengths)
+    if opts.masked:
+      valid, reset = _pallas.step_flags(len_ref, t)
+      states = tuple(tuple(jnp.where(reset, a, b) for a, b in zip(first, st))
+                     for first, st in zip(start, states))
+    else:
+      valid = _pallas.valid_rows(t, lengths)
     operands = tuple(h.astype(w_ref.dtype) for h in states[0])   # cast once per step
     new = [[] for _ in range(spec.states)]
     for b, col in enumerate(cols):
@@ -78,6 +88,7 @@ def _kernel(len_ref, xp_ref, w_ref, *refs, spec: GateSpec, opts: KernelOptions, 
 
   init = tuple(tuple(a.astype(F32) for a in _pallas.load_chunks(ref, cols, slice(None)))
                for ref in init_refs)
+  start = init   # the initial states, which a reset restores
   if opts.prefetch:
     init = (init, load_step(_pallas.time_index(rev, 0, steps)))
   final = jax.lax.fori_loop(0, steps, body, init)
@@ -95,7 +106,7 @@ def forward(spec: GateSpec, xp, w, vectors, states, lengths, opts: KernelOptions
     w: (D, G, Hp, Hp) recurrent blocks in the compute dtype (bfloat16 or float32).
     vectors: `spec.vectors` arrays (D, Hp) float32.
     states: `spec.states` initial states (D, Bp, Hp) float32.
-    lengths: (Bp,) int32.
+    lengths: (Bp,) int32, or with `opts.masked` step flags (Bp, T, D) int32.
     save: also return the residuals.
 
   Returns:
@@ -115,7 +126,8 @@ def forward(spec: GateSpec, xp, w, vectors, states, lengths, opts: KernelOptions
     out_shape += [sds((bp, steps, d, slots, hp), w.dtype)]
     out_shape += [sds((bp, steps, d, hp), F32)] * len(spec.saved_states)
     out_specs += [_pallas.gate_seq_spec(bb, steps, slots, hp)] + [seq] * len(spec.saved_states)
-  in_specs = ([_pallas.lengths_spec(bb), _pallas.gate_seq_spec(bb, steps, spec.gates, hp),
+  in_specs = ([_pallas.steps_spec(opts, bb, steps),
+               _pallas.gate_seq_spec(bb, steps, spec.gates, hp),
                _pallas.weight_spec(spec.gates, hp)]
               + [_pallas.vector_spec(hp)] * spec.vectors + [state] * spec.states)
   kernel = functools.partial(_kernel, spec=spec, opts=opts, save=save)

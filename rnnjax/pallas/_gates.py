@@ -70,7 +70,8 @@ class GateSpec:
     (Bp, T, D, G, Hp) and (Bp, T, D, Hp) each, the recurrent products' operands
     (Bp, T, D, G, Hp) (dW = h_prev^T dgates) and the vectors' gradients (D, Hp).
   reference(x, kernel, recurrent_kernel, bias, state_0, ..., lengths, *, go_backwards,
-    zero_output_for_mask, dtype) -> (outputs, final state_0, ...): the pure-JAX cell.
+    zero_output_for_mask, dtype, mask, reset) -> (outputs, final state_0, ...): the
+    pure-JAX cell.
   """
 
   name: str
@@ -101,20 +102,20 @@ class GateSpec:
     return (bias, None) if self.bias_rows is None else (bias[0], bias[1])
 
   def options(self, *, batch, units, dtype, directions, interpret, block_b=None,
-              block_h=None, precision=None) -> _tiling.KernelOptions:
+              block_h=None, precision=None, masked=False) -> _tiling.KernelOptions:
     """Kernel options for a (batch, units) problem: the first tiling the compile check
     verified (see `_envelope.choose`)."""
     del batch   # one program per batch tile whatever the batch
     return _envelope.choose(kind=self.name, units=units, gates=self.gates, dtype=dtype,
                             directions=directions, interpret=interpret, block_b=block_b,
-                            block_h=block_h, precision=precision)
+                            block_h=block_h, precision=precision, masked=masked)
 
   def envelope_reason(self, units, dtype, *, directions=1, precision=None, block_b=None,
-                      block_h=None) -> str | None:
+                      block_h=None, masked=False) -> str | None:
     """Why the compile check has not verified the kernels for this problem, or None."""
     return _envelope.envelope_reason(self.name, units, dtype, directions=directions,
                                      precision=precision, gates=self.gates,
-                                     block_b=block_b, block_h=block_h)
+                                     block_b=block_b, block_h=block_h, masked=masked)
 
   def unsupported_reason(self, dtype) -> str | None:
     """Why the kernel cannot run this cell in `dtype`, or None (any units runs: the

@@ -25,12 +25,13 @@ def unsupported_reason(kind: str, dtype) -> str | None:
 
 
 def compile_envelope_reason(kind: str, units: int, dtype, *, directions: int = 1,
-                            precision=None) -> str | None:
+                            precision=None, masked: bool = False) -> str | None:
   """Why the compile check has not verified the `kind` kernels ("lstm" or "gru") that a
   problem of `units` in `dtype` would launch (forward, residual-saving forward and
   backward; `directions` 2: both directions in one launch), or None. `precision` is the
   kernel's dot precision (None: TF32 for float32 dots, unless
-  `jax.default_matmul_precision` says otherwise when this is called).
+  `jax.default_matmul_precision` says otherwise when this is called). `masked`: the
+  kernels that take boolean masks and resets (step flags), verified separately.
 
   >>> compile_envelope_reason("lstm", 64, "bfloat16") is None
   True
@@ -39,10 +40,12 @@ def compile_envelope_reason(kind: str, units: int, dtype, *, directions: int = 1
   """
   if directions not in (1, 2):
     raise ValueError(f"directions must be 1 or 2, got {directions!r}.")
-  return _spec(kind).envelope_reason(units, dtype, directions=directions, precision=precision)
+  return _spec(kind).envelope_reason(units, dtype, directions=directions, precision=precision,
+                                     masked=masked)
 
 
-def compile_envelope(kind: str, dtype, *, directions: int = 1, precision=None) -> int:
+def compile_envelope(kind: str, dtype, *, directions: int = 1, precision=None,
+                     masked: bool = False) -> int:
   """The largest units up to which the compile check verified every `kind` kernel in
   `dtype` (0: none): the fused path's units limit on a GPU.
 
@@ -51,4 +54,4 @@ def compile_envelope(kind: str, dtype, *, directions: int = 1, precision=None) -
   """
   spec = _spec(kind)
   return _envelope.max_units(kind, dtype, directions=directions, precision=precision,
-                             gates=spec.gates)
+                             gates=spec.gates, masked=masked)

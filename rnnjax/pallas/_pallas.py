@@ -3,7 +3,8 @@ the Triton compiler parameters, and in-kernel helpers for time order and masks.
 
 Layouts (Bp batch padded to the tile, T time in input order, D directions, G gate slots,
 Hp units padded): sequences (Bp, T, D, G, Hp) and (Bp, T, D, Hp); weights (D, G, Hp, Hp);
-states (D, Bp, Hp); lengths (Bp,). Grid = (D, Bp // block_b). Inside a kernel the D
+states (D, Bp, Hp); lengths (Bp,), or with `opts.masked` step flags (Bp, T, D) int32
+(VALID | RESET bits, input time order). Grid = (D, Bp // block_b). Inside a kernel the D
 axis is squeezed away: a program sees (bB, T, G, Hp), (G, Hp, Hp), (bB, Hp), (bB,).
 
 Inside a kernel the hidden dimension is handled in chunks of `block_h` units: every load
@@ -20,6 +21,7 @@ from ._tiling import KernelOptions
 
 F32 = jnp.float32
 _SQ = pl.squeezed
+VALID, RESET = 1, 2   # the bits of a step flag: the step is valid; the state resets before it
 
 
 def gate_seq_spec(bb: int, steps: int, slots: int, hp: int) -> pl.BlockSpec:
@@ -44,6 +46,15 @@ def state_spec(bb: int, hp: int) -> pl.BlockSpec:
 
 def lengths_spec(bb: int) -> pl.BlockSpec:
   return pl.BlockSpec((bb,), lambda d, b: (b,))
+
+
+def flags_spec(bb: int, steps: int) -> pl.BlockSpec:
+  return pl.BlockSpec((bb, steps, _SQ), lambda d, b: (b, 0, d))
+
+
+def steps_spec(opts: KernelOptions, bb: int, steps: int) -> pl.BlockSpec:
+  """The block of the kernels' first input: step flags when masked, else lengths."""
+  return flags_spec(bb, steps) if opts.masked else lengths_spec(bb)
 
 
 def call(kernel, opts: KernelOptions, *, batch: int, in_specs, out_specs, out_shape, name: str):
@@ -102,6 +113,13 @@ def time_index(rev, s, steps: int):
 def valid_rows(t, lengths):
   """(bB, 1) bool: rows whose sequence covers input-order time index `t` (right padding)."""
   return (t < lengths)[:, None]
+
+
+def step_flags(flags_ref, t):
+  """((bB, 1) bool valid, (bB, 1) bool reset) of input-order step t, from the (bB, T)
+  int32 step flags."""
+  f = flags_ref[:, t]
+  return ((f & VALID) != 0)[:, None], ((f & RESET) != 0)[:, None]
 
 
 def dot(a, w, precision):

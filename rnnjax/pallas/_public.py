@@ -26,8 +26,8 @@ def both_directions(spec: GateSpec, forward_params, backward_params, inputs, **o
 
 
 def fused(spec: GateSpec, named_params, inputs, *, directions, flags, initial_state,
-          seq_lengths, zero_output_for_mask, time_major, dtype, implementation, interpret,
-          block_b, block_h, precision):
+          seq_lengths, mask, reset, zero_output_for_mask, time_major, dtype, implementation,
+          interpret, block_b, block_h, precision):
   """Checks the arguments of a public fused function and runs it.
 
   Args:
@@ -42,12 +42,17 @@ def fused(spec: GateSpec, named_params, inputs, *, directions, flags, initial_st
     per direction, a tuple of (B, U) float32 each).
   """
   features, units = _check_all_params(spec, named_params)
-  batch, _ = _checks.check_inputs(inputs, features, time_major=time_major)
+  batch, steps = _checks.check_inputs(inputs, features, time_major=time_major)
   for name, flag in (*flags, ("time_major", time_major),
                      ("zero_output_for_mask", zero_output_for_mask)):
     _validation.check_bool(flag, name)
   states = _checks.check_states(initial_state, spec.states * len(directions), batch, units)
   lengths = _validation.check_lengths(seq_lengths, batch)
+  mask, reset = (_validation.step_flags(a, name, batch, steps, time_major)
+                 for a, name in ((mask, "mask"), (reset, "reset")))
+  mask, reset = (None if a is None else _shapes.batch_major(a, time_major)
+                 for a in (mask, reset))
+  masked = mask is not None or reset is not None
   params = [p for _, p in named_params]
   cd = _checks.compute_dtype(dtype, inputs, params[0])
   _tiling.check_block(block_b, "block_b")
@@ -56,19 +61,24 @@ def fused(spec: GateSpec, named_params, inputs, *, directions, flags, initial_st
   unverified = None
   if implementation == "auto" and unsupported is None:
     unverified = spec.envelope_reason(units, cd, directions=len(directions),
-                                      precision=precision, block_b=block_b, block_h=block_h)
+                                      precision=precision, block_b=block_b, block_h=block_h,
+                                      masked=masked)
   impl, interpret = _checks.resolve(implementation, unsupported, interpret, unverified)
   x = _shapes.batch_major(jnp.asarray(inputs), time_major)
+  if mask is not None:   # NaN or Inf in the padding must reach no gradient
+    x = jnp.where(mask[..., None], x, jnp.zeros((), x.dtype))
   per_direction = [states[i * spec.states:(i + 1) * spec.states] for i in range(len(directions))]
   if impl == "reference":
     runs = [spec.reference(x, p["kernel"], p["recurrent_kernel"], p.get("bias"), *s, lengths,
                            go_backwards=rev, zero_output_for_mask=zero_output_for_mask,
-                           dtype=cd)
+                           dtype=cd, mask=mask, reset=reset)
             for p, s, rev in zip(params, per_direction, directions)]
     outputs, finals = [r[0] for r in runs], [tuple(r[1:]) for r in runs]
   else:
+    per_dir = lambda a: None if a is None else jnp.stack([a] * len(directions), 2)  # noqa: E731
     outputs, finals = _kernel(spec, params, x, per_direction, lengths, directions, units,
                               dtype=cd, zero_output_for_mask=zero_output_for_mask,
+                              mask=per_dir(mask), reset=per_dir(reset),
                               interpret=interpret, block_b=block_b, block_h=block_h,
                               precision=precision)
   return [_shapes.batch_major(y, time_major) for y in outputs], finals

@@ -52,7 +52,8 @@ def _gradients(spec, opts, backward, res, cts):
       spec, dhs, tuple(d.astype(F32) for d in dfinal), saved, seq,
       states[spec.backward_state], jnp.swapaxes(w, -1, -2), lengths, opts, dz_dtype=F32)
   dgates, dvectors = spec.recurrent_grads(dxp, extra)
-  h_prev = _shapes.previous_states_in_input_order(hs, states[0], opts.directions)
+  h_prev = _shapes.previous_states_in_input_order(hs, states[0], opts.directions,
+                                                  lengths if opts.masked else None)
   dw = jnp.einsum("btdi,btdkj->dkij", h_prev, dgates, preferred_element_type=F32)
   return dxp, dw.astype(w.dtype), dvectors, dstates
 
@@ -115,8 +116,8 @@ def _recurrence_jvp(spec, opts, primals, tangents):
 
 
 def run(spec: GateSpec, projected, recurrent_kernels, recurrent_bias, states, lengths, *,
-        dtype, directions, zero_output_for_mask=False, interpret=False, block_b=None,
-        block_h=None, precision=None):
+        dtype, directions, mask=None, reset=None, zero_output_for_mask=False,
+        interpret=False, block_b=None, block_h=None, precision=None):
   """The fused recurrence for D directions sharing one launch.
 
   Args:
@@ -128,6 +129,11 @@ def run(spec: GateSpec, projected, recurrent_kernels, recurrent_bias, states, le
     lengths: (B,) int or None.
     dtype: compute dtype (float32 or bfloat16) of the kernel's operands and outputs.
     directions: per direction, whether it runs backwards (Keras go_backwards).
+    mask: (B, T, D) bool or None, input time order: False at the steps to skip (the
+      scan engine's semantics: the state is kept, the output there is the incoming h).
+    reset: (B, T, D) bool or None, input time order: True where the state is set back to
+      the initial state just before the step (also at a masked step). With a mask or
+      resets the kernels read step flags (`KernelOptions.masked`); lengths still apply.
 
   Returns:
     outputs (B, T, D, U) in `dtype`, each direction in its processing order; the final
@@ -135,18 +141,25 @@ def run(spec: GateSpec, projected, recurrent_kernels, recurrent_bias, states, le
   """
   b, steps, _, gu = projected.shape
   u = gu // spec.gates
+  masked = mask is not None or reset is not None
   opts = spec.options(batch=b, units=u, dtype=dtype, directions=directions,
                       interpret=interpret, block_b=block_b, block_h=block_h,
-                      precision=precision)
+                      precision=precision, masked=masked)
   hp, bp = _tiling.units_pad(u, opts.block_h), _tiling.batch_pad(b, opts.block_b)
   folded, vectors = spec.fold_bias(projected.astype(F32), recurrent_bias)
   xp = _shapes.projection_slots(folded, spec.gates, bp, hp)
   w = _shapes.recurrent_blocks(recurrent_kernels.astype(dtype), spec.gates, hp)
-  padded = _shapes.pad_lengths(lengths, b, steps, bp)
+  if masked:
+    padded = _shapes.step_flags(mask, reset, lengths, b, steps, bp)
+  else:
+    padded = _shapes.pad_lengths(lengths, b, steps, bp)
   hs, final = recurrence(spec, opts, xp, w, tuple(_shapes.pad_axis(v, 1, hp) for v in vectors),
                          tuple(_shapes.pad_states(s, bp, hp) for s in states), padded)
   outputs = hs[:b, :, :, :u]
-  if zero_output_for_mask and lengths is not None:
+  if zero_output_for_mask and masked:
+    valid = _shapes.valid_in_processing_order_of_flags(padded[:b], directions)
+    outputs = jnp.where(valid[..., None], outputs, jnp.zeros((), outputs.dtype))
+  elif zero_output_for_mask and lengths is not None:
     valid = jnp.stack([_shapes.valid_in_processing_order(padded[:b], steps, rev)
                        for rev in directions], axis=2)
     outputs = jnp.where(valid[..., None], outputs, jnp.zeros((), outputs.dtype))

@@ -9,6 +9,8 @@ pads, so autodiff maps the gradients back to the Keras layout."""
 import jax
 import jax.numpy as jnp
 
+from ._pallas import RESET, VALID
+
 
 def pad_axis(x: jax.Array, axis: int, size: int) -> jax.Array:
   """Zero-pads `x` along `axis` up to `size` (no copy when it already has that size)."""
@@ -71,10 +73,37 @@ def project(x: jax.Array, kernel: jax.Array, bias: jax.Array | None, dtype) -> j
   return z
 
 
-def previous_states_in_input_order(hs, h0, directions):
+def previous_states_in_input_order(hs, h0, directions, flags=None):
   """The state each step started from, (Bp, T, D, Hp) in input time order: h0 then
-  hs[:-1] in processing order, flipped back for reversed directions."""
-  prev = jnp.concatenate([jnp.swapaxes(h0, 0, 1)[:, None].astype(hs.dtype), hs[:, :-1]], axis=1)
+  hs[:-1] in processing order, flipped back for reversed directions; h0 at the steps
+  whose step flags (Bp, T, D) int32 (input order) have the reset bit set."""
+  first = jnp.swapaxes(h0, 0, 1)[:, None].astype(hs.dtype)
+  prev = jnp.concatenate([first, hs[:, :-1]], axis=1)
   per_dir = [jnp.flip(prev[:, :, d], 1) if rev else prev[:, :, d]
              for d, rev in enumerate(directions)]
-  return jnp.stack(per_dir, axis=2)
+  prev = jnp.stack(per_dir, axis=2)
+  if flags is None:
+    return prev
+  return jnp.where(((flags & RESET) != 0)[..., None], first, prev)
+
+
+def step_flags(mask, reset, lengths, batch: int, steps: int, bp: int) -> jax.Array:
+  """The kernels' step flags (Bp, T, D) int32 in input time order: bit 1 (valid) where
+  `mask` (B, T, D) bool (None: every step) holds and t < `lengths` (B,) (None: T); bit 2
+  (reset) where `reset` (B, T, D) bool is set. Padded rows get 0 (masked, no reset)."""
+  d = (mask if mask is not None else reset).shape[2]
+  valid = jnp.ones((batch, steps, d), bool) if mask is None else jnp.asarray(mask, bool)
+  if lengths is not None:
+    valid = valid & (jnp.arange(steps)[None, :, None] < jnp.asarray(lengths)[:, None, None])
+  flags = jnp.where(valid, VALID, 0).astype(jnp.int32)
+  if reset is not None:
+    flags = flags | jnp.where(jnp.asarray(reset, bool), RESET, 0)
+  return pad_axis(flags, 0, bp)
+
+
+def valid_in_processing_order_of_flags(flags: jax.Array, directions) -> jax.Array:
+  """(B, T, D) bool: whether processing step s of each row and direction is valid, from
+  step flags (B, T, D) in input order."""
+  valid = (flags & VALID) != 0
+  return jnp.stack([jnp.flip(valid[:, :, d], 1) if rev else valid[:, :, d]
+                    for d, rev in enumerate(directions)], axis=2)

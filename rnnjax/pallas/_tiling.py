@@ -68,6 +68,9 @@ class KernelOptions:
   num_warps, num_stages: Triton's (num_stages=1 when the blocks are streamed).
   precision: of the float32 dots (None: TF32 unless jax.default_matmul_precision says).
   prefetch: the forward loads the next step's projection one step ahead.
+  masked: the kernels read per-step flags (Bp, T, D) int32 (`_pallas.VALID`,
+    `_pallas.RESET`: arbitrary masks and segment resets) instead of lengths (Bp,). A
+    static option: a call without masks or resets lowers to the unmasked kernels' IR.
   """
 
   directions: tuple[bool, ...]
@@ -79,6 +82,7 @@ class KernelOptions:
   interpret: bool
   precision: jax.lax.Precision | None = None
   prefetch: bool = False
+  masked: bool = False
 
 
 def check_block(value, name: str, dtype=None) -> None:
@@ -107,11 +111,12 @@ class Tiling:
   prefetch: bool
 
   def options(self, *, directions, interpret: bool, block_b: int = MIN_BLOCK_B,
-              precision=None) -> KernelOptions:
+              precision=None, masked: bool = False) -> KernelOptions:
     return KernelOptions(directions=tuple(directions), block_b=block_b,
                          block_h=self.block_h, resident=self.resident,
                          num_warps=self.num_warps, num_stages=self.num_stages,
-                         interpret=interpret, precision=precision, prefetch=self.prefetch)
+                         interpret=interpret, precision=precision, prefetch=self.prefetch,
+                         masked=masked)
 
 
 def candidates(*, units: int, gates: int, dtype, block_h: int | None = None) -> list[Tiling]:

@@ -38,6 +38,14 @@ import jax
 import jax.numpy as jnp
 
 from . import _backward, _envelope, _forward, _kinds, _tiling
+from ._compile_grid import COLUMNS as COLUMNS
+from ._compile_grid import MASKED_PROBLEMS as MASKED_PROBLEMS
+from ._compile_grid import PRECISIONS as PRECISIONS
+from ._compile_grid import PROBLEMS as PROBLEMS
+from ._compile_grid import Config as Config
+from ._compile_grid import make_row as make_row
+from ._compile_grid import row_config as row_config
+from ._compile_grid import walk_grid as walk_grid
 from ._pallas import F32
 
 SMEM_LIMIT = 232_448          # bytes of shared memory per block on an H100 / H200 (227 KiB)
@@ -51,38 +59,6 @@ CACHE_DIR = pathlib.Path(os.environ.get("RNNJAX_COMPILE_CACHE") or (
     else pathlib.Path.home() / ".cache" / "rnnjax-compile-check"))
 H100 = jax.sharding.AbstractDevice(device_kind="NVIDIA H100 80GB HBM3", num_cores=132,
                                    platform="gpu")
-PRECISIONS = {"default": None, "highest": jax.lax.Precision.HIGHEST}
-# (compute dtype, precision class) pairs the check covers: IEEE float32 dots are what a
-# float32 call gets under jax.default_matmul_precision("highest").
-PROBLEMS = (("bfloat16", "default"), ("float32", "default"), ("float32", "highest"))
-
-
-@dataclasses.dataclass(frozen=True)
-class Config:
-  """One kernel of one launch configuration."""
-
-  kind: str          # "lstm" | "gru"
-  dtype: str         # "bfloat16" | "float32"
-  precision: str     # "default" (TF32 for float32 dots) | "highest" (IEEE float32)
-  hp: int            # padded units
-  directions: int    # 1, or 2 (one launch for both directions)
-  kernel: str        # one of _envelope.KERNELS
-  tiling: _tiling.Tiling
-
-  @property
-  def label(self) -> str:
-    t = self.tiling
-    p = "" if self.precision == "default" else f" {self.precision}"
-    return (f"{self.kind} {self.dtype}{p} Hp={self.hp} D={self.directions} {self.kernel} "
-            f"[bh{t.block_h} w{t.num_warps} s{t.num_stages} "
-            f"{'resident' if t.resident else 'streamed'}{' prefetch' if t.prefetch else ''}]")
-
-  def options(self) -> _tiling.KernelOptions:
-    dirs = (False,) if self.directions == 1 else (False, True)
-    return self.tiling.options(directions=dirs, interpret=False,
-                               precision=PRECISIONS[self.precision])
-
-
 @dataclasses.dataclass(frozen=True)
 class Result:
   """What Triton and ptxas report for one kernel."""
@@ -147,6 +123,8 @@ def kernel_args(config: Config, batch: int = CHECK_BATCH, steps: int = CHECK_STE
   s = jax.ShapeDtypeStruct
   d, hp, dt = config.directions, config.hp, jnp.dtype(config.dtype)
   state, lengths = s((d, batch, hp), F32), s((batch,), jnp.int32)
+  if config.masked:   # step flags instead of lengths
+    lengths = s((batch, steps, d), jnp.int32)
   w = s((d, spec.gates, hp, hp), dt)
   if config.kernel != "bwd":
     xp = s((batch, steps, d, spec.gates, hp), F32)
@@ -260,70 +238,12 @@ def ptxas_version() -> str:
 
 # The grid and the table -----------------------------------------------------------------
 
-COLUMNS = ("kind", "dtype", "precision", "hp", "directions", "kernel", "block_h", "num_warps",
-           "num_stages", "resident", "prefetch", "ir_hash", "smem", "registers", "stack",
-           "spill_stores", "spill_loads", "compile_s", "passed", "why")
-
-
-def make_row(config: Config, key: str, result: Result) -> dict:
-  t = config.tiling
-  why = "; ".join(result.failures(t.num_warps))
-  return dict(kind=config.kind, dtype=config.dtype, precision=config.precision, hp=config.hp,
-              directions=config.directions, kernel=config.kernel, block_h=t.block_h,
-              num_warps=t.num_warps, num_stages=t.num_stages, resident=t.resident,
-              prefetch=t.prefetch, ir_hash=key, smem=result.smem, registers=result.registers,
-              stack=result.stack, spill_stores=result.spill_stores,
-              spill_loads=result.spill_loads, compile_s=result.seconds, passed=not why,
-              why=why)
-
-
-def row_config(row: dict) -> Config:
-  tiling = _tiling.Tiling(row["block_h"], row["num_warps"], row["num_stages"],
-                          row["resident"], row["prefetch"])
-  return Config(row["kind"], row["dtype"], row["precision"], row["hp"], row["directions"],
-                row["kernel"], tiling)
-
-
 def lower_and_compile(config: Config, *, cache: bool = True) -> dict:
   """The table row of one kernel: lowered here, compiled (or read from the cache)."""
   text = lower_config(config)
   t = config.tiling
   result = cached_compile(text, t.num_warps, t.num_stages, cache=cache)
   return make_row(config, ir_hash(text, t.num_warps, t.num_stages), result)
-
-
-def walk_grid(row_of, *, kinds=("lstm", "gru"), problems=PROBLEMS, log=None) -> list[dict]:
-  """The configurations the dispatch can choose, walked as the check does: per kind and
-  (dtype, precision), up the units ladder; at each rung, one direction then both in one
-  launch, each tiling of `_tiling.candidates` in turn until one passes all three kernels
-  (the rest are never chosen); the walk stops at the first rung where no tiling passes
-  for one direction (larger units only need more registers and shared memory).
-  `row_of(config) -> row` compiles one kernel (or looks it up)."""
-  rows = {}
-  for kind in kinds:
-    gates = _kinds.SPECS[kind].gates
-    for dtype, precision in problems:
-      for units in _envelope.LADDER[dtype]:
-        verified = False
-        for directions in (1, 2):
-          for tiling in _tiling.candidates(units=units, gates=gates, dtype=dtype):
-            hp = _tiling.units_pad(units, tiling.block_h)
-            ok = True
-            for kernel in _envelope.KERNELS:
-              config = Config(kind, dtype, precision, hp, directions, kernel, tiling)
-              if config not in rows:
-                rows[config] = row_of(config)
-                if log:
-                  log(config, rows[config])
-              ok = ok and rows[config]["passed"]
-            if ok:
-              verified = verified or directions == 1
-              break
-          if not verified:
-            break   # both directions in one launch need more than one does
-        if not verified:
-          break
-  return list(rows.values())
 
 
 def write_table(rows, path=None) -> None:
@@ -371,6 +291,10 @@ def main(argv=None) -> int:
   parser.add_argument("--no-cache", action="store_true", help="recompile every kernel")
   parser.add_argument("--kinds", nargs="*", default=["lstm", "gru"], choices=["lstm", "gru"])
   parser.add_argument("--markdown", action="store_true", help="print the table as markdown")
+  parser.add_argument("--keep-rows", action="store_true",
+                      help="reuse the committed rows as they are, compile only new "
+                      "configurations (tests/kernels/test_compile_check.py checks that "
+                      "every row still lowers to its IR)")
   args = parser.parse_args(argv)
   why = triton_available()
   if why:
@@ -383,7 +307,8 @@ def main(argv=None) -> int:
           f"{row['compile_s']:6.1f}s {verdict}", flush=True)
 
   start = time.perf_counter()
-  rows = walk_grid(lambda c: lower_and_compile(c, cache=not args.no_cache),
+  kept = {row_config(r): r for r in _envelope.table()["rows"]} if args.keep_rows else {}
+  rows = walk_grid(lambda c: kept.get(c) or lower_and_compile(c, cache=not args.no_cache),
                    kinds=tuple(args.kinds), log=log)
   print(f"{len(rows)} kernels, {sum(r['passed'] for r in rows)} pass, "
         f"{time.perf_counter() - start:.0f} s", flush=True)

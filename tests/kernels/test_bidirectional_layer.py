@@ -170,10 +170,10 @@ def test_which_path_one_launch_and_apply_agree(launches):
         "fused", "both directions eligible: one-launch fused bidirectional LSTM kernel "
         "(grid axis 0 = direction) in Pallas interpret mode (forced)")
     assert _traced_launches(bidir, launches, seq_lengths=jnp.array([5, 2])) == [(False, True)]
-    # A boolean mask declines for both directions, with each direction's reason.
+    # A boolean mask takes the one launch too (the kernels that read step flags).
     masked = _path(bidir, mask=jnp.ones((2, 5), bool))
-    assert masked.path == "scan" and masked.reason.count("mask= given") == 2
-    assert _traced_launches(bidir, launches, mask=jnp.ones((2, 5), bool)) == []
+    assert masked.path == "fused" and "one-launch fused bidirectional" in masked.reason
+    assert _traced_launches(bidir, launches, mask=jnp.ones((2, 5), bool)) == [(False, True)]
     # Recurrent dropout in training is scan-only.
     rd = rj.Bidirectional(rj.LSTM(8, recurrent_dropout=0.2))
     assert _path(rd, training=True).path == "scan"
@@ -222,10 +222,6 @@ def test_use_fused_true_inner_layer_still_raises():
     _path(bidir)
   with pytest.raises(ValueError, match=msg):
     bidir.apply(params, X)
-  with rj.kernels.force_interpret():
-    with pytest.raises(ValueError, match="mask= given: a boolean mask is data"):
-      lstm = rj.Bidirectional(rj.LSTM(8, use_fused=True))
-      lstm.apply(lstm.init(jax.random.key(0), X), X, mask=jnp.ones((2, 5), bool))
 
 
 def test_direction_layers_are_the_layers_apply_runs():

@@ -70,28 +70,33 @@ def test_every_row_still_lowers_to_its_ir(group):
                      "(stale: " + "; ".join(stale[:5]) + ")")
 
 
-def test_public_path_launches_the_checked_kernels():
+@pytest.mark.parametrize("masked", [False, True], ids=["plain", "masked"])
+def test_public_path_launches_the_checked_kernels(masked):
   """At the check's shape, the kernels a fused_lstm call and its gradient launch have the
-  IR hashes of the table's rows for the tiling the dispatch chooses."""
+  IR hashes of the table's rows for the tiling the dispatch chooses; with a mask and
+  resets, the masked rows' (a call without them keeps the kernels it had before)."""
   units, dtype = 100, jnp.bfloat16
   params = {"kernel": S((8, 4 * units), dtype), "recurrent_kernel": S((units, 4 * units), dtype),
             "bias": S((4 * units,), dtype)}
   x = S((cc.CHECK_BATCH, cc.CHECK_STEPS, 8), dtype)
+  flags = S((cc.CHECK_BATCH, cc.CHECK_STEPS), jnp.bool_)
 
-  def loss(p, x):
-    out, _ = rj.kernels.fused_lstm(p, x, implementation="pallas", interpret=False)
-    return out.astype(jnp.float32).sum()
+  def call(p, x, mask, reset):
+    kw = dict(mask=mask, reset=reset) if masked else {}
+    return rj.kernels.fused_lstm(p, x, implementation="pallas", interpret=False, **kw)
+
+  def loss(p, x, mask, reset):
+    return call(p, x, mask, reset)[0].astype(jnp.float32).sum()
 
   opts = LSTM.options(batch=cc.CHECK_BATCH, units=units, dtype=dtype,
-                                     directions=(False,), interpret=False)
+                      directions=(False,), interpret=False, masked=masked)
   tiling = _tiling.Tiling(opts.block_h, opts.num_warps, opts.num_stages, opts.resident,
                           opts.prefetch)
   rows = {r["kernel"]: r for r in ROWS if cc.row_config(r) == cc.Config(
-      "lstm", "bfloat16", "default", 128, 1, r["kernel"], tiling)}
+      "lstm", "bfloat16", "default", 128, 1, r["kernel"], tiling, masked)}
   assert set(rows) == {"fwd", "fwd_res", "bwd"} and all(r["passed"] for r in rows.values())
-  fwd = cc.lower_for_h100(lambda p, x: rj.kernels.fused_lstm(
-      p, x, implementation="pallas", interpret=False), params, x)
-  grads = cc.lower_for_h100(jax.grad(loss), params, x)
+  fwd = cc.lower_for_h100(call, params, x, flags, flags)
+  grads = cc.lower_for_h100(jax.grad(loss), params, x, flags, flags)
   got = [cc.ir_hash(t, tiling.num_warps, tiling.num_stages) for t in fwd + grads]
   assert got == [rows["fwd"]["ir_hash"], rows["fwd_res"]["ir_hash"], rows["bwd"]["ir_hash"]]
 
@@ -127,7 +132,7 @@ def test_float32_dots_are_tf32_unless_highest():
 def _verified(row) -> bool:
   config = cc.row_config(row)
   return not _envelope.failures(config.kind, config.dtype, config.precision, config.hp,
-                                config.directions, config.tiling)
+                                config.directions, config.tiling, config.masked)
 
 
 def _sample():

@@ -54,8 +54,6 @@ def test_env_var_forces_interpret(monkeypatch):
     (rj.LSTM(8, unroll=True), {}, "unroll=True: unroll is a scan-only knob"),
     (rj.GRU(8, unroll=4), {}, "unroll=4: unroll is a scan-only knob"),
     (rj.GRU(8, reset_after=False), {}, "reset_after=False"),
-    (rj.LSTM(8), {"mask": jnp.ones((2, 5), bool)}, "pass seq_lengths= (B,) for the fused path"),
-    (rj.LSTM(8), {"reset": jnp.zeros((2, 5), bool)}, "reset= given (segment resets are scan-only)"),
     (rj.GRU(8), {"constants": jnp.ones((2, 3))}, "constants given"),
     (rj.LSTM(8, dtype="float16"), {}, "compute dtype float16 (the kernel supports float32 and "
      "bfloat16)"),
@@ -87,15 +85,14 @@ def test_eligible_configurations_beyond_keras_cudnn_rules():
 
 def test_all_reasons_are_listed_together():
   layer = rj.GRU(8, activation="relu", unroll=True, reset_after=False)
-  choice = path(layer, mask=jnp.ones((2, 5), bool))
+  choice = path(layer, constants=jnp.ones((2, 3)))
   assert choice.path == "scan"
   assert choice.reason.startswith("use_fused='auto' falls back to the scan: ")
-  for part in ("activation='relu'", "unroll=True", "reset_after=False"):
+  for part in ("activation='relu'", "unroll=True", "reset_after=False", "constants given"):
     assert part in choice.reason
-  assert "mask= given" not in choice.reason   # the CPU recurrence takes masks
   with rj.kernels.force_interpret():
-    choice = path(layer, mask=jnp.ones((2, 5), bool))
-  for part in ("activation='relu'", "unroll=True", "reset_after=False", "mask= given"):
+    choice = path(layer, constants=jnp.ones((2, 3)))
+  for part in ("activation='relu'", "unroll=True", "reset_after=False", "constants given"):
     assert part in choice.reason
 
 
@@ -131,12 +128,13 @@ def test_use_cudnn_true_is_keras_alias():
   assert path(rj.GRU(8, use_cudnn=True, use_fused=False)).path == "scan"
 
 
-def test_forced_boolean_mask_with_use_fused_true_names_the_mask():
+def test_forced_boolean_mask_and_reset_with_use_fused_true_take_the_kernel():
+  """(Values against the scan: test_masked_kernels.py.)"""
   layer = rj.LSTM(8, use_fused=True)
   params = layer.init(jax.random.key(0), X)
   with rj.kernels.force_interpret():
-    with pytest.raises(ValueError, match="mask= given: a boolean mask is data"):
-      layer.apply(params, X, mask=jnp.ones((2, 5), bool))
+    out = layer.apply(params, X, mask=jnp.ones((2, 5), bool), reset=jnp.zeros((2, 5), bool))
+  assert out.shape == (2, 8)
 
 
 def test_force_interpret_checks_its_argument():

@@ -95,10 +95,11 @@ def test_bidirectional_shares_a_launch_only_when_verified(monkeypatch):
     assert "one-launch" in rj.kernels.which_path(bi, X).reason
     real = pallas.compile_envelope_reason
 
-    def no_pairs(kind, units, dtype, *, directions=1, precision=None):
+    def no_pairs(kind, units, dtype, *, directions=1, precision=None, masked=False):
       if directions == 2:
         return "not verified for two directions (test)"
-      return real(kind, units, dtype, directions=directions, precision=precision)
+      return real(kind, units, dtype, directions=directions, precision=precision,
+                  masked=masked)
     monkeypatch.setattr(pallas, "compile_envelope_reason", no_pairs)
     choice = rj.kernels.which_path(bi, X)
   assert choice.path == "fused"

@@ -10,8 +10,8 @@ from ._cell import SPEC
 
 
 def run(projected, recurrent_kernels, recurrent_bias, h0, lengths, *, dtype, directions,
-        zero_output_for_mask=False, interpret=False, block_b=None, block_h=None,
-        precision=None):
+        mask=None, reset=None, zero_output_for_mask=False, interpret=False, block_b=None,
+        block_h=None, precision=None):
   """The fused GRU recurrence for D directions sharing one launch.
 
   Args:
@@ -20,6 +20,8 @@ def run(projected, recurrent_kernels, recurrent_bias, h0, lengths, *, dtype, dir
     h0: (D, B, U) float32; lengths: (B,) int or None.
     dtype: compute dtype of the kernel's operands and outputs.
     directions: per direction, whether it runs backwards.
+    mask, reset: (B, T, D) bool or None, input time order: the steps to skip and the
+      segment starts (the scan engine's `mask` and `reset`; see `gated.run`).
     zero_output_for_mask, interpret, block_b, block_h, precision: as `fused_lstm`.
 
   Returns:
@@ -28,7 +30,8 @@ def run(projected, recurrent_kernels, recurrent_bias, h0, lengths, *, dtype, dir
   """
   outputs, (h,) = gated.run(
       SPEC, projected, recurrent_kernels, recurrent_bias, (h0,), lengths, dtype=dtype,
-      directions=directions, zero_output_for_mask=zero_output_for_mask, interpret=interpret,
+      directions=directions, mask=mask, reset=reset,
+      zero_output_for_mask=zero_output_for_mask, interpret=interpret,
       block_b=block_b, block_h=block_h, precision=precision)
   return outputs, h
 
@@ -36,6 +39,7 @@ def run(projected, recurrent_kernels, recurrent_bias, h0, lengths, *, dtype, dir
 def fused_gru(params: Params, inputs: ArrayLike, *,
               initial_state: ArrayLike | tuple[ArrayLike] | None = None,
               seq_lengths: ArrayLike | None = None,
+              mask: ArrayLike | None = None, reset: ArrayLike | None = None,
               go_backwards: bool = False, zero_output_for_mask: bool = False,
               time_major: bool = False, dtype: DTypeLike | None = None,
               implementation: str = "auto",

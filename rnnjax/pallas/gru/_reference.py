@@ -11,9 +11,9 @@ F32 = jnp.float32
 
 
 def gru(x, kernel, recurrent_kernel, bias, h0, lengths, *, go_backwards=False,
-        zero_output_for_mask=False, dtype=F32):
+        zero_output_for_mask=False, dtype=F32, mask=None, reset=None):
   """x (B, T, F); kernel (F, 3U); recurrent_kernel (U, 3U); bias (2, 3U) or None;
-  h0 (B, U); lengths (B,) int or None.
+  h0 (B, U); lengths (B,) int or None; mask, reset (B, T) bool or None (see `gated.scan`).
 
   Returns outputs (B, T, U) in `dtype` (processing order) and the final h (B, U) float32.
   """
@@ -36,5 +36,6 @@ def gru(x, kernel, recurrent_kernel, bias, h0, lengths, *, go_backwards=False,
 
   outputs, (h,) = gated.scan(step, x, kernel, input_bias, (h0,), lengths,
                                   go_backwards=go_backwards,
-                                  zero_output_for_mask=zero_output_for_mask, dtype=dtype)
+                                  zero_output_for_mask=zero_output_for_mask, dtype=dtype,
+                                  mask=mask, reset=reset)
   return outputs, h

@@ -11,8 +11,8 @@ from ._cell import SPEC
 
 
 def run(projected, recurrent_kernels, h0, c0, lengths, *, dtype, directions,
-        zero_output_for_mask=False, interpret=False, block_b=None, block_h=None,
-        precision=None):
+        mask=None, reset=None, zero_output_for_mask=False, interpret=False, block_b=None,
+        block_h=None, precision=None):
   """The fused LSTM recurrence for D directions sharing one launch.
 
   Args:
@@ -22,6 +22,8 @@ def run(projected, recurrent_kernels, h0, c0, lengths, *, dtype, directions,
     lengths: (B,) int or None.
     dtype: compute dtype (float32 or bfloat16) of the kernel's operands and outputs.
     directions: per direction, whether it runs backwards (Keras go_backwards).
+    mask, reset: (B, T, D) bool or None, input time order: the steps to skip and the
+      segment starts (the scan engine's `mask` and `reset`; see `gated.run`).
     zero_output_for_mask, interpret, block_b, block_h, precision: as `fused_lstm`.
 
   Returns:
@@ -30,7 +32,8 @@ def run(projected, recurrent_kernels, h0, c0, lengths, *, dtype, directions,
   """
   outputs, (h, c) = gated.run(
       SPEC, projected, recurrent_kernels, None, (h0, c0), lengths, dtype=dtype,
-      directions=directions, zero_output_for_mask=zero_output_for_mask, interpret=interpret,
+      directions=directions, mask=mask, reset=reset,
+      zero_output_for_mask=zero_output_for_mask, interpret=interpret,
       block_b=block_b, block_h=block_h, precision=precision)
   return outputs, h, c
 
@@ -38,6 +41,7 @@ def run(projected, recurrent_kernels, h0, c0, lengths, *, dtype, directions,
 def fused_lstm(params: Params, inputs: ArrayLike, *,
                initial_state: tuple[ArrayLike, ArrayLike] | None = None,
                seq_lengths: ArrayLike | None = None,
+               mask: ArrayLike | None = None, reset: ArrayLike | None = None,
                go_backwards: bool = False, zero_output_for_mask: bool = False,
                time_major: bool = False, dtype: DTypeLike | None = None,
                implementation: str = "auto",
@@ -55,6 +59,12 @@ def fused_lstm(params: Params, inputs: ArrayLike, *,
       after it; the output at a padded step is the previous h, or 0 with
       zero_output_for_mask. With go_backwards the pads are read first and keep the
       initial state (as rnnjax's scan does).
+    mask: (B, T) (or (T, B)) bool, False at the steps to skip, anywhere (holes, left
+      padding, fully masked rows): the state is kept there and the output is the incoming
+      h (0 with zero_output_for_mask); masked inputs are zeroed first. Combines with
+      seq_lengths.
+    reset: (B, T) (or (T, B)) bool, True where the state is set back to initial_state
+      just before that step (also at a masked step): episode boundaries.
     go_backwards: read time in reverse; outputs are in processing order (output k is the
       output after reading x[T-1-k]).
     dtype: compute dtype, float32 or bfloat16 (default: promotion of inputs and kernel).
@@ -85,6 +95,7 @@ def fused_bidirectional_lstm(forward_params: Params, backward_params: Params,
                              inputs: ArrayLike, *,
                              initial_state: tuple[ArrayLike, ...] | None = None,
                              seq_lengths: ArrayLike | None = None,
+                             mask: ArrayLike | None = None, reset: ArrayLike | None = None,
                              zero_output_for_mask: bool = False,
                              time_major: bool = False, dtype: DTypeLike | None = None,
                              implementation: str = "auto", interpret: bool | None = None,
@@ -106,7 +117,8 @@ def fused_bidirectional_lstm(forward_params: Params, backward_params: Params,
     inputs: (B, T, F), or (T, B, F) when time_major.
     initial_state: None or (h_f, c_f, h_b, c_b), each (B, U) (Keras Bidirectional order).
 
-  `seq_lengths`, `zero_output_for_mask`, `dtype`, `implementation`, `interpret`,
+  `seq_lengths`, `mask`, `reset` (the same arrays for both directions, input time
+  order), `zero_output_for_mask`, `dtype`, `implementation`, `interpret`,
   `block_b`, `block_h` and `precision` are as in `fused_lstm`.
 
   Returns:

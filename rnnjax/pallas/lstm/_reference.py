@@ -10,9 +10,9 @@ F32 = jnp.float32
 
 
 def lstm(x, kernel, recurrent_kernel, bias, h0, c0, lengths, *, go_backwards=False,
-         zero_output_for_mask=False, dtype=F32):
+         zero_output_for_mask=False, dtype=F32, mask=None, reset=None):
   """x (B, T, F); kernel (F, 4U); recurrent_kernel (U, 4U); bias (4U,) or None;
-  h0, c0 (B, U); lengths (B,) int or None.
+  h0, c0 (B, U); lengths (B,) int or None; mask, reset (B, T) bool or None (see `gated.scan`).
 
   Returns outputs (B, T, U) in `dtype` (processing order) and the final h, c (B, U) float32.
   """
@@ -25,5 +25,6 @@ def lstm(x, kernel, recurrent_kernel, bias, h0, c0, lengths, *, go_backwards=Fal
 
   outputs, (h, c) = gated.scan(step, x, kernel, bias, (h0, c0), lengths,
                                     go_backwards=go_backwards,
-                                    zero_output_for_mask=zero_output_for_mask, dtype=dtype)
+                                    zero_output_for_mask=zero_output_for_mask, dtype=dtype,
+                                  mask=mask, reset=reset)
   return outputs, h, c
