@@ -139,8 +139,7 @@ def test_which_path_reports_the_cpu_path_for_masks_and_resets():
       choice = rj.kernels.which_path(make(U), x, **call)
       assert choice == ("fused", f"use_fused='auto' and eligible: fused {make.__name__} "
                         "kernel as a custom-JVP scan recurrence on the CPU"), choice
-  # the Pallas kernels keep declining them (interpret mode stands in for a GPU)
+  # the Pallas kernels take them too (interpret mode stands in for a GPU)
   with rj.kernels.force_interpret():
     choice = rj.kernels.which_path(rj.LSTM(U), x, mask=HOLES, reset=RESETS)
-  assert choice.path == "scan" and "mask= given" in choice.reason
-  assert "reset= given" in choice.reason
+  assert choice.path == "fused" and "interpret mode" in choice.reason, choice
