@@ -162,7 +162,8 @@ def recurrence(projection="inloop", fwd_unroll=1, tan_unroll=1, layout="ifgo", s
 
   save: 'concat' (A (T, B, 4H), f, B), 'split' (the six (T, B, H) arrays), 'post' (the
   loop saves only z (T, B, 4H) and c (T, B, H); A, f, B are computed after it,
-  time-parallel).
+  time-parallel), 'gates' (the activations (T, B, 4H) in i, f, g, o order, c, tanh(c');
+  the tangent step multiplies out the coefficients).
   wgrad: 'plain' (x @ dK: reverse mode contracts x over dimension 0) or 'transposed'
   (`_flat_t`: the weight gradients become canonical GEMMs).
   """
@@ -186,6 +187,8 @@ def recurrence(projection="inloop", fwd_unroll=1, tan_unroll=1, layout="ifgo", s
       out = None
       if coefs and save == "post":  # only z and c leave the loop; coefficients after it
         out = (z, c2)
+      elif coefs and save == "gates":  # activations and c, tanh(c'); products in the tangent
+        out = (jnp.concatenate([i, f, g, o], -1), c, tc)
       elif coefs:
         parts = {"i": g * i * (1 - i), "f": c * f * (1 - f), "g": i * (1 - g * g),
                  "o": tc * o * (1 - o)}
@@ -234,7 +237,16 @@ def recurrence(projection="inloop", fwd_unroll=1, tan_unroll=1, layout="ifgo", s
       dh, dc = carry
       a_t, c_t = inp
       dz = a_t + dh @ w
-      if save == "one":
+      if save == "gates":
+        act, c, tc = c_t
+        i, f, g, o = jnp.split(act, 4, axis=-1)
+        zi, zf, zg, zo = dict(zip(layout, jnp.split(dz, 4, axis=-1))).values() \
+            if layout == "ifgo" else [dict(zip(layout, jnp.split(dz, 4, axis=-1)))[n]
+                                      for n in "ifgo"]
+        e = {"i": g * i * (1 - i) * zi, "f": c * f * (1 - f) * zf, "g": i * (1 - g * g) * zg,
+             "o": tc * o * (1 - o) * zo}
+        bc = o * (1 - tc * tc)
+      elif save == "one":
         h1 = c_t.shape[-1] // 6
         coef, f, bc = c_t[..., :4 * h1], c_t[..., 4 * h1:5 * h1], c_t[..., 5 * h1:]
         e = dict(zip(layout, jnp.split(coef * dz, 4, axis=-1)))
