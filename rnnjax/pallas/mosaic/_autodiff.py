@@ -19,6 +19,7 @@ A cell (`Cell`) supplies its kernels and twins on the Mosaic layouts (`_twin`): 
 
 import dataclasses
 import functools
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -41,7 +42,7 @@ class Cell:
       backward kernel (`fast`) or its plain-JAX twin.
   """
 
-  spec: GateSpec
+  spec: ClassVar[GateSpec]
 
   def forward(self, xp, w, vectors, states, *, save: bool):
     raise NotImplementedError
