@@ -67,7 +67,8 @@ def test_jvp_and_linearize_match_the_reference(cell, backwards):
   primals = (params, x, states)
   tangents = jax.tree.map(lambda a: jnp.cos(jnp.arange(a.size, dtype=F32)).reshape(a.shape),
                           primals)
-  (got, dgot), (want, dwant) = (jax.jvp(f, primals, tangents) for f in (kernel, reference))
+  (got, dgot), (want, dwant) = (jax.jit(functools.partial(jax.jvp, f))(primals, tangents)
+                                for f in (kernel, reference))
   _close(got, want, 1e-5)
   _close(dgot, dwant, 1e-5)
   out, linear = jax.linearize(kernel, *primals)
@@ -83,15 +84,14 @@ def test_hessian_and_grad_of_grad_match_the_reference(cell):
 
   def of_h0(fn):   # the loss as a function of the initial h alone (B * U = 16 inputs)
     return lambda h0: _scalar(fn)(params, x, (h0,) + states[1:])
-  _close(jax.hessian(of_h0(kernel))(states[0]), jax.hessian(of_h0(reference))(states[0]),
-         1e-4)
+  _close(*(jax.jit(jax.hessian(of_h0(f)))(states[0]) for f in (kernel, reference)), 1e-4)
 
   def grad_norm(fn):   # grad of a function of the gradient (w.r.t. x and the weights)
     def f(p, x):
       g = jax.grad(_scalar(fn), argnums=(0, 1))(p, x, states)
       return sum(jnp.sum(a * a) for a in jax.tree.leaves(g))
     return jax.grad(f, argnums=(0, 1))
-  _close(grad_norm(kernel)(params, x), grad_norm(reference)(params, x), 1e-4)
+  _close(*(jax.jit(grad_norm(f))(params, x) for f in (kernel, reference)), 1e-4)
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
@@ -101,9 +101,10 @@ def test_vmap_of_values_and_per_example_gradients(cell):
   kernel, reference, params, x, states = _case(cell, seed=2)
   xs = jnp.stack([x, jnp.flip(x, 1), 0.5 * x])
   ss = jax.tree.map(lambda s: jnp.stack([s, -s, 2.0 * s]), states)
-  vmapped = [jax.vmap(f, in_axes=(None, 0, 0))(params, xs, ss) for f in (kernel, reference)]
+  vmapped = [jax.jit(jax.vmap(f, in_axes=(None, 0, 0)))(params, xs, ss)
+             for f in (kernel, reference)]
   _close(*vmapped, 1e-5)
-  per_example = [jax.vmap(jax.grad(_scalar(f)), in_axes=(None, 0, 0))(params, xs, ss)
+  per_example = [jax.jit(jax.vmap(jax.grad(_scalar(f)), in_axes=(None, 0, 0)))(params, xs, ss)
                  for f in (kernel, reference)]
   _close(*per_example, 1e-5)
   # and each row of the batched result is the unbatched call's
@@ -117,7 +118,8 @@ def test_reverse_mode_runs_the_backward_kernel(cell, monkeypatch):
   scaling that kernel's results by 2 (patched) scales every gradient by 2, while forward
   mode (plain JAX tangents) does not change. The jaxpr holds the transposed map."""
   kernel, reference, params, x, states = _case(cell, seed=3)
-  grad = functools.partial(jax.grad(_scalar(kernel), argnums=(0, 1, 2)), params, x, states)
+  grad = functools.partial(jax.jit(jax.grad(_scalar(kernel), argnums=(0, 1, 2))), params, x,
+                           states)
   want = jax.grad(_scalar(reference), argnums=(0, 1, 2))(params, x, states)
   _close(grad(), want, 1e-5)
   jaxpr = str(jax.make_jaxpr(grad)())
@@ -135,5 +137,5 @@ def test_reverse_mode_runs_the_backward_kernel(cell, monkeypatch):
   _close(grad(), jax.tree.map(lambda a: 2.0 * a, want), 1e-5)
   assert calls
   tangents = jax.tree.map(jnp.ones_like, (params, x, states))
-  _close(jax.jvp(kernel, (params, x, states), tangents)[1],
-         jax.jvp(reference, (params, x, states), tangents)[1], 1e-5)
+  _close(*(jax.jit(functools.partial(jax.jvp, f))((params, x, states), tangents)[1]
+           for f in (kernel, reference)), 1e-5)
