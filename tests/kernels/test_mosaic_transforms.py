@@ -139,3 +139,25 @@ def test_reverse_mode_runs_the_backward_kernel(cell, monkeypatch):
   tangents = jax.tree.map(jnp.ones_like, (params, x, states))
   _close(*(jax.jit(functools.partial(jax.jvp, f))((params, x, states), tangents)[1]
            for f in (kernel, reference)), 1e-5)
+
+
+def test_vmapped_gradients_and_tangents_lower_for_h100():
+  """Compiled (bfloat16, interpret=False), vmap of grad (the saving forward and the
+  backward kernel, each with a new grid axis) and vmap of jvp lower for an abstract H100
+  with the kernels' wgmma (nothing here compiles them to PTX or runs them)."""
+  x = jnp.ones((3, 2, 4, F), jnp.bfloat16)
+  params = rj.LSTM(16).init(jax.random.key(0), x[0])
+
+  def loss(p, x):
+    out, (h, c) = mosaic.mosaic_lstm(p, x, dtype=jnp.bfloat16, interpret=False)
+    return jnp.sum(out.astype(F32)) + jnp.sum(h * c)
+
+  device = jax.sharding.AbstractDevice(device_kind="NVIDIA H100 80GB HBM3", num_cores=132,
+                                       platform="gpu")
+  mesh = jax.sharding.AbstractMesh((1,), ("x",), abstract_device=device)
+  tangent = jax.vmap(lambda p, x: jax.jvp(functools.partial(loss, p), (x,), (x,)),
+                     in_axes=(None, 0))
+  for fn in (jax.vmap(jax.grad(loss), in_axes=(None, 0)), tangent):
+    with jax.sharding.use_abstract_mesh(mesh):
+      text = jax.jit(fn).trace(params, x).lower(lowering_platforms=("cuda",)).as_text()
+    assert "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16" in text
