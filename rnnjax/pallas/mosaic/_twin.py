@@ -10,7 +10,6 @@ the same W. The Mosaic projection is already in processing order, so the twins r
 direction forwards in time, every row for all T steps (the kernels do not mask).
 """
 
-import jax
 import jax.numpy as jnp
 
 from .. import _plain
