@@ -68,11 +68,14 @@ def _impl(*args, rule, transposed, n_res, levels):
 
 def _abstract_eval(*avals, **params):
   # Traced on the operands' types, so the varying mesh axes (inside shard_map) go
-  # through to the outputs' types.
+  # through to the outputs' types. The effects are those of the direction it runs (a
+  # kernel in an interpret mode that calls back into Python has ordered IO effects,
+  # which jit must thread through tokens).
   structs = [jax.ShapeDtypeStruct(a.shape, a.dtype) if a.manual_axis_type.empty else
              jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding,
                                   manual_axis_type=a.manual_axis_type) for a in avals]
-  return jax.make_jaxpr(functools.partial(_impl, **params))(*structs).out_avals
+  closed = jax.make_jaxpr(functools.partial(_impl, **params))(*structs)
+  return closed.out_avals, closed.effects
 
 
 def _jvp(primals, tangents, *, rule, transposed, n_res, levels):
@@ -114,7 +117,7 @@ def _batch(args, dims, *, rule, transposed, n_res, levels):
 
 
 _p.def_impl(_impl)
-_p.def_abstract_eval(_abstract_eval)
+_p.def_effectful_abstract_eval(_abstract_eval)
 ad.primitive_jvps[_p] = _jvp
 ad.primitive_transposes[_p] = _transpose
 batching.primitive_batchers[_p] = _batch

@@ -18,7 +18,8 @@ def mosaic_lstm(params: Params, inputs: ArrayLike, *,
                 dtype: DTypeLike | None = None, interpret: bool | None = None,
                 block_b: int | None = None) -> tuple[Array, tuple[Array, Array]]:
   """A Keras-semantics LSTM (tanh, sigmoid) as the Mosaic GPU (Hopper) kernels, with a
-  backward (a `jax.custom_vjp`: reverse mode only).
+  backward: reverse mode runs the backward kernel; forward mode, higher orders and vmap
+  compose too (a `jax.custom_jvp`, see `rnnjax.pallas.mosaic._autodiff`).
 
   Opt-in and unmeasured: nothing dispatches here automatically (see docs/kernels.md).
   W_hh stays resident in one CTA's shared memory, which bounds the units (bfloat16:

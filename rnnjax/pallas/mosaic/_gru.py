@@ -1,17 +1,20 @@
 """The Mosaic GPU GRU (reset_after=True) recurrence on projected inputs (`run`, the
 signature of `rnnjax.pallas.run_gru`) and the public `mosaic_gru`: layouts, the Keras bias
-folding, and a `jax.custom_vjp` over the forward and backward kernels. One CTA per
-direction and batch tile (W_hh resident: units <= 128 in bfloat16); no cluster split."""
+folding, and the kernels as an `_autodiff.Cell` (a `jax.custom_jvp` whose transpose runs
+the backward kernel: every JAX transform composes). One CTA per direction and batch tile
+(W_hh resident: units <= 128 in bfloat16); no cluster split."""
 
-import functools
+import dataclasses
+from typing import ClassVar
 
-import jax
 import jax.numpy as jnp
 
 from ... import _validation
 from ...types import Array, ArrayLike, DTypeLike, Params
 from .. import _checks, _interpret, _shapes
-from . import _gru_backward, _gru_forward, _layout, _lstm, _plan
+from .._gates import GateSpec
+from ..gru import SPEC
+from . import _autodiff, _gru_backward, _gru_forward, _layout, _lstm, _plan, _twin
 from ._common import F32
 
 GATES = 3
@@ -29,33 +32,43 @@ def plans(batch: int, units: int, dtype, batch_tile: int | None = None):
   return fwd, bwd
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _core(plans_, interpret, xp, w, h0, bh):
-  hs, h = _gru_forward.forward(plans_[0], xp, jnp.swapaxes(w, -1, -2), h0.astype(w.dtype),
-                               h0, bh, save=False, interpret=interpret)
-  return hs, h
+@dataclasses.dataclass(frozen=True)
+class Kernels(_autodiff.Cell):
+  """The GRU's kernels under (forward plan, backward plan) for `_autodiff`: state h; the
+  vector b_h (D, Hp), the candidate's recurrent bias; residuals z, r, n, hb
+  (D, T, 4, Hp, Bp) and the float32 h sequence (D, T, Hp, Bp)."""
 
+  plans: tuple
+  interpret: bool
+  spec: ClassVar[GateSpec] = SPEC
 
-def _core_fwd(plans_, interpret, xp, w, h0, bh):
-  hs, h, res, hs32 = _gru_forward.forward(plans_[0], xp, jnp.swapaxes(w, -1, -2),
-                                          h0.astype(w.dtype), h0, bh, save=True,
-                                          interpret=interpret)
-  return (hs, h), (w, h0, hs, res, hs32)
+  def forward(self, xp, w, vectors, states, *, save):
+    ((bh,), (h0,)), bp = (vectors, states), xp.shape[-1]
+    # The kernel adds b_h to a (rows, Bt) wgmma result, whose layout a broadcast column
+    # does not have: it reads a (D, Hp, Bp) array.
+    bh = jnp.broadcast_to(bh[:, :, None], bh.shape + (bp,))
+    out = _gru_forward.forward(self.plans[0], xp, jnp.swapaxes(w, -1, -2),
+                               h0.astype(w.dtype), h0, bh, save=save,
+                               interpret=self.interpret)
+    return (out[0], (out[1],)) + ((tuple(out[2:]),) if save else ())
 
+  def twin_forward(self, xp, w, vectors, states):
+    hs, finals, (saved,) = _twin.forward(SPEC, xp, w, vectors, states)
+    # The kernel saves the h sequence in float32 too (the twin's is the output's, cast).
+    return hs, finals, (saved, hs.astype(F32))
 
-def _core_bwd(plans_, interpret, residuals, cotangents):
-  w, h0, hs, res, hs32 = residuals
-  dhs, dh = cotangents
-  dxp, dhh, dh0 = _gru_backward.backward(plans_[1], dhs.astype(F32), res, hs32, h0, w,
-                                         dh.astype(F32), interpret=interpret)
-  h_prev = jnp.concatenate([h0.astype(hs.dtype)[:, None], hs[:, :-1]], axis=1)
-  operands = jnp.concatenate([dxp[:, :, :2], dhh[:, :, None]], axis=2)
-  dw = jnp.einsum("dtib,dtkjb->dkij", h_prev, operands.astype(hs.dtype),
-                  preferred_element_type=F32)
-  return dxp, dw.astype(w.dtype), dh0, jnp.sum(dhh, axis=1)
-
-
-_core.defvjp(_core_fwd, _core_bwd)
+  def backward(self, fast, w, states, hs, residuals, dhs, dfinal):
+    (h0,), (res, hs32), (dh,) = states, residuals, dfinal
+    if fast:
+      dxp, dhh, dh0 = _gru_backward.backward(self.plans[1], dhs.astype(F32), res, hs32, h0,
+                                             w, dh.astype(F32), interpret=self.interpret)
+    else:
+      dxp, (dhh,), (dh0,) = _twin.backward(SPEC, dhs, dfinal, res, hs32, h0, w)
+    h_prev = jnp.concatenate([h0.astype(hs.dtype)[:, None], hs[:, :-1]], axis=1)
+    operands = jnp.concatenate([dxp[:, :, :2], dhh[:, :, None]], axis=2)
+    dw = jnp.einsum("dtib,dtkjb->dkij", h_prev, operands.astype(hs.dtype),
+                    preferred_element_type=F32)
+    return dxp, dw.astype(w.dtype), (jnp.sum(dhh, axis=(1, 3)),), (dh0,)
 
 
 def run(projected, recurrent_kernels, recurrent_bias, h0, lengths, *, dtype, directions,
@@ -98,12 +111,9 @@ def run(projected, recurrent_kernels, recurrent_bias, h0, lengths, *, dtype, dir
       [rb[:, :2 * u], jnp.zeros((d, u), F32)], axis=1)[None, None]
   xp = _layout.projection(folded, directions, fwd.hp, fwd.bp, gates=GATES)
   w = _layout.recurrent(recurrent_kernels.astype(dtype), fwd.hp, gates=GATES)
-  # The candidate's recurrent bias as a (Hp, Bp) array per direction: the kernel adds
-  # it to a (rows, Bt) wgmma result, whose layout a broadcast column does not have.
-  bh = jnp.pad(rb[:, 2 * u:], ((0, 0), (0, fwd.hp - u)))
-  bh = jnp.broadcast_to(bh[:, :, None], (d, fwd.hp, fwd.bp))
-  hs, h = _core((fwd, bwd), interpret, xp, w, _layout.state(h0, fwd.hp, fwd.bp).astype(F32),
-                bh)
+  bh = jnp.pad(rb[:, 2 * u:], ((0, 0), (0, fwd.hp - u)))   # the candidate's, (D, Hp)
+  hs, (h,) = _autodiff.recurrence(Kernels((fwd, bwd), interpret), xp, w, (bh,),
+                                  (_layout.state(h0, fwd.hp, fwd.bp).astype(F32),))
   return _layout.outputs(hs, b, u), _layout.unstate(h, b, u)
 
 
@@ -112,7 +122,8 @@ def mosaic_gru(params: Params, inputs: ArrayLike, *, initial_state: ArrayLike | 
                dtype: DTypeLike | None = None, interpret: bool | None = None,
                block_b: int | None = None) -> tuple[Array, Array]:
   """A Keras-semantics GRU (reset_after=True, tanh, sigmoid) as the Mosaic GPU (Hopper)
-  kernels, with a backward (`jax.custom_vjp`). Opt-in and unmeasured, as `mosaic_lstm`;
+  kernels, with a backward (reverse mode runs the backward kernel; every transform
+  composes). Opt-in and unmeasured, as `mosaic_lstm`;
   W_hh stays in one CTA (bfloat16: U <= 128).
 
   Args:

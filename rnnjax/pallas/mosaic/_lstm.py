@@ -1,14 +1,18 @@
 """The Mosaic GPU LSTM recurrence on projected inputs (`run`, the signature of
-`rnnjax.pallas.run_lstm`): layouts, padding, and a `jax.custom_vjp` over the forward and
-backward kernels, with dW_hh as one time-parallel matmul."""
+`rnnjax.pallas.run_lstm`): layouts, padding, and the kernels as an `_autodiff.Cell` (a
+`jax.custom_jvp` whose transpose runs the backward kernel, with dW_hh as one
+time-parallel matmul: every JAX transform composes)."""
 
-import functools
+import dataclasses
+from typing import ClassVar
 
-import jax
 import jax.numpy as jnp
 
 from .. import _interpret
-from . import _layout, _lstm_backward, _lstm_backward_cluster, _lstm_forward, _plan
+from .._gates import GateSpec
+from ..lstm import SPEC
+from . import (_autodiff, _layout, _lstm_backward, _lstm_backward_cluster, _lstm_forward,
+               _plan, _twin)
 from ._common import F32
 
 SUPPORTED_DTYPES = ("bfloat16", "float16")
@@ -46,40 +50,47 @@ def unsupported_reason(dtype, *, interpret: bool) -> str | None:
           f"interpret mode: its wgmma cannot read the transposed operand), got {name}")
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _core(plans_, interpret, xp, w, h0, c0):
-  hs, h, c = _lstm_forward.forward(plans_[0], xp, jnp.swapaxes(w, -1, -2), h0, c0,
-                                   save=False, interpret=interpret)
-  return hs, h, c
+@dataclasses.dataclass(frozen=True)
+class Kernels(_autodiff.Cell):
+  """The LSTM's kernels under (forward plan, backward plan or None) for `_autodiff`:
+  states (h, c); residuals the activated gates (D, T, 4, Hp, Bp) i, f, g, o and the c
+  sequence (D, T, Hp, Bp), float32."""
 
+  plans: tuple
+  interpret: bool
+  spec: ClassVar[GateSpec] = SPEC
 
-def _core_fwd(plans_, interpret, xp, w, h0, c0):
-  if plans_[1] is None:
-    raise ValueError(
-        "no gradient: the Mosaic GPU LSTM backward fits no cluster with the forward's "
-        f"padding ({plans_[0]}): "
-        + _plan.fit_reason(xp.shape[-1], w.shape[-1], w.dtype, operand_slots=2,
-                           clusters=_plan.CLUSTERS)
-        + "; the forward alone runs.")
-  hs, h, c, gates, cs = _lstm_forward.forward(plans_[0], xp, jnp.swapaxes(w, -1, -2), h0,
-                                              c0, save=True, interpret=interpret)
-  return (hs, h, c), (w, h0, c0, hs, gates, cs)
+  def forward(self, xp, w, vectors, states, *, save):
+    del vectors   # the LSTM has none
+    h0, c0 = states
+    out = _lstm_forward.forward(self.plans[0], xp, jnp.swapaxes(w, -1, -2),
+                                h0.astype(w.dtype), c0, save=save, interpret=self.interpret)
+    return (out[0], tuple(out[1:3])) + ((tuple(out[3:]),) if save else ())
 
+  def twin_forward(self, xp, w, vectors, states):
+    return _twin.forward(SPEC, xp, w, vectors, states)
 
-def _core_bwd(plans_, interpret, residuals, cotangents):
-  w, h0, c0, hs, gates, cs = residuals
-  dhs, dh, dc = cotangents
-  kernel = (_lstm_backward_cluster if plans_[1].cluster > 1 else _lstm_backward).backward
-  dxp, dh0, dc0 = kernel(plans_[1], dhs.astype(F32), gates, cs, c0, w, dh.astype(F32),
-                         dc.astype(F32), interpret=interpret)
-  # dW_k[i, j] = sum over steps and batch of h_{t-1}[i] dz_k[j]: one matmul in XLA.
-  h_prev = jnp.concatenate([h0[:, None], hs[:, :-1]], axis=1)
-  dw = jnp.einsum("dtib,dtkjb->dkij", h_prev, dxp.astype(h_prev.dtype),
-                  preferred_element_type=F32)
-  return dxp, dw.astype(w.dtype), dh0.astype(h0.dtype), dc0
-
-
-_core.defvjp(_core_fwd, _core_bwd)
+  def backward(self, fast, w, states, hs, residuals, dhs, dfinal):
+    (h0, c0), (gates, cs), (dh, dc) = states, residuals, dfinal
+    if not fast:
+      dxp, _, (dh0, dc0) = _twin.backward(SPEC, dhs, dfinal, gates, cs, c0, w)
+    elif self.plans[1] is None:
+      raise ValueError(
+          "no gradient: the Mosaic GPU LSTM backward fits no cluster with the forward's "
+          f"padding ({self.plans[0]}): "
+          + _plan.fit_reason(hs.shape[-1], w.shape[-1], w.dtype, operand_slots=2,
+                             clusters=_plan.CLUSTERS)
+          + "; the forward alone runs.")
+    else:
+      cluster = self.plans[1].cluster > 1
+      kernel = (_lstm_backward_cluster if cluster else _lstm_backward).backward
+      dxp, dh0, dc0 = kernel(self.plans[1], dhs.astype(F32), gates, cs, c0, w,
+                             dh.astype(F32), dc.astype(F32), interpret=self.interpret)
+    # dW_k[i, j] = sum over steps and batch of h_{t-1}[i] dz_k[j]: one matmul in XLA.
+    h_prev = jnp.concatenate([h0.astype(hs.dtype)[:, None], hs[:, :-1]], axis=1)
+    dw = jnp.einsum("dtib,dtkjb->dkij", h_prev, dxp.astype(h_prev.dtype),
+                    preferred_element_type=F32)
+    return dxp, dw.astype(w.dtype), (), (dh0, dc0)
 
 
 def run(projected, recurrent_kernels, h0, c0, lengths, *, dtype, directions,
@@ -123,8 +134,7 @@ def run(projected, recurrent_kernels, h0, c0, lengths, *, dtype, directions,
   fwd, bwd = plans(b, units, dtype, block_b)
   xp = _layout.projection(projected.astype(F32), directions, fwd.hp, fwd.bp)
   w = _layout.recurrent(recurrent_kernels.astype(dtype), fwd.hp)
-  hs, h, c = _core((fwd, bwd), interpret, xp, w,
-                   _layout.state(h0, fwd.hp, fwd.bp).astype(dtype),
-                   _layout.state(c0, fwd.hp, fwd.bp).astype(F32))
+  states = tuple(_layout.state(s, fwd.hp, fwd.bp).astype(F32) for s in (h0, c0))
+  hs, (h, c) = _autodiff.recurrence(Kernels((fwd, bwd), interpret), xp, w, (), states)
   return _layout.outputs(hs, b, units), _layout.unstate(h, b, units), \
       _layout.unstate(c, b, units)
