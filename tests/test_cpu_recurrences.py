@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 from jax.test_util import check_grads
 import rnnjax as rj
+from tests.jaxpr_walk import equations
 from rnnjax.recurrences import dense
 
 pytestmark = pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU path")
@@ -137,18 +138,8 @@ def test_reverse_mode_is_one_transposed_tangent_scan(make):
   reset[0, 2] = True
   jaxpr = jax.make_jaxpr(jax.grad(lambda p: jnp.sum(layer.apply(p, x, mask=mask, reset=reset))))(
       params)
-  scans = [e for e in _equations(jaxpr.jaxpr) if e.primitive.name == "scan"]
+  scans = [e for e in equations(jaxpr.jaxpr) if e.primitive.name == "scan"]
   assert [e.params["reverse"] for e in scans] == [False, True]
   for scan in scans:
-    dots = [e for e in _equations(scan.params["jaxpr"].jaxpr) if e.primitive.name == "dot_general"]
+    dots = [e for e in equations(scan.params["jaxpr"].jaxpr) if e.primitive.name == "dot_general"]
     assert len(dots) == (1 if scan.params["reverse"] else 2), dots
-
-
-def _equations(jaxpr):
-  """Every equation of a jaxpr, entering calls (pjit, custom_jvp_call) but not loops."""
-  for eqn in jaxpr.eqns:
-    inner = [v for k, v in eqn.params.items() if k in ("jaxpr", "call_jaxpr")]
-    if eqn.primitive.name != "scan" and inner:
-      yield from _equations(getattr(inner[0], "jaxpr", inner[0]))
-    else:
-      yield eqn

@@ -317,11 +317,12 @@ print("LSTM forwards, GRU backwards:",
 #
 # Keras picks cuDNN when the layer's configuration allows it. rnnjax has one `lax.scan`
 # engine that runs every layer, and fast paths where they pay: for `LSTM` and `GRU` a fused
-# Pallas kernel on the GPU, and for float32 `LSTM` on the CPU a custom-VJP recurrence
-# (its backward computes the weight gradients as single matrix products after the loop).
-# `use_fused="auto"` (the default) takes a fast path when the call is eligible. Every path
-# takes the same params and gives the same results. `rj.kernels.which_path` says which one
-# a call takes and why.
+# Pallas kernel on the GPU, and for float32 `LSTM`, `GRU` and `SimpleRNN` on the CPU a
+# custom-JVP recurrence (its transpose, the backward, computes the weight gradients as
+# single matrix products after the loop). Both take boolean masks and `reset=` segment
+# starts. `use_fused="auto"` (the default) takes a fast path when the call is eligible.
+# Every path takes the same params and gives the same results. `rj.kernels.which_path` says
+# which one a call takes and why.
 
 # %%
 x = jax.random.normal(KEY, (4, 10, 8))
@@ -336,19 +337,18 @@ for layer, kwargs in [
   print(f"{choice.path:5s} <- {choice.reason}\n")
 if jax.default_backend() == "cpu":
   assert "on the CPU" in rj.kernels.which_path(rj.LSTM(32), x).reason
-  assert rj.kernels.which_path(rj.GRU(32), x).path == "scan"
+  assert rj.kernels.which_path(rj.GRU(32), x).path == "fused"
+  assert rj.kernels.which_path(rj.GRU(32, reset_after=False), x).path == "scan"
 
 # %% [markdown]
-# This notebook ran on a CPU: the plain LSTM takes the CPU fast path (the custom-VJP
-# recurrence), and the other calls take the scan, each for the reason given (the GRU has no
-# CPU fast path; a ReLU activation, training with recurrent dropout and a boolean mask are
-# outside the fast paths; `use_fused=False` asks for the scan).
+# This notebook ran on a CPU: the plain LSTM and the masked LSTM take the CPU fast path
+# (the custom-JVP recurrence); the other calls take the scan, each for the reason given (a
+# ReLU activation and training with recurrent dropout are outside the fast paths, the fast
+# GRU needs `reset_after=True` as cuDNN does, and `use_fused=False` asks for the scan).
 #
 # `rj.kernels.force_interpret()` runs the GPU's Pallas kernel in interpret mode on the CPU
 # (slow, for checking numbers). So all three implementations can be compared here, at a
-# tiny size: the same params give the same outputs, states and gradients. (A mask must be
-# passed as `seq_lengths=` for the fast paths: a boolean mask is data, and they need
-# right-padded sequences.)
+# tiny size: the same params give the same outputs, states and gradients.
 
 # %%
 x = jax.random.normal(KEY, (3, 6, 4))

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 from jax.test_util import check_grads
 import rnnjax as rj
+from tests.jaxpr_walk import equations
 from rnnjax.recurrences import lstm as _xla
 
 pytestmark = pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU path")
@@ -186,20 +187,10 @@ def test_reverse_mode_is_the_transposed_tangent_scan():
   params = layer.init(jax.random.key(0), x)
   jaxpr = jax.make_jaxpr(jax.grad(lambda p: jnp.sum(layer.apply(p, x, seq_lengths=LENGTHS))))(
       params)
-  scans = [e for e in _equations(jaxpr.jaxpr) if e.primitive.name == "scan"]
+  scans = [e for e in equations(jaxpr.jaxpr) if e.primitive.name == "scan"]
   assert [e.params["reverse"] for e in scans] == [False, True]
   for scan in scans:
     body = scan.params["jaxpr"].jaxpr
-    dots = [e for e in _equations(body) if e.primitive.name == "dot_general"]
+    dots = [e for e in equations(body) if e.primitive.name == "dot_general"]
     # the forward loop also projects x_t @ kernel inside it (the CPU path's choice)
     assert len(dots) == (1 if scan.params["reverse"] else 2), dots
-
-
-def _equations(jaxpr):
-  """Every equation of a jaxpr, entering calls (pjit, custom_jvp_call) but not loops."""
-  for eqn in jaxpr.eqns:
-    inner = [v for k, v in eqn.params.items() if k in ("jaxpr", "call_jaxpr")]
-    if eqn.primitive.name != "scan" and inner:
-      yield from _equations(getattr(inner[0], "jaxpr", inner[0]))
-    else:
-      yield eqn
