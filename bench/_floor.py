@@ -10,8 +10,10 @@ Two rates: the per-step shape (B, H) @ (H, GH), timed as T such matmuls in one l
 (what a recurrence can reach, loop overhead included; summed, not stacked), and the big flat shape
 (T*B, D) @ (D, GH) (what the time-parallel input projection can reach), one jitted
 matmul per call (its dispatch, some 10-20 us, is in the time: at (64, 28, 28, 64), a
-0.2 ms GEMM, the flat rate reads up to ~10% low). The floor puts
-the input GEMM at the flat rate and the recurrent GEMM at the per-step rate.
+0.2 ms GEMM, the flat rate reads up to ~10% low; at large shapes it streams its (T*B, GH)
+output through memory and reads lower still). The floor is a lower bound: the recurrent
+GEMM at the per-step rate, the input GEMM at the better of the two rates (a recurrence
+may run it per step inside the loop, as rnnjax's CPU path does, or flat before it).
 """
 
 import time
@@ -60,5 +62,5 @@ def gemm_rates(kind, b, t, d, h, reps=5):
 def floor_seconds(kind, shape, rates, mode):
   """Seconds of the GEMMs at the measured rates; x3 for the train step."""
   (input_flops, recurrent_flops), (step_rate, flat_rate) = flops(kind, *shape), rates
-  forward = input_flops / flat_rate + recurrent_flops / step_rate
+  forward = input_flops / max(flat_rate, step_rate) + recurrent_flops / step_rate
   return forward * (3 if mode == "train" else 1)

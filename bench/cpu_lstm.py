@@ -306,8 +306,8 @@ METHOD = ("Model: RNN(H, return_sequences=True) -> Dense(10) on every step; trai
           "(at least 7 rounds, about 2 s per peer); PyTorch in its own process, median. In "
           "brackets: time / the fastest JAX peer of the row other than rnnjax (`keras fit` and "
           "PyTorch are not candidates); below 1 is faster. GEMM floor: the forward's input and "
-          "recurrent GEMM FLOPs at the measured rates (input GEMM at the flat rate, recurrent "
-          "at the per-step rate), x3 for the train step; FLOPs of the forward = T * 2B(D + H) * GH, "
+          "recurrent GEMM FLOPs at the measured rates (a lower bound: input GEMM at the better "
+          "of the two rates, recurrent at the per-step rate), x3 for the train step; FLOPs of the forward = T * 2B(D + H) * GH, "
           "G = 4 (LSTM) or 3 (GRU) (bench/_floor.py).")
 
 
