@@ -23,8 +23,8 @@ class Cell:
   """One subprocess: an implementation over a list of (B, H, T) shapes."""
 
   name: str
-  impl: str          # torch | fused | scan | jax_cudnn | reset
-  kind: str          # lstm | gru
+  impl: str          # torch | fused | scan | jax_cudnn | reset | mosaic | linear
+  kind: str          # lstm | gru | linear (every model of bench/linear.py)
   dtype: str         # float16 | bfloat16 | float32
   shapes: tuple
   timeout_s: float = 150.0

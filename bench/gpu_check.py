@@ -11,7 +11,10 @@ in priority order in its own subprocess with a timeout (a compile error or a CUD
 costs one cell) and appends each row to DIR/gpu.md the moment it is measured: numerics
 against a float32 HIGHEST reference, µs per step forward and forward+backward, compile
 seconds, the kernel's options. Cells past the budget are marked skipped; a plot
-(DIR/gpu.png) and a summary of the ratios the targets are stated in come last.
+(DIR/gpu.png) and a summary of the ratios the targets are stated in come last. The last,
+lowest-priority cells time the linear recurrences' training step (MinGRU / MinLSTM / LRU,
+parallel and sequential scan) against GRU and LSTM and record what scan="auto" picks
+(bench/_gpu_linear.py).
 """
 
 import argparse
@@ -29,6 +32,7 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))   # the repository, for `rnnjax` and `bench`
 
+from bench import _gpu_linear  # noqa: E402
 from bench._gpu_cells import Cell, run_cell  # noqa: E402
 
 TARGETS = ((64, 256, 512), (256, 512, 512))   # (B, H, T)
@@ -36,6 +40,8 @@ SANITY = ((64, 128, 512),)                    # resident recurrent weights (bflo
 MOSAIC = ((64, 128, 512), (64, 256, 512), (256, 512, 512))   # 1 CTA, a cluster of 4, n/a
 RESET = ((128, 256, 128),)                    # the RL workload, 3% resets
 F32_SHAPES = ((64, 64, 512), (64, 128, 512))  # resident, then streamed float32
+LINEAR = {"short T": (8, 256, 1024), "mid T": (8, 256, 8192), "long T": (8, 256, 65536)}
+LINEAR_DRY = {"short T": (2, 8, 5), "mid T": (2, 8, 9), "long T": (2, 8, 17)}
 DRY = {TARGETS: ((17, 20, 6),), SANITY: ((3, 16, 5),), RESET: ((5, 16, 7),),
        F32_SHAPES: ((3, 8, 5),), MOSAIC: ((3, 16, 5),)}
 MARK = "@@row "
@@ -62,6 +68,11 @@ def cells(dry_run: bool) -> list[Cell]:
           Cell("fused lstm f32 (TF32)", "fused", "lstm", "float32", s(F32_SHAPES)),
           Cell("scan lstm f32", "scan", "lstm", "float32", s(TARGETS)),
           Cell("reset workload lstm bf16", "reset", "lstm", "bfloat16", s(RESET))]
+  # Last, so that they never take budget from the cells above: the linear recurrences'
+  # training step against GRU and LSTM (issue 17), one subprocess per T.
+  out += [Cell(f"linear train f32 {k}", "linear", "linear", "float32",
+               ((LINEAR_DRY if dry_run else LINEAR)[k],), timeout_s=240 if k == "long T" else 150)
+          for k in LINEAR]
   return out
 
 
@@ -175,6 +186,8 @@ def _fmt(v, spec=".2f"):
 
 
 def row_line(cell: Cell, shape, row: dict) -> str:
+  if "model" in row:
+    return _gpu_linear.row_line(cell.name, shape, row)
   shape_s = ", ".join(map(str, shape))
   if "na" in row:
     return f"| {cell.name} | {shape_s} | n/a: {row['na']} | | | | |"
@@ -205,7 +218,8 @@ def run_in_subprocess(cell: Cell, index: int, timeout: float, args, emit) -> Non
         for line in proc.stdout:
           if line.startswith(MARK):
             shape, row = json.loads(line[len(MARK):])
-            done.append(tuple(shape))
+            if row.get("model") in (None, _gpu_linear.AUTO):   # a linear shape ends there
+              done.append(tuple(shape))
             emit(tuple(shape), row)
       reader = threading.Thread(target=read, daemon=True)
       reader.start()
@@ -230,14 +244,16 @@ def child(index: int, args) -> int:
   """The subprocess side: one cell, one JSON line per shape, printed as it is measured."""
   import rnnjax as rj
   cell = cells(args.dry_run)[index]
+  run = {"mosaic": mosaic_row, "linear": _gpu_linear.rows}.get(cell.impl, run_cell)
   for shape in cell.shapes:
     try:
       with rj.kernels.force_interpret(args.dry_run):
-        run = mosaic_row if cell.impl == "mosaic" else run_cell
-        row = run(cell, shape, warmup=args.warmup, reps=args.reps, dry_run=args.dry_run)
+        got = run(cell, shape, warmup=args.warmup, reps=args.reps, dry_run=args.dry_run)
+        for row in ([got] if isinstance(got, dict) else got):   # linear: a row per model
+          print(MARK + json.dumps([list(shape), row]), flush=True)
     except Exception as e:   # noqa: BLE001 - the row records it; the next shape still runs
       row = {"error": f"{type(e).__name__}: {' '.join(str(e).split())[:300]}"}
-    print(MARK + json.dumps([list(shape), row]), flush=True)
+      print(MARK + json.dumps([list(shape), row]), flush=True)
   return 0
 
 
@@ -301,6 +317,8 @@ def main(argv=None) -> int:
       append(row_line(cell, shape, row))
     run_in_subprocess(cell, index, min(cell.timeout_s, left), args, emit)
   append("\n" + summary(results))
+  if any(c.impl == "linear" for c, _, _ in results):
+    append("\n" + _gpu_linear.summary(results))
   note = plot(results, out_dir / "gpu.png")
   append(f"\n{note or 'Plot: gpu.png'}; wall time {time.monotonic() - start:.0f} s.")
   failed = [r for _, _, r in results if "err" in r and r["err"] > r["tol"]]

@@ -16,6 +16,9 @@ The sequence-parallel run splits T over 8 virtual CPU devices (XLA_FLAGS, in a
 subprocess: `--sequence-parallel`) with `jax.shard_map` and `sequence_axis=`; memory is
 per device. The virtual devices share this machine's cores, so the time is not a
 speed-up measurement; the memory per device is the point.
+
+On a GPU the same training step (`model`, `train_step`) runs through bench/gpu_check.py's
+linear cells (bench/_gpu_linear.py).
 """
 
 import argparse
@@ -38,16 +41,18 @@ from _timing import interleaved_seconds, median_seconds  # noqa: E402
 
 B, H = 8, 256
 HERE = pathlib.Path(__file__).resolve().parent
-MODELS = {
-    "MinGRU parallel": lambda: rj.MinGRU(H, return_sequences=True, scan="parallel"),
-    "MinGRU sequential": lambda: rj.MinGRU(H, return_sequences=True, scan="sequential"),
-    "MinLSTM parallel": lambda: rj.MinLSTM(H, return_sequences=True, scan="parallel"),
-    "MinLSTM sequential": lambda: rj.MinLSTM(H, return_sequences=True, scan="sequential"),
-    "LRU parallel": lambda: rj.LRU(H, return_sequences=True, scan="parallel"),
-    "LRU sequential": lambda: rj.LRU(H, return_sequences=True, scan="sequential"),
-    "GRU": lambda: rj.GRU(H, return_sequences=True),
-    "LSTM": lambda: rj.LSTM(H, return_sequences=True),
-}
+NAMES = ("MinGRU parallel", "MinGRU sequential", "MinLSTM parallel", "MinLSTM sequential",
+         "LRU parallel", "LRU sequential", "GRU", "LSTM")
+
+
+def model(name: str, units: int = H):
+  """The layer `name` of NAMES ("MinGRU parallel", "GRU", ...), `units` units, returning
+  sequences (also bench/_gpu_linear.py, the GPU run)."""
+  family, _, scan = name.partition(" ")
+  return getattr(rj, family)(units, return_sequences=True, **({"scan": scan} if scan else {}))
+
+
+MODELS = {name: (lambda name=name: model(name)) for name in NAMES}
 
 
 def train_step(layer, sequence_axis_mesh=None):
