@@ -45,18 +45,31 @@ def ring_sources(dhs, gates, c_prev, d, rows, cols, steps: int) -> list:
   return sources
 
 
-def gate_grads(ring: Ring, r, dh, dc, tc, emit):
-  """The step's gate gradients, each handed to emit(n, k, dz_k) in the order o, i, g,
-  f (n: its place, k: its gate); returns dc_{s-1} and c_{s-1}."""
-  o = ring.take(r, 1)
-  dct = dc + dh * o * (1.0 - tc * tc)
-  emit(0, 3, dh * tc * o * (1.0 - o))
-  i, g = ring.take(r, 2), ring.take(r, 3)
-  emit(1, 0, dct * g * i * (1.0 - i))
-  emit(2, 2, dct * i * (1.0 - g * g))
-  f, cp = ring.take(r, 4), ring.take(r, C_PREV)
-  emit(3, 1, dct * cp * f * (1.0 - f))
-  return dct * f, cp
+def step_grads(plan: Plan, steps: int, ring: Ring, r, carry, dz_out: Callable, w_smem,
+               dz_smem, dtype):
+  """Reverse step r of this CTA's units from carry (dh_rec, dc, c_s) (rows, Bt): writes
+  each gate's dz_k to dz_out(s, k) (a GMEM view) and accumulates W_k @ dz_k with wgmma.
+  Returns (that sum (Hp, Bt) float32, dc_{s-1}, c_{s-1})."""
+  dh_rec, dc, c = carry
+  s = steps - 1 - r
+  dh = dh_rec + ring.take(r, DH)
+  tc = jnp.tanh(c)
+
+  def run(acc):
+    def emit(n, k, dz):   # n: the gate's place in this step, k: its index
+      dz_out(s, k)[...] = dz
+      _common.stage_wgmma(acc, n, w_smem.at[k], dz_smem, dz, dtype)
+    o = ring.take(r, 1)
+    dct = dc + dh * o * (1.0 - tc * tc)
+    emit(0, 3, dh * tc * o * (1.0 - o))
+    i, g = ring.take(r, 2), ring.take(r, 3)
+    emit(1, 0, dct * g * i * (1.0 - i))
+    emit(2, 2, dct * i * (1.0 - g * g))
+    f, cp = ring.take(r, 4), ring.take(r, C_PREV)
+    emit(3, 1, dct * cp * f * (1.0 - f))
+    return acc[...], dct * f, cp
+
+  return pl.run_scoped(run, plgpu.ACC((plan.hp, plan.bt), F32))
 
 
 def _body(plan: Plan, steps: int, dtype):
@@ -74,19 +87,8 @@ def _body(plan: Plan, steps: int, dtype):
     plgpu.barrier_wait(w_bar)
 
     def step(r, carry):
-      dh_rec, dc, c = carry
-      s = steps - 1 - r
-      dh = dh_rec + ring.take(r, DH)
-      tc = jnp.tanh(c)
-
-      def run(acc):
-        def emit(n, k, dz):
-          dxp.at[d, s, k, :, cols][...] = dz
-          _common.stage_wgmma(acc, n, w_smem.at[k], dz_smem, dz, dtype)
-        dc_new, cp = gate_grads(ring, r, dh, dc, tc, emit)
-        return acc[...], dc_new, cp
-
-      return pl.run_scoped(run, plgpu.ACC((plan.hp, plan.bt), F32))
+      return step_grads(plan, steps, ring, r, carry, lambda s, k: dxp.at[d, s, k, :, cols],
+                        w_smem, dz_smem, dtype)
 
     dh_rec, dc, _ = jax.lax.fori_loop(0, steps, step, tuple(loaded))
     dh0.at[d, :, cols][...] = dh_rec

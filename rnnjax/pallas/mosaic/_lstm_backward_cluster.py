@@ -12,12 +12,11 @@ CTA p sums the P partials' rows O_p, loaded by TMA two at a time, as its next dh
 
 import jax
 import jax.numpy as jnp
-from jax.experimental import pallas as pl
 from jax.experimental.pallas import mosaic_gpu as plgpu
 
 from . import _common, _plan
 from ._common import F32
-from ._lstm_backward import DH, gate_grads, ring_sources
+from ._lstm_backward import ring_sources, step_grads
 from ._plan import Plan
 from ._ring import Ring
 
@@ -55,19 +54,9 @@ def _body(plan: Plan, steps: int, dtype):
     plgpu.barrier_wait(w_bar)
 
     def step(r, carry):
-      dh_rec, dc, c = carry
-      s = steps - 1 - r
-      dh = dh_rec + ring.take(r, DH)
-      tc = jnp.tanh(c)
-
-      def run(acc):
-        def emit(n, k, dz):
-          dxp.at[d, s, k, mine, cols][...] = dz
-          _common.stage_wgmma(acc, n, w_smem.at[k], dz_smem, dz, dtype)
-        dc_new, cp = gate_grads(ring, r, dh, dc, tc, emit)
-        return acc[...], dc_new, cp
-
-      part, dc_new, c_before = pl.run_scoped(run, plgpu.ACC((plan.hp, plan.bt), F32))
+      part, dc_new, c_before = step_grads(
+          plan, steps, ring, r, carry, lambda s, k: dxp.at[d, s, k, mine, cols], w_smem,
+          dz_smem, dtype)
       # The reduction over the cluster: publish this CTA's partial dh, meet, and sum
       # every CTA's partial over this CTA's units.
       parts.at[d, r % 2, peer, :, cols][...] = part
