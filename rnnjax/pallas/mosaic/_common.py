@@ -78,6 +78,15 @@ def stage_wgmma(acc, n: int, w_k, operands, value, dtype):
   plgpu.wgmma(acc, w_k, slot)
 
 
+def backward_scratch(plan: Plan, gates: int, dtype) -> list:
+  """A one-CTA backward kernel's scratch: W (gates, Hp, Hp) and two dz operand slots
+  (2, Hp, Bt) in `dtype`, the ring (depth, Hp, Bt) float32, and depth + 2 barriers (the
+  ring's, then the initial loads' and W's)."""
+  return [smem((gates, plan.hp, plan.hp), dtype), smem((2, plan.hp, plan.bt), dtype),
+          smem((plan.depth, plan.hp, plan.bt), F32),
+          plgpu.Barrier(num_barriers=plan.depth + 2)]
+
+
 def launch(body, *, plan: Plan, directions: int, out_type, scratch, interpret):
   """plgpu.kernel over a grid of directions x batch tiles (clusters of `plan.cluster`
   CTAs), `plan.warpgroups` warpgroups per CTA. `interpret`: Mosaic GPU interpret mode."""

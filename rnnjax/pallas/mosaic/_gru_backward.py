@@ -95,9 +95,7 @@ def backward(plan: Plan, dhs, res, hs32, h0_f32, w, dh_final, *, interpret: bool
   S = jax.ShapeDtypeStruct
   out_type = [S((directions, steps, 3, hp, bp), F32), S((directions, steps, hp, bp), F32),
               S((directions, hp, bp), F32)]
-  scratch = [_common.smem((3, hp, hp), dtype), _common.smem((2, hp, plan.bt), dtype),
-             _common.smem((plan.depth, hp, plan.bt), F32),
-             plgpu.Barrier(num_barriers=plan.depth + 2)]
+  scratch = _common.backward_scratch(plan, 3, dtype)
   kernel = _common.launch(_body(plan, steps, dtype), plan=plan, directions=directions,
                           out_type=out_type, scratch=scratch, interpret=interpret)
   return kernel(dhs, res, h_prev, w, dh_final)

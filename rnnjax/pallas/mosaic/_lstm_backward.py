@@ -117,9 +117,7 @@ def backward(plan: Plan, dhs, gates, cs, c0, w, dh_final, dc_final, *, interpret
   S = jax.ShapeDtypeStruct
   out_type = [S((directions, steps, 4, hp, bp), F32), S((directions, hp, bp), F32),
               S((directions, hp, bp), F32)]
-  scratch = [_common.smem((4, hp, hp), dtype), _common.smem((2, hp, plan.bt), dtype),
-             _common.smem((plan.depth, hp, plan.bt), F32),
-             plgpu.Barrier(num_barriers=plan.depth + 2)]
+  scratch = _common.backward_scratch(plan, 4, dtype)
   kernel = _common.launch(_body(plan, steps, dtype), plan=plan, directions=directions,
                           out_type=out_type, scratch=scratch, interpret=interpret)
   return kernel(dhs, gates, c_prev, w, dh_final, dc_final, cs[:, -1])
