@@ -13,9 +13,9 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from _lstm_peers import equinox_model, flax_model, keras_fit, keras_stateless_model, scan_apply, \
-    scan_params
-from _peer_model import Model, builder, data, rnnjax_model
+from _lstm_peers import equinox_model, flax_model, haiku_model, keras_fit, keras_stateless_model, \
+    scan_apply, scan_params
+from _peer_model import Model, builder, rnnjax_model
 
 
 def gru_step(p, x_t, carry):
@@ -36,18 +36,6 @@ def scan_model(b, t, d, h):
                lambda p: p)
 
 
-def haiku_model(b, t, d, h):
-  import haiku as hk
-
-  def net(x):
-    core = hk.GRU(h)
-    ys, _ = hk.dynamic_unroll(core, x, core.initial_state(x.shape[0]), time_major=False)
-    return ys
-
-  model = hk.without_apply_rng(hk.transform(net))
-  return Model(model.apply, model.init(jax.random.key(0), data(b, t, d)))
-
-
 PEERS = {
     "rnnjax": builder(functools.partial(rnnjax_model, "gru")),
     "rnnjax scan (use_fused=False)": builder(
@@ -56,6 +44,6 @@ PEERS = {
     "flax GRUCell": builder(functools.partial(flax_model, "GRUCell", "gru")),
     "keras stateless": builder(functools.partial(keras_stateless_model, "gru")),
     "keras fit": functools.partial(keras_fit, kind="gru"),
-    "haiku dynamic_unroll": builder(haiku_model),
+    "haiku dynamic_unroll": builder(functools.partial(haiku_model, core_name="GRU")),
     "equinox scan+vmap": builder(functools.partial(equinox_model, cell_name="GRUCell")),
 }

@@ -121,11 +121,12 @@ def keras_fit(b, t, d, h, mode, batches: int = 8, kind="lstm"):
   return step, ()
 
 
-def haiku_model(b, t, d, h):
+def haiku_model(b, t, d, h, core_name="LSTM"):
+  """A Haiku core (hk.LSTM or hk.GRU) under hk.dynamic_unroll."""
   import haiku as hk
 
   def net(x):
-    core = hk.LSTM(h)
+    core = getattr(hk, core_name)(h)
     ys, _ = hk.dynamic_unroll(core, x, core.initial_state(x.shape[0]), time_major=False)
     return ys
 

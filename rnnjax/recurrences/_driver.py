@@ -68,6 +68,18 @@ def total(terms):
   return out
 
 
+class SummedHoist:
+  """`hoist` and `loop` of a cell whose tangent adds the time-parallel part to dhw as it
+  is (the LSTM, SimpleRNN): a = a_x + a_h, and the tangent step reads the coefficients."""
+
+  def hoist(self, coefficients, a_x, a_h):
+    del coefficients
+    return total([a_x, a_h])
+
+  def loop(self, coefficients):
+    return coefficients
+
+
 def _given(tangent):
   return None if tangent is None or isinstance(tangent, SymbolicZero) else tangent
 

@@ -1,5 +1,6 @@
 """What the Mosaic GPU kernels share: shared-memory transforms, the per-CTA and
-per-warpgroup indices, one wgmma into a scoped accumulator, and the launch."""
+per-warpgroup indices, one wgmma into a scoped accumulator, the backward kernels'
+staging of operands and initial loads, and the launch."""
 
 import jax
 import jax.numpy as jnp
@@ -51,6 +52,39 @@ def matmul_sum(pairs) -> jax.Array:
       plgpu.wgmma(acc, a, b)
     return acc[...]
   return pl.run_scoped(run, plgpu.ACC((a0.shape[0], b0.shape[1]), F32))
+
+
+def load_through(slots, barrier, sources) -> list:
+  """Each GMEM view in `sources` (rows, Bt) copied in turn through slot 0 of `slots`
+  into registers: the backward kernels' initial cotangents, before their ring starts."""
+  loaded = []
+  for src in sources:
+    plgpu.copy_gmem_to_smem(src, slots.at[0], barrier)
+    plgpu.barrier_wait(barrier)
+    loaded.append(slots[0])
+    plgpu.commit_smem()
+  return loaded
+
+
+def stage_wgmma(acc, n: int, w_k, operands, value, dtype):
+  """acc += w_k @ value, `value` (K, Bt) cast to `dtype` in operand slot n % 2 of
+  `operands` (2, K, Bt) shared memory: the n-th operand of a step reuses the slot of
+  the (n-2)-th, so it waits (wgmma_wait(1)) for the wgmma that read it."""
+  if n >= 2:
+    plgpu.wgmma_wait(1)
+  slot = operands.at[n % 2]
+  slot[...] = value.astype(dtype)
+  plgpu.commit_smem()
+  plgpu.wgmma(acc, w_k, slot)
+
+
+def backward_scratch(plan: Plan, gates: int, dtype) -> list:
+  """A one-CTA backward kernel's scratch: W (gates, Hp, Hp) and two dz operand slots
+  (2, Hp, Bt) in `dtype`, the ring (depth, Hp, Bt) float32, and depth + 2 barriers (the
+  ring's, then the initial loads' and W's)."""
+  return [smem((gates, plan.hp, plan.hp), dtype), smem((2, plan.hp, plan.bt), dtype),
+          smem((plan.depth, plan.hp, plan.bt), F32),
+          plgpu.Barrier(num_barriers=plan.depth + 2)]
 
 
 def launch(body, *, plan: Plan, directions: int, out_type, scratch, interpret):

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from ... import _validation
 from ...types import Array, ArrayLike, DTypeLike, Params
-from .. import _checks, _interpret, _shapes
+from .. import _checks, _shapes
 from .._gates import GateSpec
 from ..gru import SPEC
 from . import _autodiff, _gru_backward, _gru_forward, _layout, _lstm, _plan, _twin
@@ -64,10 +64,7 @@ class Kernels(_autodiff.Cell):
                                              w, dh.astype(F32), interpret=self.interpret)
     else:
       dxp, (dhh,), (dh0,) = _twin.backward(SPEC, dhs, dfinal, res, hs32, h0, w)
-    h_prev = jnp.concatenate([h0.astype(hs.dtype)[:, None], hs[:, :-1]], axis=1)
-    operands = jnp.concatenate([dxp[:, :, :2], dhh[:, :, None]], axis=2)
-    dw = jnp.einsum("dtib,dtkjb->dkij", h_prev, operands.astype(hs.dtype),
-                    preferred_element_type=F32)
+    dw = _lstm.weight_grad(h0, hs, jnp.concatenate([dxp[:, :, :2], dhh[:, :, None]], axis=2))
     return dxp, dw.astype(w.dtype), (jnp.sum(dhh, axis=(1, 3)),), (dh0,)
 
 
@@ -91,18 +88,8 @@ def run(projected, recurrent_kernels, recurrent_bias, h0, lengths, *, dtype, dir
     outputs (B, T, D, U) in `dtype` (processing order); h (D, B, U) float32.
   """
   del zero_output_for_mask
-  if lengths is not None:
-    raise ValueError("lengths must be None for the Mosaic GPU kernels (no masking yet); "
-                     "use rnnjax.pallas.run_gru or the scan for sequences with lengths.")
-  for name, value in (("block_h", block_h), ("precision", precision)):
-    if value is not None:
-      raise ValueError(f"{name} must be None for the Mosaic GPU kernels, got {value!r}.")
-  interpret = _interpret.resolve_interpret(interpret)
-  reason = _lstm.unsupported_reason(dtype, interpret=interpret)
-  if reason is not None:
-    raise ValueError(reason)
-  if block_b is not None and block_b not in _plan.BATCH_TILES:
-    raise ValueError(f"block_b must be None or one of {_plan.BATCH_TILES}, got {block_b!r}.")
+  interpret = _lstm.check_run(dtype, interpret, lengths, block_b, block_h, precision,
+                              cell="gru")
   b, u = projected.shape[0], projected.shape[-1] // GATES
   fwd, bwd = plans(b, u, dtype, block_b)
   d = recurrent_kernels.shape[0]

@@ -31,10 +31,7 @@ def _body(plan: Plan, steps: int, dtype):
     depth = plan.depth
     init, w_bar = bars.at[depth], bars.at[depth + 1]
     plgpu.copy_gmem_to_smem(w.at[d], w_smem, w_bar)
-    plgpu.copy_gmem_to_smem(dh_final.at[d, :, cols], slots.at[0], init)
-    plgpu.barrier_wait(init)
-    dh_start = slots[0]
-    plgpu.commit_smem()
+    dh_start, = _common.load_through(slots, init, [dh_final.at[d, :, cols]])
 
     def rev(r):
       return steps - 1 - r
@@ -54,12 +51,7 @@ def _body(plan: Plan, steps: int, dtype):
       dh = dh_rec + ring.take(r, DH)
 
       def emit(acc, n, k, operand):
-        if n >= 2:   # the wgmma that read this slot two operands ago is done
-          plgpu.wgmma_wait(1)
-        slot = dz_smem.at[n % 2]
-        slot[...] = operand.astype(dtype)
-        plgpu.commit_smem()
-        plgpu.wgmma(acc, w_smem.at[k], slot)
+        _common.stage_wgmma(acc, n, w_smem.at[k], dz_smem, operand, dtype)
 
       def run(acc):
         z, n, hp_ = ring.take(r, Z), ring.take(r, N), ring.take(r, H_PREV)
@@ -103,9 +95,7 @@ def backward(plan: Plan, dhs, res, hs32, h0_f32, w, dh_final, *, interpret: bool
   S = jax.ShapeDtypeStruct
   out_type = [S((directions, steps, 3, hp, bp), F32), S((directions, steps, hp, bp), F32),
               S((directions, hp, bp), F32)]
-  scratch = [_common.smem((3, hp, hp), dtype), _common.smem((2, hp, plan.bt), dtype),
-             _common.smem((plan.depth, hp, plan.bt), F32),
-             plgpu.Barrier(num_barriers=plan.depth + 2)]
+  scratch = _common.backward_scratch(plan, 3, dtype)
   kernel = _common.launch(_body(plan, steps, dtype), plan=plan, directions=directions,
                           out_type=out_type, scratch=scratch, interpret=interpret)
   return kernel(dhs, res, h_prev, w, dh_final)

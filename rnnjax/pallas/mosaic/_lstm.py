@@ -50,6 +50,32 @@ def unsupported_reason(dtype, *, interpret: bool) -> str | None:
           f"interpret mode: its wgmma cannot read the transposed operand), got {name}")
 
 
+def check_run(dtype, interpret, lengths, block_b, block_h, precision, *, cell: str) -> bool:
+  """Checks the arguments the Mosaic kernels do not take (the LSTM's and the GRU's
+  `run`); returns the resolved `interpret`. `cell`: "lstm" or "gru", for the message."""
+  if lengths is not None:
+    raise ValueError("lengths must be None for the Mosaic GPU kernels (no masking yet); "
+                     f"use rnnjax.pallas.run_{cell} or the scan for sequences with lengths.")
+  for name, value in (("block_h", block_h), ("precision", precision)):
+    if value is not None:
+      raise ValueError(f"{name} must be None for the Mosaic GPU kernels, got {value!r}.")
+  interpret = _interpret.resolve_interpret(interpret)
+  reason = unsupported_reason(dtype, interpret=interpret)
+  if reason is not None:
+    raise ValueError(reason)
+  if block_b is not None and block_b not in _plan.BATCH_TILES:
+    raise ValueError(f"block_b must be None or one of {_plan.BATCH_TILES}, got {block_b!r}.")
+  return interpret
+
+
+def weight_grad(h0, hs, dz):
+  """dW_k[i, j] = sum over steps and batch of h_{t-1}[i] dz_k[j]: one matmul in XLA.
+  h0 (D, Hp, Bp), hs (D, T, Hp, Bp), dz (D, T, K, Hp, Bp) -> (D, K, Hp, Hp) float32."""
+  h_prev = jnp.concatenate([h0.astype(hs.dtype)[:, None], hs[:, :-1]], axis=1)
+  return jnp.einsum("dtib,dtkjb->dkij", h_prev, dz.astype(h_prev.dtype),
+                    preferred_element_type=F32)
+
+
 @dataclasses.dataclass(frozen=True)
 class Kernels(_autodiff.Cell):
   """The LSTM's kernels under (forward plan, backward plan or None) for `_autodiff`:
@@ -86,10 +112,7 @@ class Kernels(_autodiff.Cell):
       kernel = (_lstm_backward_cluster if cluster else _lstm_backward).backward
       dxp, dh0, dc0 = kernel(self.plans[1], dhs.astype(F32), gates, cs, c0, w,
                              dh.astype(F32), dc.astype(F32), interpret=self.interpret)
-    # dW_k[i, j] = sum over steps and batch of h_{t-1}[i] dz_k[j]: one matmul in XLA.
-    h_prev = jnp.concatenate([h0.astype(hs.dtype)[:, None], hs[:, :-1]], axis=1)
-    dw = jnp.einsum("dtib,dtkjb->dkij", h_prev, dxp.astype(h_prev.dtype),
-                    preferred_element_type=F32)
+    dw = weight_grad(h0, hs, dxp)
     return dxp, dw.astype(w.dtype), (), (dh0, dc0)
 
 
@@ -117,20 +140,9 @@ def run(projected, recurrent_kernels, h0, c0, lengths, *, dtype, directions,
     (D, B, U) float32.
   """
   del zero_output_for_mask   # only meaningful with lengths
-  if lengths is not None:
-    raise ValueError("lengths must be None for the Mosaic GPU kernels (no masking yet); "
-                     "use rnnjax.pallas.run_lstm or the scan for sequences with lengths.")
-  for name, value in (("block_h", block_h), ("precision", precision)):
-    if value is not None:
-      raise ValueError(f"{name} must be None for the Mosaic GPU kernels, got {value!r}.")
-  interpret = _interpret.resolve_interpret(interpret)
-  reason = unsupported_reason(dtype, interpret=interpret)
-  if reason is not None:
-    raise ValueError(reason)
+  interpret = check_run(dtype, interpret, lengths, block_b, block_h, precision, cell="lstm")
   b, gu = projected.shape[0], projected.shape[-1]
   units = gu // 4
-  if block_b is not None and block_b not in _plan.BATCH_TILES:
-    raise ValueError(f"block_b must be None or one of {_plan.BATCH_TILES}, got {block_b!r}.")
   fwd, bwd = plans(b, units, dtype, block_b)
   xp = _layout.projection(projected.astype(F32), directions, fwd.hp, fwd.bp)
   w = _layout.recurrent(recurrent_kernels.astype(dtype), fwd.hp)

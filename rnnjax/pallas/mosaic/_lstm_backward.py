@@ -17,6 +17,8 @@ units: each step's dh needs every unit's gate gradients), in reverse processing 
 dW_hh is not formed here: it is one time-parallel matmul (h_prev^T dz) outside.
 """
 
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
@@ -31,6 +33,45 @@ from ._ring import Ring
 DH, GATES, C_PREV = 0, (3, 0, 2, 1), 5
 
 
+def ring_sources(dhs, gates, c_prev, d, rows, cols, steps: int) -> list:
+  """The ring's units in reverse processing order: dh_s, the gates o, i, g, f, c_{s-1}
+  (views of `rows` x `cols` of direction d)."""
+  def rev(r):
+    return steps - 1 - r
+
+  sources: list[Callable] = [lambda r: dhs.at[d, rev(r), rows, cols]]
+  sources += [lambda r, k=k: gates.at[d, rev(r), k, rows, cols] for k in GATES]
+  sources += [lambda r: c_prev.at[d, rev(r), rows, cols]]
+  return sources
+
+
+def step_grads(plan: Plan, steps: int, ring: Ring, r, carry, dz_out: Callable, w_smem,
+               dz_smem, dtype):
+  """Reverse step r of this CTA's units from carry (dh_rec, dc, c_s) (rows, Bt): writes
+  each gate's dz_k to dz_out(s, k) (a GMEM view) and accumulates W_k @ dz_k with wgmma.
+  Returns (that sum (Hp, Bt) float32, dc_{s-1}, c_{s-1})."""
+  dh_rec, dc, c = carry
+  s = steps - 1 - r
+  dh = dh_rec + ring.take(r, DH)
+  tc = jnp.tanh(c)
+
+  def run(acc):
+    def emit(n, k, dz):   # n: the gate's place in this step, k: its index
+      dz_out(s, k)[...] = dz
+      _common.stage_wgmma(acc, n, w_smem.at[k], dz_smem, dz, dtype)
+    o = ring.take(r, 1)
+    dct = dc + dh * o * (1.0 - tc * tc)
+    emit(0, 3, dh * tc * o * (1.0 - o))
+    i, g = ring.take(r, 2), ring.take(r, 3)
+    emit(1, 0, dct * g * i * (1.0 - i))
+    emit(2, 2, dct * i * (1.0 - g * g))
+    f, cp = ring.take(r, 4), ring.take(r, C_PREV)
+    emit(3, 1, dct * cp * f * (1.0 - f))
+    return acc[...], dct * f, cp
+
+  return pl.run_scoped(run, plgpu.ACC((plan.hp, plan.bt), F32))
+
+
 def _body(plan: Plan, steps: int, dtype):
   def body(dhs, gates, c_prev, w, dh_final, dc_final, c_last,
            dxp, dh0, dc0, w_smem, dz_smem, slots, bars):
@@ -38,53 +79,16 @@ def _body(plan: Plan, steps: int, dtype):
     depth = plan.depth
     init, w_bar = bars.at[depth], bars.at[depth + 1]
     plgpu.copy_gmem_to_smem(w.at[d], w_smem, w_bar)
-    loaded = []
-    for src in (dh_final, dc_final, c_last):   # through slot 0, before the ring starts
-      plgpu.copy_gmem_to_smem(src.at[d, :, cols], slots.at[0], init)
-      plgpu.barrier_wait(init)
-      loaded.append(slots[0])
-      plgpu.commit_smem()
-
-    def rev(r):
-      return steps - 1 - r
-
-    sources = [lambda r: dhs.at[d, rev(r), :, cols]]
-    sources += [lambda r, k=k: gates.at[d, rev(r), k, :, cols] for k in GATES]
-    sources += [lambda r: c_prev.at[d, rev(r), :, cols]]
-    ring = Ring(slots, bars, 0, sources, steps)
+    loaded = _common.load_through(
+        slots, init, [src.at[d, :, cols] for src in (dh_final, dc_final, c_last)])
+    ring = Ring(slots, bars, 0, ring_sources(dhs, gates, c_prev, d, slice(None), cols,
+                                             steps), steps)
     ring.start()
     plgpu.barrier_wait(w_bar)
 
     def step(r, carry):
-      dh_rec, dc, c = carry
-      s = rev(r)
-      dh = dh_rec + ring.take(r, DH)
-      tc = jnp.tanh(c)
-
-      def o_grads():
-        o = ring.take(r, 1)
-        return dh * tc * o * (1.0 - o), dc + dh * o * (1.0 - tc * tc)
-
-      def run(acc):
-        dz_o, dct = o_grads()
-        emit(acc, 0, 3, dz_o)
-        i, g = ring.take(r, 2), ring.take(r, 3)
-        emit(acc, 1, 0, dct * g * i * (1.0 - i))
-        emit(acc, 2, 2, dct * i * (1.0 - g * g))
-        f, cp = ring.take(r, 4), ring.take(r, C_PREV)
-        emit(acc, 3, 1, dct * cp * f * (1.0 - f))
-        return acc[...], dct * f, cp
-
-      def emit(acc, n, k, dz):
-        dxp.at[d, s, k, :, cols][...] = dz
-        if n >= 2:   # the wgmma that read this slot two gates ago is done
-          plgpu.wgmma_wait(1)
-        slot = dz_smem.at[n % 2]
-        slot[...] = dz.astype(dtype)
-        plgpu.commit_smem()
-        plgpu.wgmma(acc, w_smem.at[k], slot)
-
-      return pl.run_scoped(run, plgpu.ACC((plan.hp, plan.bt), F32))
+      return step_grads(plan, steps, ring, r, carry, lambda s, k: dxp.at[d, s, k, :, cols],
+                        w_smem, dz_smem, dtype)
 
     dh_rec, dc, _ = jax.lax.fori_loop(0, steps, step, tuple(loaded))
     dh0.at[d, :, cols][...] = dh_rec
@@ -113,9 +117,7 @@ def backward(plan: Plan, dhs, gates, cs, c0, w, dh_final, dc_final, *, interpret
   S = jax.ShapeDtypeStruct
   out_type = [S((directions, steps, 4, hp, bp), F32), S((directions, hp, bp), F32),
               S((directions, hp, bp), F32)]
-  scratch = [_common.smem((4, hp, hp), dtype), _common.smem((2, hp, plan.bt), dtype),
-             _common.smem((plan.depth, hp, plan.bt), F32),
-             plgpu.Barrier(num_barriers=plan.depth + 2)]
+  scratch = _common.backward_scratch(plan, 4, dtype)
   kernel = _common.launch(_body(plan, steps, dtype), plan=plan, directions=directions,
                           out_type=out_type, scratch=scratch, interpret=interpret)
   return kernel(dhs, gates, c_prev, w, dh_final, dc_final, cs[:, -1])

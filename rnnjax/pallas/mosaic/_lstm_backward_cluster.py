@@ -12,12 +12,11 @@ CTA p sums the P partials' rows O_p, loaded by TMA two at a time, as its next dh
 
 import jax
 import jax.numpy as jnp
-from jax.experimental import pallas as pl
 from jax.experimental.pallas import mosaic_gpu as plgpu
 
 from . import _common, _plan
 from ._common import F32
-from ._lstm_backward import C_PREV, DH, GATES
+from ._lstm_backward import ring_sources, step_grads
 from ._plan import Plan
 from ._ring import Ring
 
@@ -47,50 +46,17 @@ def _body(plan: Plan, steps: int, dtype):
     depth = plan.depth
     init, w_bar, xbar = bars.at[depth], bars.at[depth + 1], depth + 2   # xbar: two
     plgpu.copy_gmem_to_smem(w.at[d, :, :, mine], w_smem, w_bar)
-    loaded = []
-    for src in (dh_final, dc_final, c_last):   # through slot 0, before the ring starts
-      plgpu.copy_gmem_to_smem(src.at[d, mine, cols], slots.at[0], init)
-      plgpu.barrier_wait(init)
-      loaded.append(slots[0])
-      plgpu.commit_smem()
-
-    def rev(r):
-      return steps - 1 - r
-
-    sources = [lambda r: dhs.at[d, rev(r), mine, cols]]
-    sources += [lambda r, k=k: gates.at[d, rev(r), k, mine, cols] for k in GATES]
-    sources += [lambda r: c_prev.at[d, rev(r), mine, cols]]
-    ring = Ring(slots, bars, 0, sources, steps)
+    loaded = _common.load_through(
+        slots, init, [src.at[d, mine, cols] for src in (dh_final, dc_final, c_last)])
+    ring = Ring(slots, bars, 0, ring_sources(dhs, gates, c_prev, d, mine, cols, steps),
+                steps)
     ring.start()
     plgpu.barrier_wait(w_bar)
 
     def step(r, carry):
-      dh_rec, dc, c = carry
-      s = rev(r)
-      dh = dh_rec + ring.take(r, DH)
-      tc = jnp.tanh(c)
-
-      def emit(acc, n, k, dz):
-        dxp.at[d, s, k, mine, cols][...] = dz
-        if n >= 2:   # the wgmma that read this slot two gates ago is done
-          plgpu.wgmma_wait(1)
-        slot = dz_smem.at[n % 2]
-        slot[...] = dz.astype(dtype)
-        plgpu.commit_smem()
-        plgpu.wgmma(acc, w_smem.at[k], slot)
-
-      def run(acc):
-        o = ring.take(r, 1)
-        dct = dc + dh * o * (1.0 - tc * tc)
-        emit(acc, 0, 3, dh * tc * o * (1.0 - o))
-        i, g = ring.take(r, 2), ring.take(r, 3)
-        emit(acc, 1, 0, dct * g * i * (1.0 - i))
-        emit(acc, 2, 2, dct * i * (1.0 - g * g))
-        f, cp = ring.take(r, 4), ring.take(r, C_PREV)
-        emit(acc, 3, 1, dct * cp * f * (1.0 - f))
-        return acc[...], dct * f, cp
-
-      part, dc_new, c_before = pl.run_scoped(run, plgpu.ACC((plan.hp, plan.bt), F32))
+      part, dc_new, c_before = step_grads(
+          plan, steps, ring, r, carry, lambda s, k: dxp.at[d, s, k, mine, cols], w_smem,
+          dz_smem, dtype)
       # The reduction over the cluster: publish this CTA's partial dh, meet, and sum
       # every CTA's partial over this CTA's units.
       parts.at[d, r % 2, peer, :, cols][...] = part
