@@ -34,7 +34,7 @@ sys.path.insert(0, str(HERE.parent))
 import jax  # noqa: E402
 
 import _custom_vjp_lstm  # noqa: E402
-from _lstm_peers import rnnjax_lstm  # noqa: E402
+from _lstm_peers import PEERS  # noqa: E402
 import rnnjax  # noqa: E402
 
 SHAPES = [(64, 28, 28, 64), (64, 128, 128, 256), (32, 512, 64, 128)]
@@ -63,10 +63,10 @@ def _built_with(variant, shape):
   saved = rnnjax.recurrences.run_dense
   rnnjax.recurrences.run_dense = run_dense
   try:
-    fn, args = rnnjax_lstm(*shape, "train")
+    fn, args = PEERS["rnnjax"](*shape, "train")
     compiled = fn.lower(*args).compile()
     jax.block_until_ready(fn(*args))
-    forward, fargs = rnnjax_lstm(*shape, "forward")   # (grad expands the custom rules)
+    forward, fargs = PEERS["rnnjax"](*shape, "forward")   # (grad expands the custom rules)
     assert primitive in str(jax.make_jaxpr(forward)(*fargs)), primitive
   finally:
     rnnjax.recurrences.run_dense = saved
@@ -141,7 +141,7 @@ def main():
       candidates = {v: (lambda fn=fn, a=a: fn(*a)) for v in VARIANTS
                     for fn, a in [built[shape, v]]}
       if not args.no_scan:
-        fn, a = rnnjax_lstm(*shape, "train", use_fused=False)
+        fn, a = PEERS["rnnjax scan (use_fused=False)"](*shape, "train")
         candidates[SCAN] = lambda fn=fn, a=a: fn(*a)
       load = os.getloadavg()[0]
       wall, cpu = paired_times(candidates, min_time=args.min_time)
