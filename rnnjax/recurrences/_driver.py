@@ -43,20 +43,6 @@ def _matmul(x, y):
   return (x.reshape(steps * batch, k) @ y).reshape(steps, batch, y.shape[-1])
 
 
-def _weight_matmul(x, dw):
-  """(T, B, K) primal @ (K, N) tangent, as `_matmul`, but laid out for its transpose (the
-  weight gradient): x is stored transposed, (K, T*B), behind an optimization barrier, so
-  that reverse mode's x^T @ ct is a standard (K, T*B) @ (T*B, N) GEMM; XLA would otherwise
-  fold the transpose back into a dot contracting dimension 0, which XLA:CPU runs on a slow
-  generic kernel (about 1.8x the time; bench/results/cpu_variants.md)."""
-  spec = getattr(getattr(jax.typeof(x), "sharding", None), "spec", None)
-  if spec is not None and any(a is not None for a in spec):
-    return jnp.einsum("tbk,kn->tbn", x, dw)
-  steps, batch, k = x.shape
-  xt = jax.lax.optimization_barrier(x.reshape(steps * batch, k).T)
-  return (xt.T @ dw).reshape(steps, batch, dw.shape[-1])
-
-
 def total(terms):
   """The sum of the terms that are not None; None when all are."""
   terms = [t for t in terms if t is not None]
@@ -207,10 +193,10 @@ def _recurrence_jvp(cell, primals, tangents):
     kernel, _ = projection
     d_kernel, d_bias = d_projection
     a_x = total([None if d_inputs is None else _matmul(d_inputs, kernel),
-                 None if _given(d_kernel) is None else _weight_matmul(inputs, d_kernel),
+                 None if _given(d_kernel) is None else _matmul(inputs, d_kernel),
                  _spread(d_bias, steps_batch)])
   dw = _given(dw)
-  a_h = total([None if dw is None else _weight_matmul(_previous_h(state0[0], hs, reset), dw),
+  a_h = total([None if dw is None else _matmul(_previous_h(state0[0], hs, reset), dw),
                None if b_rec is None else _spread(db_rec, steps_batch)])
   a = cell.hoist(coefficients, a_x, a_h)
   dstate0 = tuple(jnp.zeros_like(s) if _given(d) is None else d
