@@ -1,5 +1,5 @@
 """rnnjax's own LSTM train step (rj.LSTM(H) -> Dense(10), SGD) with and without the
-"weight gradients as canonical GEMMs" change, patched into rnnjax.recurrences.lstm._matmul
+"weight gradients as canonical GEMMs" change, patched into rnnjax.recurrences._driver._matmul
 at trace time (the train step never calls _matmul on a tangent lhs, so the patch only
 touches x @ dkernel and h_prev @ dW); both compiled in one process, checked equal, timed
 interleaved (process CPU time, median) with the peers.
@@ -10,7 +10,7 @@ import sys, time
 sys.path.insert(0, 'bench')
 import jax, jax.numpy as jnp, numpy as np
 import rnnjax as rj
-from rnnjax.recurrences import lstm as L
+from rnnjax.recurrences import _driver as L
 import cpu_variants as cv, _variants_lstm as vl
 from _timing import interleaved_seconds
 
