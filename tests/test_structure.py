@@ -25,7 +25,7 @@ MAX_LINES = 400
 
 # The root package's own shared private leaves: importable from anywhere in rnnjax.
 SHARED_PRIVATE = frozenset({
-    "rnnjax._activations", "rnnjax._constraints", "rnnjax._initializers",
+    "rnnjax._activations", "rnnjax._constraints", "rnnjax._initializers", "rnnjax._linear_map",
     "rnnjax._platform", "rnnjax._regularizers", "rnnjax._validation",
 })
 

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plt
 
+from .._linear_map import vary, varying_axes
 from ._tiling import KernelOptions
 
 F32 = jnp.float32
@@ -81,18 +82,6 @@ def call(kernel, opts: KernelOptions, *, batch: int, in_specs, out_specs, out_sh
         name=name,
     )(*args)
   return launch
-
-
-def varying_axes(x) -> frozenset:
-  """The mesh axes `x` varies over inside shard_map (empty elsewhere)."""
-  manual = getattr(jax.typeof(x), "manual_axis_type", None)
-  return frozenset(getattr(manual, "varying", ()) or ())
-
-
-def vary(x, axes: frozenset):
-  """`x` made to vary over the mesh axes `axes` too (a no-op outside shard_map)."""
-  missing = axes - varying_axes(x)
-  return jax.lax.pcast(x, tuple(sorted(missing)), to="varying") if missing else x
 
 
 def reversed_direction(directions: tuple[bool, ...]):

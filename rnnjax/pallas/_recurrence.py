@@ -23,7 +23,8 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from . import _backward, _forward, _linear_map, _pallas, _plain, _shapes, _tiling
+from .. import _linear_map
+from . import _backward, _forward, _pallas, _plain, _shapes, _tiling
 from ._gates import GateSpec
 from ._pallas import F32
 from ._tiling import KernelOptions
@@ -86,14 +87,10 @@ class _Tangent:
 
   def forward(self, res, lin):
     # The transpose of a linear map's transpose is the map: the vjp of the plain
-    # backward with respect to its (linear) cotangent argument. Inside shard_map every
-    # value is made to vary over the axes any varies over (vjp checks the types).
+    # backward with respect to its (linear) cotangent argument.
     _, states, _, hs, _ = self._residuals(res)
-    axes = frozenset().union(*(_pallas.varying_axes(a) for a in (*res, *lin)))
-    zeros = tuple(_pallas.vary(jnp.zeros_like(a), axes) for a in (hs, *states))
-    _, vjp = jax.vjp(lambda ct: self.transpose_reference(res, ct), zeros)
-    (out,) = vjp(tuple(_pallas.vary(a, axes) for a in lin))
-    return out
+    return _linear_map.transpose_linear(lambda ct: self.transpose_reference(res, ct),
+                                        (hs, *states), lin, others=res)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0, 1))

@@ -9,11 +9,13 @@ own (`_lstm_math`, `_gru_math`, `_simple_math`) with
     a_x (T, B, GU) (the projected input's tangent) and a_h (T, B, GU) (h_prev @ dW + the
     recurrent bias's tangent), either None when zero;
   loop(coefficients) -> what the tangent step reads per step;
-  tangent(loop_t, a_t, dhw, dstate) -> new dstate, LINEAR in (a_t, dhw, dstate).
+  tangent(loop_t, a_t, dhw, dstate) -> new dstate, LINEAR in (a_t, dhw, dstate);
+  transpose(loop_t, g) -> its transpose (`_tangent.py`).
 
-So the tangent scan does ONE matmul per step (dh @ W) plus multiply-adds, and JAX's
-transpose of it (the reverse-mode backward) one dz @ W^T per step, with the gradients of
-kernel, biases, W and x as single GEMMs after the loop (transposes of the hoisted terms).
+So the tangent scan (`_tangent.py`) does ONE matmul per step (dh @ W) plus multiply-adds,
+and its transpose (the reverse-mode backward, a hand-written reverse scan) one dz @ W^T
+per step, with the gradients of kernel, biases, W and x as single GEMMs after the loop
+(JAX's transposes of the hoisted terms).
 
 Masks and resets follow the scan engine (`engine/_scan.py`): at a reset step the state
 is set back to the initial state first (also when that step is masked); at a masked step
@@ -29,7 +31,9 @@ import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
+from . import _tangent
 from ._carry import cast_like, matched
+from ._flags import keep_flags, select
 
 
 def _matmul(x, y):
@@ -70,24 +74,6 @@ def _given(tangent):
   return None if tangent is None or isinstance(tangent, SymbolicZero) else tangent
 
 
-def _select(flags, fresh, held):
-  """Per row: `fresh` (what the step computed) where flags (B,) or (B, U), else `held` (the
-  carried or initial state, cast to `fresh`'s sharding and varying axes), over tuples."""
-  if flags.ndim == 1:
-    flags = flags[:, None]
-  return tuple(jnp.where(flags, a, cast_like(b, a)) for a, b in zip(fresh, held))
-
-
-def _keep(reset):
-  """(T, B) False where the NEXT step resets (True after the last): the scans apply a
-  reset at the end of the step before it, where the select fuses with the step's
-  elementwise math (a reset at the first step is a no-op: the carry starts at the initial
-  state)."""
-  if reset is None:
-    return None
-  return ~jnp.concatenate([reset[1:], jnp.zeros_like(reset[:1])], 0)
-
-
 def forward(cell, inputs, projection, w, b_rec, state0, valid, reset, save: bool = False):
   """The primal scan.
 
@@ -113,49 +99,15 @@ def forward(cell, inputs, projection, w, b_rec, state0, valid, reset, save: bool
       hw = hw + b_rec[None, :]
     new, coefficients = cell.step(x_t, hw, state, save)
     if v is not None:
-      new = _select(v, new, state)
+      new = select(v, new, state)
     h = new[0]
     if keep is not None:
-      new = _select(keep, new, state0)
+      new = select(keep, new, state0)
     return new, (h, coefficients)
 
-  xs = (inputs, valid, _keep(reset))
+  xs = (inputs, valid, keep_flags(reset))
   state, (hs, coefficients) = jax.lax.scan(step, matched(step, tuple(state0), xs), xs)
   return hs, state, coefficients
-
-
-def tangent(cell, w, loop, a, dstate0, valid, reset):
-  """The tangent scan, linear in (a, dstate0).
-
-  Args:
-    w: (U, GU) recurrent kernel (a primal: dW enters through `a`).
-    loop: `cell.loop(coefficients)`, time-stacked; a: `cell.hoist(...)` or None.
-    dstate0: the initial state's tangents (B, U) each.
-    valid, reset: (T, B) bool or None.
-
-  Returns:
-    dhs (T, B, U), the final state's tangents.
-  """
-  units = w.shape[0]
-
-  def wide(flags):
-    # (T, B, U) before the loop: the body then holds only linear operations on the
-    # tangents, so reverse mode splits off no loop of its own to broadcast the flags.
-    return None if flags is None else jnp.broadcast_to(flags[..., None], flags.shape + (units,))
-
-  def step(dstate, inp):
-    a_t, coefficients, v, keep = inp
-    new = cell.tangent(coefficients, a_t, dstate[0] @ w, dstate)
-    if v is not None:
-      new = _select(v, new, dstate)
-    dh = new[0]
-    if keep is not None:
-      new = _select(keep, new, dstate0)
-    return new, dh
-
-  xs = (a, loop, wide(valid), wide(_keep(reset)))
-  dstate, dhs = jax.lax.scan(step, matched(step, tuple(dstate0), xs), xs)
-  return dhs, dstate
 
 
 def _previous_h(h0, hs, reset):
@@ -201,7 +153,8 @@ def _recurrence_jvp(cell, primals, tangents):
   a = cell.hoist(coefficients, a_x, a_h)
   dstate0 = tuple(jnp.zeros_like(s) if _given(d) is None else d
                   for s, d in zip(state0, dstate0))
-  dhs, dstate = tangent(cell, w, cell.loop(coefficients), a, dstate0, valid, reset)
+  dhs, dstate = _tangent.apply(cell, w, cell.loop(coefficients), a, dstate0, valid,
+                               keep_flags(reset))
   return (hs, state), (dhs, dstate)
 
 

@@ -65,5 +65,10 @@ class GRUMath:
     dh_new = z * dh + ez + er + en
     return (dh_new if b_t is None else dh_new + b_t,)
 
+  def transpose(self, coefficients, g):
+    (gh,) = g
+    z, c = coefficients
+    return gh, c * jnp.concatenate([gh, gh, gh], axis=-1), (z * gh,)
+
 
 GRU = GRUMath()

@@ -37,6 +37,11 @@ class SimpleMath(SummedHoist):
     dz = dhw if a_t is None else a_t + dhw
     return (dz if coefficients is None else coefficients[0] * dz,)
 
+  def transpose(self, coefficients, g):
+    (gh,) = g
+    gz = gh if coefficients is None else coefficients[0] * gh
+    return gz, gz, (None,)
+
 
 def simple_math(activation: str) -> SimpleMath:
   if activation not in ACTIVATIONS:

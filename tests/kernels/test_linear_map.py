@@ -1,5 +1,5 @@
 """The linear-map primitive under the Pallas recurrence's custom JVP
-(`rnnjax/pallas/_linear_map.py`), on a toy rule whose fast transpose is instrumented:
+(`rnnjax/_linear_map.py`), on a toy rule whose fast transpose is instrumented:
 every transform composes (checked against finite differences in float64 and against
 plain JAX), and reverse mode runs the rule's own transpose, also under vmap."""
 
@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from jax.test_util import check_grads
 
-from rnnjax.pallas import _linear_map
+from rnnjax import _linear_map
 
 CALLS = []   # which direction ran: appended while tracing
 

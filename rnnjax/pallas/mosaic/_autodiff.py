@@ -3,7 +3,7 @@ the Triton kernels' (`pallas._recurrence`, whose docstring says why):
   - primal: the forward kernel (no residuals);
   - jvp rule: the forward kernel saving its residuals (`_forward_saving`, whose own jvp
     is that of the plain-JAX twin, `_twin.forward`), then the tangent as a linear map
-    (`pallas._linear_map`) of the residuals and the input tangents. Its `transpose` is
+    (`rnnjax._linear_map`) of the residuals and the input tangents. Its `transpose` is
     the Mosaic backward kernel (and dW as one time-parallel matmul); its plain-JAX
     directions are the twin's backward (`_twin.backward`) and that one's transpose.
 So reverse mode runs the Mosaic backward kernel on the Mosaic forward's residuals, as the
@@ -24,7 +24,7 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from .. import _linear_map, _pallas
+from ... import _linear_map
 from .._gates import GateSpec
 
 
@@ -92,14 +92,10 @@ class _Tangent:
     return self._transpose(False, res, ct)
 
   def forward(self, res, lin):
-    # The transpose of the plain backward (linear in its cotangents) is the map. Inside
-    # shard_map every value varies over the axes any varies over (vjp checks the types).
+    # The transpose of the plain backward (linear in its cotangents) is the map.
     _, states, hs, _ = self._split(res)
-    axes = frozenset().union(*(_pallas.varying_axes(a) for a in (*res, *lin)))
-    zeros = tuple(_pallas.vary(jnp.zeros_like(a), axes) for a in (hs, *states))
-    _, vjp = jax.vjp(lambda ct: self.transpose_reference(res, ct), zeros)
-    (out,) = vjp(tuple(_pallas.vary(a, axes) for a in lin))
-    return out
+    return _linear_map.transpose_linear(lambda ct: self.transpose_reference(res, ct),
+                                        (hs, *states), lin, others=res)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))

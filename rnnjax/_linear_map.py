@@ -2,8 +2,8 @@
 
 `apply(rule, residuals, linear)` computes `rule.forward(residuals, linear)`, linear in
 `linear`; its transpose (what reverse mode runs) is `rule.transpose(residuals,
-cotangents)`, e.g. a Pallas backward kernel that JAX could not derive. It is one primitive
-with every rule a transform needs:
+cotangents)`, e.g. a Pallas backward kernel that JAX could not derive, or a hand-written
+reverse scan (the CPU recurrences). It is one primitive with every rule a transform needs:
   - transpose: the same primitive in the other direction (transposing twice gives back
     the forward), so reverse mode runs `rule.transpose`;
   - jvp (residuals and linear inputs may both carry tangents, as under a Hessian): JAX's
@@ -29,7 +29,29 @@ import jax.numpy as jnp
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
-from . import _pallas
+
+def varying_axes(x) -> frozenset:
+  """The mesh axes `x` varies over inside shard_map (empty elsewhere)."""
+  manual = getattr(jax.typeof(x), "manual_axis_type", None)
+  return frozenset(getattr(manual, "varying", ()) or ())
+
+
+def vary(x, axes: frozenset):
+  """`x` made to vary over the mesh axes `axes` too (a no-op outside shard_map)."""
+  missing = axes - varying_axes(x)
+  return jax.lax.pcast(x, tuple(sorted(missing)), to="varying") if missing else x
+
+
+def transpose_linear(fn, like, cotangents, others=()) -> tuple:
+  """The transpose of `fn` (linear, tuple of arrays shaped as `like` -> tuple) applied to
+  `cotangents`: its vjp at zeros. Inside shard_map every value is made to vary over the
+  axes any of them (or of `others`) varies over, since vjp checks the types."""
+  axes = frozenset().union(*(varying_axes(a) for a in (*like, *cotangents, *others)))
+  zeros = tuple(vary(jnp.zeros_like(a), axes) for a in like)
+  _, vjp = jax.vjp(fn, zeros)
+  (out,) = vjp(tuple(vary(a, axes) for a in cotangents))
+  return out
+
 
 _p = Primitive("rnnjax_linear_map")
 _p.multiple_results = True
@@ -40,8 +62,8 @@ def apply(rule, residuals, linear) -> tuple:
   residuals, linear = tuple(residuals), tuple(linear)
   # Inside shard_map, every operand is cast to vary over the axes any varies over, so
   # that the casts' transposes (sums over devices) are JAX's, not the rule's business.
-  axes = frozenset().union(*(_pallas.varying_axes(a) for a in residuals + linear))
-  operands = [_pallas.vary(a, axes) for a in residuals + linear]
+  axes = frozenset().union(*(varying_axes(a) for a in residuals + linear))
+  operands = [vary(a, axes) for a in residuals + linear]
   return tuple(_p.bind(*operands, rule=rule, transposed=False, n_res=len(residuals),
                        levels=()))
 
@@ -66,14 +88,24 @@ def _impl(*args, rule, transposed, n_res, levels):
   return _batched(_direction(rule, transposed, fast=True), n_res, levels)(*args)
 
 
+def _struct(aval):
+  """A ShapeDtypeStruct with the aval's type: inside shard_map its varying axes, under a
+  mesh of Explicit axes its sharding."""
+  if not aval.manual_axis_type.empty:
+    return jax.ShapeDtypeStruct(aval.shape, aval.dtype, sharding=aval.sharding,
+                                manual_axis_type=aval.manual_axis_type)
+  mesh = getattr(aval.sharding, "mesh", None)
+  if any(t.name == "Explicit" for t in getattr(mesh, "axis_types", ()) or ()):
+    return jax.ShapeDtypeStruct(aval.shape, aval.dtype, sharding=aval.sharding)
+  return jax.ShapeDtypeStruct(aval.shape, aval.dtype)
+
+
 def _abstract_eval(*avals, **params):
   # Traced on the operands' types, so the varying mesh axes (inside shard_map) go
   # through to the outputs' types. The effects are those of the direction it runs (a
   # kernel in an interpret mode that calls back into Python has ordered IO effects,
   # which jit must thread through tokens).
-  structs = [jax.ShapeDtypeStruct(a.shape, a.dtype) if a.manual_axis_type.empty else
-             jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=a.sharding,
-                                  manual_axis_type=a.manual_axis_type) for a in avals]
+  structs = [_struct(a) for a in avals]
   closed = jax.make_jaxpr(functools.partial(_impl, **params))(*structs)
   return closed.out_avals, closed.effects
 
