@@ -1,8 +1,8 @@
 """The dense cells' fast paths on the CPU (LSTM, GRU, SimpleRNN): the XLA recurrences of
-`rnnjax.recurrences.dense`, one custom JVP whose linear tangent JAX transposes into a
-backward that trains faster than autodiff of the scan (one matmul per backward step;
-weight gradients as single GEMMs after the loop), and which composes with every transform
-(forward mode, higher orders). Boolean masks, seq_lengths and resets run on it with the
+`rnnjax.recurrences.dense`, one custom JVP whose linear tangent has a hand-written
+transpose: a backward that trains faster than autodiff of the scan (one matmul per
+backward step; weight gradients as single GEMMs after the loop), and which composes with
+every transform (forward mode, higher orders). Boolean masks, seq_lengths and resets run on it with the
 scan engine's semantics.
 
 Time-major throughout: the inputs (B, T, F) are transposed once (cheap, F is small). The

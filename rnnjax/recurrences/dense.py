@@ -2,7 +2,7 @@
 fast path. One custom JVP for all three (`_driver.py`), each cell's math in its own file.
 
 A `jax.custom_jvp` (not a custom VJP), so that every JAX transform composes with it:
-forward mode (jvp, jacfwd, linearize), reverse mode (JAX transposes the linear tangent),
+forward mode (jvp, jacfwd, linearize), reverse mode (the linear tangent's transpose),
 and every higher order (the rule is plain JAX, so autodiff differentiates it again).
 
 The rule runs the primal scan saving the tangent's coefficients, then the tangent
@@ -10,8 +10,9 @@ recurrence, linear in the tangents and split in two:
   - the time-parallel part, dx @ kernel + x @ dkernel + dbias + h_prev @ dW + d(recurrent
     bias), as flat (T*B, ...) matmuls and elementwise terms before the loop;
   - the tangent scan carrying only the state's tangents, with ONE matmul per step.
-Reverse mode is JAX's transpose of this: a reverse scan with one matmul per step, and
-the gradients of kernel, biases, W and x as single GEMMs after the loop.
+Reverse mode is the transpose of this: a hand-written reverse scan with one matmul per
+step (`_tangent.py`), then JAX's transposes of the hoisted matmuls, the gradients of
+kernel, biases, W and x as single GEMMs after the loop.
 
 Everything is time-major (T, B, ...) in processing order; `run` computes in float32.
 """
