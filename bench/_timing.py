@@ -21,12 +21,12 @@ def median_seconds(fn, *args, warmup: int = 2, min_reps: int = 5, min_time: floa
   return statistics.median(times)
 
 
-def interleaved_seconds(candidates, *, warmup: int = 2, min_rounds: int = 7,
-                        min_time: float = 2.0, max_rounds: int = 200) -> dict:
-  """{name: (min, median) wall seconds} of each `candidates[name]()` (results blocked on),
-  timed one call per candidate per round, the order rotating every round: on a shared
-  machine a burst of load then hits every candidate alike, and the minimum is each one's
-  least-disturbed run. A candidate returning a float is self-timed (its seconds are used)."""
+def interleaved_rounds(candidates, *, warmup: int = 2, min_rounds: int = 7,
+                       min_time: float = 2.0, max_rounds: int = 200) -> dict:
+  """{name: [wall seconds, one per round]} of each `candidates[name]()` (results blocked
+  on), timed one call per candidate per round, the order rotating every round, so that
+  the calls of one round share the machine's load. A candidate returning a float is
+  self-timed (its seconds are used)."""
   names = list(candidates)
   for name in names:
     for _ in range(warmup):
@@ -41,4 +41,18 @@ def interleaved_seconds(candidates, *, warmup: int = 2, min_rounds: int = 7,
       out = jax.block_until_ready(candidates[name]())
       times[name].append(out if isinstance(out, float) else time.perf_counter() - t0)
     rounds += 1
-  return {name: (min(ts), statistics.median(ts)) for name, ts in times.items()}
+  return times
+
+
+def interleaved_seconds(candidates, **timing) -> dict:
+  """{name: (min, median) wall seconds} of `interleaved_rounds`: on a shared machine a
+  burst of load hits every candidate alike, and the minimum is each one's
+  least-disturbed run."""
+  rounds = interleaved_rounds(candidates, **timing)
+  return {name: (min(ts), statistics.median(ts)) for name, ts in rounds.items()}
+
+
+def paired_ratio(rounds: dict, name, reference) -> float:
+  """The median over rounds of rounds[name] / rounds[reference] (both calls of a round
+  share the machine's load: steadier than a ratio of minima)."""
+  return statistics.median(a / b for a, b in zip(rounds[name], rounds[reference]))

@@ -12,6 +12,7 @@ sys.path.insert(0, str(BENCH))
 
 import _cpu_report as report  # noqa: E402
 import _peer_checks  # noqa: E402
+import _timing  # noqa: E402
 import cpu_lstm  # noqa: E402
 
 
@@ -31,8 +32,8 @@ def test_summary_follows_the_table():
   rows = [("train", (2, 3, 4, 5), {"rnnjax": 0.004, "rnnjax scan (use_fused=False)": 0.003,
                                    "scan (per-step x@W)": 0.005, "flax GRUCell": 0.008,
                                    "torch nn.GRU": 0.001})]
-  workloads = [("gru", "train", w, {"rnnjax": s}) for w, s in
-               (("none", 0.010), ("reset 3%", 0.0104))]
+  workloads = [("gru", "train", w, {"rnnjax": s}, cost) for w, s, cost in
+               (("none", 0.010, 1.0), ("reset 3%", 0.0107, 1.04))]
   meta = {"title_note": "", "facts": {"Run": "today", "Load average": "0.1 at start"},
           "method": ""}
   text = cpu_lstm.document(meta, {"gru": rows}, workloads, {}, (2, 3, 4, 5))
@@ -69,3 +70,9 @@ def test_quick_run_writes_every_table(tmp_path, monkeypatch):
   assert all(report.ms(r["rnnjax"]) > 0 for r in workloads)
   assert float(workloads[1]["rnnjax / rnnjax (none)"]) > 0
   assert "GRU train" in report.summary_block(text, "x")
+
+
+def test_paired_ratio_is_the_median_of_per_round_ratios():
+  rounds = {"a": [2.0, 4.0, 9.0], "b": [1.0, 2.0, 3.0]}   # ratios 2, 2, 3; minima 2 / 1
+  assert _timing.paired_ratio(rounds, "a", "b") == 2.0
+  assert _timing.paired_ratio({"a": [1.0, 3.0], "b": [1.0, 1.0]}, "a", "b") == 2.0
