@@ -90,6 +90,9 @@ def meta_value(text, key):
   return found.group(1).strip() if found else "not recorded"
 
 
+PAIRED = "rnnjax / fastest (paired)"
+
+
 def summary_block(text, link):
   """The block the docs quote: for each cell kind and mode, rnnjax's default path
   against the fastest JAX peer at every shape, and the reset cost when measured."""
@@ -97,7 +100,8 @@ def summary_block(text, link):
   out = [BEGIN,
          f"rnnjax (default path) against the fastest JAX peer on the CPU, ms per step, from "
          f"[bench/results/cpu.md]({link}) (run: {meta_value(text, 'Run')}; load average "
-         f"{meta_value(text, 'Load average')}); in brackets rnnjax / fastest peer, below 1: "
+         f"{meta_value(text, 'Load average')}); in brackets rnnjax / fastest peer (the median "
+         f"of per-round ratios where measured, else the ratio of the minima), below 1: "
          f"rnnjax faster; PyTorch (own process) and the GEMM compute floor where measured.",
          ""]
   rows = []
@@ -108,9 +112,11 @@ def summary_block(text, link):
       if "rnnjax" in times and ref:
         torch = next((s for n, s in times.items() if n.startswith("torch")), None)
         floor = ms(row.get("GEMM floor ms"))
+        paired = row.get(PAIRED, "—")
+        ratio = float(paired) if paired != "—" else times["rnnjax"] / ref
         rows.append((f"{label} {row['mode']}", row["(B, T, D, H)"],
                      f"{fmt_ms(times['rnnjax'])} vs {fmt_ms(ref)} {name} "
-                     f"({times['rnnjax'] / ref:.2f})"
+                     f"({ratio:.2f})"
                      + (f"; PyTorch {fmt_ms(torch)}" if torch else "")
                      + (f"; floor {fmt_ms(floor)}" if floor else "")))
   shapes = list(dict.fromkeys(shape for _, shape, _ in rows))

@@ -10,7 +10,8 @@ the mask / reset workloads, and the GEMM compute floor, in one run.
 Exit status 1 when the numerics check finds a peer computing another function.
 
 The JAX peers of one table row (or, for the workloads, of one cell kind and mode) are
-timed interleaved in one process (`_timing.interleaved_seconds`: minimum over rounds);
+timed interleaved in one process (`_timing.interleaved_rounds`: minimum over rounds, and
+rnnjax's paired ratio to the fastest peer, the median of per-round ratios);
 PyTorch in its own (median). A full run to the default --out also rewrites the summary
 block that README.md, docs/cpu_perf.md and bench/README.md quote (`_cpu_report.py`).
 """
@@ -20,6 +21,7 @@ import datetime
 import os
 import pathlib
 import platform
+import statistics
 import subprocess
 import sys
 
@@ -74,6 +76,12 @@ def run(peers, shapes, modes, torch_python=None, kind="lstm", **timing):
   """[(mode, shape, {peer: seconds})] for every mode and shape of the cell table of
   `kind`; peers not installed (or not of this kind) are skipped. `timing` goes to the
   timers (e.g. min_time=0.2 for a quick run, as the benchmarks notebook does)."""
+  return [row[:3] for row in run_paired(peers, shapes, modes, torch_python, kind, **timing)]
+
+
+def run_paired(peers, shapes, modes, torch_python=None, kind="lstm", **timing):
+  """`run`'s rows with a fourth entry: rnnjax / the fastest JAX peer of the row (by
+  minimum), the median over rounds of the per-round ratio (None without rnnjax)."""
   table, torch_name = CELL_PEERS[kind], TORCH_PEERS[kind]
   rows = []
   for mode in modes:
@@ -89,11 +97,14 @@ def run(peers, shapes, modes, torch_python=None, kind="lstm", **timing):
           continue
         # keras fit's step function measures itself (seconds per batch)
         candidates[name] = fn if name == "keras fit" else (lambda fn=fn, args=args: fn(*args))
-      interleaved = _interleave(candidates, timing)
-      times = {name: interleaved[name][0] for name in interleaved}
-      for name, (best, median) in interleaved.items():
-        print(f"{kind} {mode:7s} {shape}  {name:30s} {1e3 * best:9.2f} ms "
-              f"(median {1e3 * median:.2f})", flush=True)
+      rounds = interleaved_rounds(candidates, **{k: v for k, v in timing.items()
+                                                 if k in INTERLEAVE_KEYS})
+      times = {name: min(ts) for name, ts in rounds.items()}
+      for name, ts in rounds.items():
+        print(f"{kind} {mode:7s} {shape}  {name:30s} {1e3 * min(ts):9.2f} ms "
+              f"(median {1e3 * statistics.median(ts):.2f})", flush=True)
+      ref, _ = report.reference(times)
+      paired = paired_ratio(rounds, "rnnjax", ref) if "rnnjax" in rounds and ref else None
       if torch_name in peers:
         seconds = torch_seconds(shape, mode, torch_python, kind, **timing)
         if seconds is None:
@@ -101,7 +112,7 @@ def run(peers, shapes, modes, torch_python=None, kind="lstm", **timing):
         else:
           times[torch_name] = seconds
           print(f"{kind} {mode:7s} {shape}  {torch_name:30s} {1e3 * seconds:9.2f} ms (median)")
-      rows.append((mode, shape, times))
+      rows.append((mode, shape, times, paired))
   return rows
 
 
@@ -144,6 +155,10 @@ def to_markdown(rows) -> str:
                       [((mode, shape), times, {}) for mode, shape, times in rows]) + "\n"
 
 
+def _paired_column(paired):
+  return {} if paired is None else {report.PAIRED: f"{paired:.3f}"}
+
+
 def _floor_columns(kind, mode, shape, rates, times):
   """The GEMM floor columns; none when the GEMM rates were not measured (rates None)."""
   if rates is None:
@@ -160,13 +175,14 @@ def document(meta, cell_rows, workload_rows, rates, workload_shape) -> str:
   out = ["# CPU benchmark: rnnjax against its peers", "", meta["title_note"], ""]
   out += [f"- {key}: {value}" for key, value in meta["facts"].items()]
   out += ["", meta["method"], ""]
-  extra = ["GEMM floor ms", "rnnjax / floor"]
+  extra = [report.PAIRED, "GEMM floor ms", "rnnjax / floor"]
   for kind, rows in cell_rows.items():
     out += [f"## {report.cell_section_title(kind)}", ""]
     if kind == "gru":
       out += [GRU_NOTE, ""]
-    body = [((mode, shape), times, _floor_columns(kind, mode, shape, rates.get((kind, shape)), times))
-            for mode, shape, times in rows]
+    body = [((mode, shape), times, {**_paired_column(paired),
+                                    **_floor_columns(kind, mode, shape, rates.get((kind, shape)), times)})
+            for mode, shape, times, paired in rows]
     out += [report.table(["mode", "(B, T, D, H)"], body, extra), ""]
   if workload_rows:
     b, t, f, h = workload_shape
@@ -260,7 +276,7 @@ def main(argv=None):
                       + _peer_checks.summary(results))
   print("\n".join(checks), flush=True)
 
-  cell_rows = {kind: run(peers, shapes, modes, args.torch_python, kind, **timing)
+  cell_rows = {kind: run_paired(peers, shapes, modes, args.torch_python, kind, **timing)
                for kind in args.kinds} if "cells" in args.tables else {}
   workload_rows = (run_workloads(args.kinds, modes, peers, wshape, **timing)
                    if "workloads" in args.tables else [])
@@ -311,7 +327,9 @@ METHOD = ("Model: RNN(H, return_sequences=True) -> Dense(10) on every step; trai
           "interleaved round-robin in one process after two warm-up calls, minimum over rounds "
           "(at least 7 rounds, about 2 s per peer); PyTorch in its own process, median. In "
           "brackets: time / the fastest JAX peer of the row other than rnnjax (`keras fit` and "
-          "PyTorch are not candidates); below 1 is faster. GEMM floor: the forward's input and "
+          "PyTorch are not candidates); below 1 is faster. `rnnjax / fastest (paired)`: "
+          "rnnjax / that peer, the median over rounds of the per-round ratio (both calls of "
+          "a round share the machine's load: steadier than the ratio of minima). GEMM floor: the forward's input and "
           "recurrent GEMM FLOPs at the measured rates (a lower bound: input GEMM at the better "
           "of the two rates, recurrent at the per-step rate), x3 for the train step; FLOPs of the forward = T * 2B(D + H) * GH, "
           "G = 4 (LSTM) or 3 (GRU) (bench/_floor.py).")

@@ -31,7 +31,8 @@ def test_summary_follows_the_table():
   summary reads rnnjax against the fastest JAX peer other than rnnjax."""
   rows = [("train", (2, 3, 4, 5), {"rnnjax": 0.004, "rnnjax scan (use_fused=False)": 0.003,
                                    "scan (per-step x@W)": 0.005, "flax GRUCell": 0.008,
-                                   "torch nn.GRU": 0.001})]
+                                   "torch nn.GRU": 0.001}, None),
+          ("forward", (2, 3, 4, 5), {"rnnjax": 0.002, "scan (per-step x@W)": 0.0025}, 0.93)]
   workloads = [("gru", "train", w, {"rnnjax": s}, cost) for w, s, cost in
                (("none", 0.010, 1.0), ("reset 3%", 0.0107, 1.04))]
   meta = {"title_note": "", "facts": {"Run": "today", "Load average": "0.1 at start"},
@@ -39,6 +40,8 @@ def test_summary_follows_the_table():
   text = cpu_lstm.document(meta, {"gru": rows}, workloads, {}, (2, 3, 4, 5))
   block = report.summary_block(text, "x")
   assert "| GRU train | 4.00 vs 5.00 scan (per-step x@W) (0.80); PyTorch 1.00 |" in block
+  # the paired ratio (median of per-round ratios) when measured, not 2.00 / 2.50
+  assert "| GRU forward | 2.00 vs 2.50 scan (per-step x@W) (0.93) |" in block
   assert "GRU train 1.040" in block and "run: today; load average 0.1 at start" in block
   assert report.summary_block(text.replace("4.00 (", "4.50 ("), "x") != block
 
