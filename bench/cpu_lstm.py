@@ -175,7 +175,7 @@ def document(meta, cell_rows, workload_rows, rates, workload_shape) -> str:
   out = ["# CPU benchmark: rnnjax against its peers", "", meta["title_note"], ""]
   out += [f"- {key}: {value}" for key, value in meta["facts"].items()]
   out += ["", meta["method"], ""]
-  extra = [report.PAIRED, "GEMM floor ms", "rnnjax / floor"]
+  floor = ["GEMM floor ms", "rnnjax / floor"]
   for kind, rows in cell_rows.items():
     out += [f"## {report.cell_section_title(kind)}", ""]
     if kind == "gru":
@@ -183,7 +183,7 @@ def document(meta, cell_rows, workload_rows, rates, workload_shape) -> str:
     body = [((mode, shape), times, {**_paired_column(paired),
                                     **_floor_columns(kind, mode, shape, rates.get((kind, shape)), times)})
             for mode, shape, times, paired in rows]
-    out += [report.table(["mode", "(B, T, D, H)"], body, extra), ""]
+    out += [report.table(["mode", "(B, T, D, H)"], body, [report.PAIRED, *floor]), ""]
   if workload_rows:
     b, t, f, h = workload_shape
     out += ["## Masks and resets", "",
@@ -202,7 +202,7 @@ def document(meta, cell_rows, workload_rows, rates, workload_shape) -> str:
       if cost is not None:
         more["rnnjax / rnnjax (none)"] = f"{cost:.3f}"
       body.append(((report.KINDS[kind], mode, workload), times, more))
-    out += [report.table(["cell", "mode", "workload"], body, ["rnnjax / rnnjax (none)", *extra]),
+    out += [report.table(["cell", "mode", "workload"], body, ["rnnjax / rnnjax (none)", *floor]),
             ""]
   return "\n".join(out)
 
