@@ -64,6 +64,7 @@ def _zero_where(flags, g):
 
 
 def _zero_unless(flags, g):
+  """g (B, U) with rows zeroed where flags (B,) are True."""
   return jnp.where(flags[:, None], jnp.zeros((), g.dtype), g)
 
 
@@ -73,7 +74,7 @@ def reverse(cell, w, loop, ct_hs, ct_final, valid, keep, with_a: bool):
   Args:
     w: (U, GU); loop: `cell.loop(coefficients)`, time-stacked.
     ct_hs: (T, B, U) the cotangent of dhs; ct_final: the final state's, (B, U) each.
-    valid: (T, B) bool or None; keep: (T, B) bool or None (`_driver._keep` of the resets:
+    valid: (T, B) bool or None; keep: (T, B) bool or None (`keep_flags` of the resets:
       False where the next step resets).
     with_a: whether to return the hoisted part's cotangent.
 
