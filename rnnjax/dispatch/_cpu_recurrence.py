@@ -2,8 +2,8 @@
 `rnnjax.recurrences.dense`, one custom JVP whose linear tangent has a hand-written
 transpose: a backward that trains faster than autodiff of the scan (one matmul per
 backward step; weight gradients as single GEMMs after the loop), and which composes with
-every transform (forward mode, higher orders). Boolean masks, seq_lengths and resets run on it with the
-scan engine's semantics.
+every transform (forward mode, higher orders). Boolean masks, seq_lengths and resets run
+on it with the scan engine's semantics.
 
 Time-major throughout: the inputs (B, T, F) are transposed once (cheap, F is small). The
 input projection x_t @ kernel + bias runs inside the forward loop, as the engine does on

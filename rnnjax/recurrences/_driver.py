@@ -98,10 +98,10 @@ def forward(cell, inputs, projection, w, b_rec, state0, valid, reset, save: bool
   at_start = not save
 
   def step(state, inp):
-    x_t, v, r = inp
+    x_t, v, r, keep = inp   # r: reset flags (at the start), keep: `keep_flags` (at the end)
     if projection is not None:
       x_t = x_t @ projection[0] + projection[1][None, :]
-    if r is not None and at_start:
+    if r is not None:
       state = select(~r, state, state0)
     hw = state[0] @ w
     if b_rec is not None:
@@ -110,11 +110,11 @@ def forward(cell, inputs, projection, w, b_rec, state0, valid, reset, save: bool
     if v is not None:
       new = select(v, new, state)
     h = new[0]
-    if r is not None and not at_start:
-      new = select(r, new, state0)
+    if keep is not None:
+      new = select(keep, new, state0)
     return new, (h, coefficients)
 
-  xs = (inputs, valid, reset if reset is None or at_start else keep_flags(reset))
+  xs = (inputs, valid, reset if at_start else None, None if at_start else keep_flags(reset))
   state, (hs, coefficients) = jax.lax.scan(step, matched(step, tuple(state0), xs), xs)
   return hs, state, coefficients
 
