@@ -90,19 +90,15 @@ def forward(cell, inputs, projection, w, b_rec, state0, valid, reset, save: bool
     hs (T, B, U) (the carried h: masked steps repeat it), the final state tuple, and the
     coefficients (or None).
   """
-  # Where a reset applies (same values either way, measured at (128,128,64,256), 3%
-  # resets): inference sets the state back at the start of the step, where the select
-  # feeds the matmul and the step's output is the carry itself (at the end of the step
-  # before, the output and the carry differ: 5% slower); the saving forward does it at
-  # the end of the step before, fused with the step's math (at the start: 4% slower).
-  at_start = not save
-
+  # A reset applies at the end of the step before it (`keep_flags`), fused with that
+  # step's math. At the start of its step instead (the select feeding the matmul, the
+  # output being the carry), the inference forward with 3% resets at (128,128,64,256) was
+  # 0.98-1.00x the reset-free run on a quiet machine but 1.09-1.16x under load (against
+  # 1.02-1.06x here), and the saving forward 4% slower: not kept.
   def step(state, inp):
-    x_t, v, r, keep = inp   # r: reset flags (at the start), keep: `keep_flags` (at the end)
+    x_t, v, keep = inp
     if projection is not None:
       x_t = x_t @ projection[0] + projection[1][None, :]
-    if r is not None:
-      state = select(~r, state, state0)
     hw = state[0] @ w
     if b_rec is not None:
       hw = hw + b_rec[None, :]
@@ -114,7 +110,7 @@ def forward(cell, inputs, projection, w, b_rec, state0, valid, reset, save: bool
       new = select(keep, new, state0)
     return new, (h, coefficients)
 
-  xs = (inputs, valid, reset if at_start else None, None if at_start else keep_flags(reset))
+  xs = (inputs, valid, keep_flags(reset))
   state, (hs, coefficients) = jax.lax.scan(step, matched(step, tuple(state0), xs), xs)
   return hs, state, coefficients
 

@@ -17,9 +17,9 @@ def select(flags, fresh, held) -> tuple:
 
 
 def keep_flags(reset):
-  """(T, B) False where the NEXT step resets (True after the last), or None: the tangent
-  scans and the saving forward apply a reset at the end of the step before it, where the
-  select fuses with the step's elementwise math (a reset at the first step is a no-op:
+  """(T, B) False where the NEXT step resets (True after the last), or None: the scans
+  apply a reset at the end of the step before it, where the select fuses with the step's
+  elementwise math (a reset at the first step is a no-op:
   the carry starts at the initial state)."""
   if reset is None:
     return None
