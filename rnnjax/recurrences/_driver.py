@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 from jax.custom_derivatives import SymbolicZero
 
-from . import _tangent
+from . import _native, _tangent
 from ._carry import cast_like, matched
 from ._flags import keep_flags, select
 
@@ -132,9 +132,16 @@ def _spread(bias_tangent, steps_batch):
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
 def recurrence(cell, inputs, projection, w, b_rec, state0, valid, reset):
   """The recurrence of `cell` (see the module docstring; arguments as `forward`).
-  Returns (hs (T, B, U), final state tuple)."""
-  hs, state, _ = forward(cell, inputs, projection, w, b_rec, state0, valid, reset)
-  return hs, state
+  Returns (hs (T, B, U), final state tuple). Undifferentiated, the LSTM's runs as one
+  native call on the CPU where it is built (`_native.py`)."""
+  def scan():
+    hs, state, _ = forward(cell, inputs, projection, w, b_rec, state0, valid, reset)
+    return hs, state
+
+  native = _native.lstm_forward(cell, inputs, projection, w, b_rec, state0, valid, reset)
+  if native is None:
+    return scan()
+  return jax.lax.platform_dependent(cpu=native, default=scan)
 
 
 def _recurrence_jvp(cell, primals, tangents):
