@@ -2,9 +2,12 @@
 built on Linux x86-64, taken for an undifferentiated rj.LSTM call on the CPU and only
 then, and equal to an independent NumPy loop (Keras mask and reset semantics) and to the
 scan engine, with masks, seq_lengths, resets, initial state, both directions, input
-dropout, NaN and saturating inputs, under jit, vmap, lax.map and pmap."""
+dropout, NaN and saturating inputs, under jit, vmap, lax.map and pmap. The first-order
+derivatives' forward (saving the tangent's coefficients) is native too; gradients and
+second order equal the scan's."""
 
 import platform
+import re
 import sys
 
 import numpy as np
@@ -66,14 +69,20 @@ needs_native = pytest.mark.skipif(not BUILT_HERE, reason="native forward: Linux 
 
 
 @needs_native
-def test_only_the_undifferentiated_call_takes_it():
+def test_which_call_each_mode_takes():
+  # inference: the forward; first-order derivatives: the forward saving the tangent's
+  # coefficients; second order differentiates the scan (no native call in that program)
   layer, params, x, state = _problem()
   apply = lambda p, x: layer.apply(p, x, initial_state=state)             # noqa: E731
-  loss = lambda p, x: jnp.sum(apply(p, x)[0])                             # noqa: E731
-  assert _native.TARGET in _hlo(apply, params, x)
-  assert _native.TARGET not in _hlo(jax.grad(loss), params, x)
-  assert _native.TARGET not in _hlo(lambda p, x: jax.jvp(lambda x: apply(p, x), (x,), (x,)),
-                                    params, x)
+  loss = lambda p, x: jnp.sum(apply(p, x)[0] ** 2)                        # noqa: E731
+  calls = lambda f, *a: {t for t in (_native.TARGET, _native.SAVING_TARGET)  # noqa: E731
+                         if re.search(rf"@{t}\b", _hlo(f, *a))}
+  assert calls(apply, params, x) == {_native.TARGET}
+  assert calls(jax.grad(loss), params, x) == {_native.SAVING_TARGET}
+  assert calls(lambda p, x: jax.jvp(lambda x: apply(p, x), (x,), (x,)), params, x) == {
+      _native.SAVING_TARGET}
+  hvp = lambda p, x: jax.jvp(jax.grad(loss, argnums=1), (p, x), (p, x))   # noqa: E731
+  assert calls(hvp, params, x) == set()
   scan = rj.LSTM(U, return_sequences=True, use_fused=False)
   assert _native.TARGET not in _hlo(scan.apply, params, x)
   gru = rj.GRU(U, return_sequences=True)
@@ -114,6 +123,26 @@ def test_equals_the_scan_at_a_larger_shape(masking):
   want = jax.jit(lambda p, x: scan.apply(p, x, **call))(params, x)
   for a, w in zip(got, want, strict=True):
     np.testing.assert_allclose(a, w, rtol=1e-5, atol=1e-6)
+
+
+@needs_native
+@pytest.mark.parametrize("masking", ["none", "mask_reset"])
+def test_gradients_and_second_order_equal_the_scan(masking):
+  b, t, f, u = 8, 30, 6, 16
+  x = _rand(4, (b, t, f))
+  rng = np.random.default_rng(7)
+  call = {"none": {}, "mask_reset": {"mask": rng.random((b, t)) > 0.2,
+                                     "reset": rng.random((b, t)) > 0.9}}[masking]
+  def derivatives(use_fused):
+    layer = rj.LSTM(u, return_sequences=True, use_fused=use_fused)
+    loss = lambda p, x: jnp.sum(jnp.sin(layer.apply(p, x, **call)))       # noqa: E731
+    grad = jax.grad(loss, argnums=(0, 1))
+    hvp = lambda p, x: jax.jvp(grad, (p, x), (p, x))[1]                   # noqa: E731
+    return jax.jit(lambda p, x: (grad(p, x), hvp(p, x)))
+  params = rj.LSTM(u).init(jax.random.key(8), x)
+  got, want = derivatives("auto")(params, x), derivatives(False)(params, x)
+  for a, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+    np.testing.assert_allclose(a, w, rtol=2e-5, atol=2e-5)
 
 
 @needs_native

@@ -123,8 +123,9 @@ def test_rnn_of_lstm_cell_equals_lstm_layer():
   kw = dict(return_sequences=True, return_state=True, go_backwards=True)
   a = rj.LSTM(U, **kw).apply(params, x, initial_state=states, mask=mask)
   b = rj.RNN(rj.LSTMCell(U), **kw).apply(params, x, initial_state=states, mask=mask)
+  # equal to rounding: the layer's CPU path is the native oneDNN forward, the cell's the scan
   for u, v in zip(a, b):
-    np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+    np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=1e-6, atol=2e-7)
 
 
 def test_initial_state_is_not_the_zero_state_by_accident():

@@ -129,26 +129,45 @@ def _spread(bias_tangent, steps_batch):
   return None if db is None else jnp.broadcast_to(db[None, None, :], steps_batch + db.shape)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
-def recurrence(cell, inputs, projection, w, b_rec, state0, valid, reset):
-  """The recurrence of `cell` (see the module docstring; arguments as `forward`).
-  Returns (hs (T, B, U), final state tuple). Undifferentiated, the LSTM's runs as one
-  native call on the CPU where it is built (`_native.py`)."""
+def _fast_forward(cell, inputs, projection, w, b_rec, state0, valid, reset, save):
+  """`forward`, as one native call on the CPU where `_native` takes the arguments."""
   def scan():
-    hs, state, _ = forward(cell, inputs, projection, w, b_rec, state0, valid, reset)
-    return hs, state
+    return forward(cell, inputs, projection, w, b_rec, state0, valid, reset, save)
 
-  native = _native.lstm_forward(cell, inputs, projection, w, b_rec, state0, valid, reset)
+  native = _native.lstm_forward(cell, inputs, projection, w, b_rec, state0, valid, reset,
+                                save)
   if native is None:
     return scan()
   return jax.lax.platform_dependent(cpu=native, default=scan)
 
 
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _saving_forward(cell, inputs, projection, w, b_rec, state0, valid, reset):
+  """`forward(..., save=True)` for the rule: native where it can be; differentiated (the
+  rule's own derivative, second order and up) as the scan."""
+  return _fast_forward(cell, inputs, projection, w, b_rec, state0, valid, reset, True)
+
+
+@_saving_forward.defjvp
+def _saving_forward_jvp(cell, primals, tangents):
+  return jax.jvp(lambda *a: forward(cell, *a, save=True), primals, tangents)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
+def recurrence(cell, inputs, projection, w, b_rec, state0, valid, reset):
+  """The recurrence of `cell` (see the module docstring; arguments as `forward`).
+  Returns (hs (T, B, U), final state tuple). Undifferentiated, the LSTM's runs as one
+  native call on the CPU where it is built (`_native.py`)."""
+  hs, state, _ = _fast_forward(cell, inputs, projection, w, b_rec, state0, valid, reset,
+                               False)
+  return hs, state
+
+
 def _recurrence_jvp(cell, primals, tangents):
   inputs, projection, w, b_rec, state0, valid, reset = primals
   d_inputs, d_projection, dw, db_rec, dstate0, _, _ = tangents
-  hs, state, coefficients = forward(cell, inputs, projection, w, b_rec, state0, valid,
-                                    reset, save=True)
+  hs, state, coefficients = _saving_forward(cell, inputs, projection, w, b_rec, state0,
+                                            valid, reset)
   steps_batch = hs.shape[:2]
   d_inputs = _given(d_inputs)
   if projection is None:

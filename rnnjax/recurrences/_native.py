@@ -24,6 +24,7 @@ from ._carry import _varying
 from ._flags import keep_flags
 
 TARGET = "rnnjax_lstm_forward"
+SAVING_TARGET = "rnnjax_lstm_forward_saving"
 
 
 def _onednn() -> None:
@@ -43,10 +44,11 @@ def _registered() -> bool:
   try:
     _onednn()
     library = ctypes.CDLL(str(built[0]))
-  except (OSError, StopIteration, importlib.metadata.PackageNotFoundError):
+  except (OSError, AttributeError, StopIteration, importlib.metadata.PackageNotFoundError):
     return False
-  jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(library.RnnjaxLstmForward),
-                              platform="cpu")
+  for name, handler in ((TARGET, library.RnnjaxLstmForward),
+                        (SAVING_TARGET, library.RnnjaxLstmForwardSaving)):
+    jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(handler), platform="cpu")
   return True
 
 
@@ -67,10 +69,10 @@ def _flags(flags, steps_batch):
   return jnp.broadcast_to(flags, steps_batch).astype(jnp.uint8), True
 
 
-def lstm_forward(cell, inputs, projection, w, b_rec, state0, valid, reset):
-  """A function of no arguments returning `_driver.forward`'s (hs, state) from the native
-  call, or None when the native call does not take these arguments (module docstring).
-  Arguments as `_driver.forward`."""
+def lstm_forward(cell, inputs, projection, w, b_rec, state0, valid, reset, save=False):
+  """A function of no arguments returning `_driver.forward`'s (hs, state, coefficients
+  or None) from the native call, or None when the native call does not take these
+  arguments (module docstring). Arguments as `_driver.forward`."""
   if getattr(cell, "native", None) != "lstm" or b_rec is not None or not _registered():
     return None
   arrays = [inputs, w, *state0, *(projection or ())]
@@ -88,14 +90,16 @@ def lstm_forward(cell, inputs, projection, w, b_rec, state0, valid, reset):
     kernel, bias = projection
   valid_u8, has_valid = _flags(valid, (steps, batch))
   keep_u8, has_keep = _flags(keep_flags(reset), (steps, batch))
-  out = jax.ShapeDtypeStruct
-  call = jax.ffi.ffi_call(
-      TARGET, (out((steps, batch, units), jnp.float32), out((batch, units), jnp.float32),
-               out((batch, units), jnp.float32)), vmap_method="sequential")
+  sequence = jax.ShapeDtypeStruct((steps, batch, units), jnp.float32)
+  last = jax.ShapeDtypeStruct((batch, units), jnp.float32)
+  call = jax.ffi.ffi_call(SAVING_TARGET if save else TARGET,
+                          (sequence, last, last) + (sequence,) * (6 if save else 0),
+                          vmap_method="sequential")
 
   def run():
-    hs, h, c = call(inputs, kernel, bias, w, h0, c0, valid_u8, keep_u8,
-                    projected=projection is None, has_valid=has_valid, has_keep=has_keep)
-    return hs, (h, c)
+    hs, h, c, *coefficients = call(inputs, kernel, bias, w, h0, c0, valid_u8, keep_u8,
+                                   projected=projection is None, has_valid=has_valid,
+                                   has_keep=has_keep)
+    return hs, (h, c), (tuple(coefficients) if save else None)
 
   return run
