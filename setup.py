@@ -1,5 +1,5 @@
-"""Builds rnnjax's one native part: the CPU LSTM's inference forward as an XLA FFI handler
-over oneDNN (csrc/cpu_lstm_forward.cc -> rnnjax/recurrences/_cpu_lstm_forward*.so).
+"""Builds rnnjax's one native part: the CPU LSTM's and GRU's forward as XLA FFI handlers
+over oneDNN (csrc/cpu_rnn_forward.cc -> rnnjax/recurrences/_cpu_rnn_forward*.so).
 
 Optional: where it cannot be built (no C++ compiler), the install goes on without it and
 rnnjax runs the same function as a plain XLA scan (`rnnjax.recurrences.native_available()`
@@ -30,8 +30,8 @@ def _extensions() -> list[Extension]:
   except (importlib.metadata.PackageNotFoundError, StopIteration):
     return []     # no oneDNN wheel for this platform: the plain XLA scan only
   return [Extension(
-      "rnnjax.recurrences._cpu_lstm_forward",
-      sources=["csrc/cpu_lstm_forward.cc"],
+      "rnnjax.recurrences._cpu_rnn_forward",
+      sources=["csrc/cpu_rnn_forward.cc"],
       include_dirs=[str(pathlib.Path(jaxlib.__file__).parent / "include"), include],
       library_dirs=[lib],
       libraries=["dnnl"],

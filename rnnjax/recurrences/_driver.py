@@ -134,7 +134,7 @@ def _fast_forward(cell, inputs, projection, w, b_rec, state0, valid, reset, save
   def scan():
     return forward(cell, inputs, projection, w, b_rec, state0, valid, reset, save)
 
-  native = _native.lstm_forward(cell, inputs, projection, w, b_rec, state0, valid, reset,
+  native = _native.forward(cell, inputs, projection, w, b_rec, state0, valid, reset,
                                 save)
   if native is None:
     return scan()

@@ -25,6 +25,7 @@ class GRUMath:
 
   gates = 3
   states = 1
+  native = "gru"    # its forward has a native CPU call (`_native.py`)
 
   def step(self, x, hw, state, save: bool):
     (h,) = state

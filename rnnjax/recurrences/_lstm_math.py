@@ -23,7 +23,7 @@ class LSTMMath(SummedHoist):
 
   gates = 4
   states = 2
-  native = "lstm"   # its inference forward has a native CPU call (`_native.py`)
+  native = "lstm"   # its forward has a native CPU call (`_native.py`)
 
   def step(self, z, hw, state, save: bool):
     _, c = state

@@ -1,0 +1,365 @@
+// The LSTM's and the GRU's forward on the CPU as one XLA FFI call each
+// (rnnjax/recurrences/_native.py), optionally saving the tangent's coefficients.
+//
+// Same function as the scan in rnnjax/recurrences/_driver.py (`forward` with the math of
+// `_lstm_math.py` / `_gru_math.py`: Keras gate orders, the GRU with reset_after=True),
+// masks and resets included; what differs is how it runs:
+//   - the input projection of every step is ONE oneDNN matmul, (T*B, K) @ (K, GU) + bias;
+//   - the recurrent kernel is reordered once per call into oneDNN's packed layout;
+//   - the batch rows are split over the threads, and each thread runs its rows through
+//     every step (rows are independent: no synchronisation per step): one oneDNN matmul
+//     h @ W, then one pass of gate math, mask and reset over the rows.
+// XLA's scan dispatches several thunks per step and multiplies by an unpacked kernel.
+//
+// Per step t (valid, keep: the (T, B) flags, keep[t] = False where step t+1 resets):
+//   state' = cell(x_t @ K + b, h @ W (+ b_rec), state);  where !valid[t]: state' = state;
+//   hs[t] = h';  where !keep[t]: state' = state0.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <string>
+#include <type_traits>
+#include <unordered_map>
+#include <vector>
+
+#include "dnnl.hpp"
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+using dnnl::matmul;
+using dnnl::memory;
+using Tag = memory::format_tag;
+using Dt = memory::data_type;
+
+// glibc's vector expf/tanhf (libmvec, a few ulp) for the simd gate loops: <math.h>
+// declares them only under -ffast-math, whose finite-math and reassociation this file
+// does not want.
+extern "C" float expf(float) noexcept __attribute__((simd("notinbranch")));
+extern "C" float tanhf(float) noexcept __attribute__((simd("notinbranch")));
+
+inline float Sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+dnnl::engine& Engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// A buffer kept per thread from call to call: a fresh allocation of a few MB costs a page
+// fault per 4 KiB on every call (~3 ms at 33 MB).
+std::vector<float>& Workspace(size_t count) {
+  thread_local std::vector<float> buffer;
+  if (buffer.size() < count) buffer.resize(count);
+  return buffer;
+}
+
+// One call's arrays. `saved`: the coefficient arrays, or null pointers when not saving.
+struct Problem {
+  int64_t steps, batch, units;
+  float* z;                      // (T, B, GU) projected inputs (the LSTM adds h @ W here)
+  float* h;                      // (B, U) the state, then the final state
+  float* c;                      // (B, U) the LSTM's cell state; null for the GRU
+  const float* h0;               // (B, U) the initial state (resets go back to it)
+  const float* c0;
+  const float* b_rec;            // (GU,) the GRU's recurrent bias
+  const uint8_t* valid;          // (T, B) or null
+  const uint8_t* keep;           // (T, B) or null: False where the next step resets
+  float* hs;                     // (T, B, U) the carried h after each step
+  float* saved[6];
+  const memory* w_packed;        // (U, GU) in the recurrent matmul's layout
+  const memory* w_plain;         // (U, GU) row-major, for a slice that cannot take it
+};
+
+// The LSTM (i, f, g, o): the recurrent matmul accumulates onto z. Saves the six (T, B, U)
+// coefficients A_i = g i(1-i), A_f = c f(1-f), A_g = i(1-g^2), A_o = tanh(c') o(1-o), f,
+// o(1-tanh(c')^2), computed for masked rows too (as the scan saves them).
+struct Lstm {
+  static constexpr int kGates = 4;
+  static constexpr bool kSeparateHw = false;
+
+  template <bool kSave>
+  static void Row(const Problem& p, int64_t row, int64_t r, const float* zr, const float*,
+                  bool v) {
+    const int64_t units = p.units;
+    float* hr = p.h + r * units;
+    float* cr = p.c + r * units;
+    if (kSave) {
+      float* a[6];
+      for (int j = 0; j < 6; ++j) a[j] = p.saved[j] + row * units;
+#pragma omp simd
+      for (int64_t u = 0; u < units; ++u) {
+        const float i = Sigmoid(zr[u]);
+        const float f = Sigmoid(zr[units + u]);
+        const float g = tanhf(zr[2 * units + u]);
+        const float o = Sigmoid(zr[3 * units + u]);
+        const float c_new = f * cr[u] + i * g;
+        const float tc = tanhf(c_new);
+        a[0][u] = g * i * (1.0f - i);
+        a[1][u] = cr[u] * f * (1.0f - f);
+        a[2][u] = i * (1.0f - g * g);
+        a[3][u] = tc * o * (1.0f - o);
+        a[4][u] = f;
+        a[5][u] = o * (1.0f - tc * tc);
+        if (v) {
+          cr[u] = c_new;
+          hr[u] = o * tc;
+        }
+      }
+    } else if (v) {
+#pragma omp simd
+      for (int64_t u = 0; u < units; ++u) {
+        const float i = Sigmoid(zr[u]);
+        const float f = Sigmoid(zr[units + u]);
+        const float g = tanhf(zr[2 * units + u]);
+        const float o = Sigmoid(zr[3 * units + u]);
+        const float c_new = f * cr[u] + i * g;
+        cr[u] = c_new;
+        hr[u] = o * tanhf(c_new);
+      }
+    }
+  }
+};
+
+// The GRU (z, r, h), reset_after=True: hw = h @ W + b_rec apart from z (r scales hw_h).
+// Saves z (T, B, U), C = [(h-n) z(1-z), A_n hw_h r(1-r), A_n r] (T, B, 3U) and
+// A_n = (1-z)(1-n^2) (T, B, U).
+struct Gru {
+  static constexpr int kGates = 3;
+  static constexpr bool kSeparateHw = true;
+
+  template <bool kSave>
+  static void Row(const Problem& p, int64_t row, int64_t r, const float* xr,
+                  const float* hwr, bool v) {
+    const int64_t units = p.units;
+    float* hr = p.h + r * units;
+    float* sz = kSave ? p.saved[0] + row * units : nullptr;
+    float* sc = kSave ? p.saved[1] + row * 3 * units : nullptr;
+    float* sa = kSave ? p.saved[2] + row * units : nullptr;
+    if (!kSave && !v) return;
+#pragma omp simd
+    for (int64_t u = 0; u < units; ++u) {
+      const float z = Sigmoid(xr[u] + hwr[u]);
+      const float rr = Sigmoid(xr[units + u] + hwr[units + u]);
+      const float hh = hwr[2 * units + u];
+      const float n = tanhf(xr[2 * units + u] + rr * hh);
+      const float h_new = z * hr[u] + (1.0f - z) * n;
+      if (kSave) {
+        const float an = (1.0f - z) * (1.0f - n * n);
+        sz[u] = z;
+        sc[u] = (hr[u] - n) * z * (1.0f - z);
+        sc[units + u] = an * hh * rr * (1.0f - rr);
+        sc[2 * units + u] = an * rr;
+        sa[u] = an;
+      }
+      if (v) hr[u] = h_new;
+    }
+  }
+};
+
+// Rows [r0, r1) through every step on the calling thread: per step one oneDNN matmul
+// (single-threaded inside the caller's parallel region), then the rows' gates.
+template <typename Cell, bool kValid, bool kKeep, bool kSave>
+void RunRows(const Problem& p, int64_t r0, int64_t r1) {
+  const int64_t rows = r1 - r0, units = p.units, gates = Cell::kGates * units;
+  dnnl::engine& engine = Engine();
+  dnnl::stream stream(engine);
+  memory::desc h_desc({rows, units}, Dt::f32, Tag::ab);
+  memory::desc out_desc({rows, gates}, Dt::f32, Tag::ab);
+  memory::desc bias_desc({1, gates}, Dt::f32, Tag::ab);
+  dnnl::primitive_attr attr;
+  if (!Cell::kSeparateHw) {      // the LSTM: z_t += h @ W
+    dnnl::post_ops accumulate;
+    accumulate.append_sum(1.0f);
+    attr.set_post_ops(accumulate);
+  }
+  const memory* w = p.w_packed;
+  auto make = [&] {
+    return Cell::kSeparateHw
+               ? matmul::primitive_desc(engine, h_desc, w->get_desc(), bias_desc, out_desc, attr)
+               : matmul::primitive_desc(engine, h_desc, w->get_desc(), out_desc, attr);
+  };
+  matmul::primitive_desc pd;
+  try {
+    pd = make();
+  } catch (const dnnl::error&) {     // a slice of another height may want another layout
+    w = p.w_plain;
+    pd = make();
+  }
+  matmul recurrent(pd);
+  std::vector<float> hw(Cell::kSeparateHw ? rows * gates : 0);
+  memory h_mem(h_desc, engine, p.h + r0 * units);
+  memory out_mem(out_desc, engine, Cell::kSeparateHw ? hw.data() : p.z);
+  // memory objects are handles: `args` sees out_mem's data handle move step by step
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, h_mem}, {DNNL_ARG_WEIGHTS, *w}, {DNNL_ARG_DST, out_mem}};
+  if (Cell::kSeparateHw) {
+    args.emplace(DNNL_ARG_BIAS, memory(bias_desc, engine, const_cast<float*>(p.b_rec)));
+  }
+  for (int64_t t = 0; t < p.steps; ++t) {
+    float* z_t = p.z + (t * p.batch + r0) * gates;
+    if (!Cell::kSeparateHw) out_mem.set_data_handle(z_t);
+    recurrent.execute(stream, args);
+    stream.wait();
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t row = t * p.batch + r;
+      const bool v = !kValid || p.valid[row];
+      Cell::template Row<kSave>(p, row, r, z_t + (r - r0) * gates,
+                                Cell::kSeparateHw ? hw.data() + (r - r0) * gates : nullptr, v);
+      std::memcpy(p.hs + row * units, p.h + r * units, units * sizeof(float));
+      if (kKeep && !p.keep[row]) {
+        std::memcpy(p.h + r * units, p.h0 + r * units, units * sizeof(float));
+        if (p.c) std::memcpy(p.c + r * units, p.c0 + r * units, units * sizeof(float));
+      }
+    }
+  }
+}
+
+// Returns false when a slice failed (a oneDNN error: no exception leaves the region).
+template <typename Cell, bool kValid, bool kKeep, bool kSave>
+bool RunAll(const Problem& p) {
+  // Slices of at least 8 rows (a thinner matmul loses more than a thread gains).
+  const int64_t slices =
+      std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), p.batch / 8));
+  bool ok = true;
+#pragma omp parallel num_threads(slices) reduction(&& : ok)
+  {
+    const int64_t i = omp_get_thread_num(), n = omp_get_num_threads();
+    try {
+      RunRows<Cell, kValid, kKeep, kSave>(p, p.batch * i / n, p.batch * (i + 1) / n);
+    } catch (const dnnl::error&) {
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+// Arguments: x (T, B, K), kernel (K, GU), bias (GU,), w (U, GU), b_rec (GU,) (the GRU's;
+// empty for the LSTM), h0, c0 (B, U) (c0 empty for the GRU), valid, keep (T, B) uint8
+// (empty without has_valid / has_keep). Returns hs (T, B, U), the final state (h, c for
+// the LSTM, h for the GRU), then with `save` the coefficients (see the cells).
+template <typename Cell>
+ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
+                   ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::F32> w,
+                   ffi::Buffer<ffi::F32> b_rec, ffi::Buffer<ffi::F32> h0,
+                   ffi::Buffer<ffi::F32> c0, ffi::Buffer<ffi::U8> valid,
+                   ffi::Buffer<ffi::U8> keep, bool projected, bool has_valid, bool has_keep,
+                   bool save, ffi::RemainingRets rets) {
+  constexpr bool kLstm = !Cell::kSeparateHw;
+  const auto xd = x.dimensions();
+  if (xd.size() != 3 || w.dimensions().size() != 2) {
+    return ffi::Error::InvalidArgument("rnn_forward: x must be (T, B, K), w (U, GU)");
+  }
+  const int64_t steps = xd[0], batch = xd[1], k = xd[2];
+  const int64_t units = w.dimensions()[0], gates = Cell::kGates * units;
+  const size_t n_rets = 1 + (kLstm ? 2 : 1) + (save ? (kLstm ? 6 : 3) : 0);
+  if (w.dimensions()[1] != gates || (projected && k != gates) ||
+      (!projected && (kernel.dimensions()[0] != k || kernel.dimensions()[1] != gates ||
+                      bias.element_count() != gates)) ||
+      h0.element_count() != batch * units ||
+      (kLstm ? c0.element_count() != batch * units : b_rec.element_count() != gates) ||
+      rets.size() != n_rets) {
+    return ffi::Error::InvalidArgument("rnn_forward: inconsistent shapes");
+  }
+  auto ret = [&](size_t i) -> float* {
+    auto buffer = rets.get<ffi::Buffer<ffi::F32>>(i);
+    return buffer.has_value() ? (*buffer)->typed_data() : nullptr;
+  };
+  dnnl::engine& engine = Engine();
+  dnnl::stream stream(engine);
+
+  // z (T*B, GU): every step's projected input (x @ K + b; x itself when `projected`, the
+  // bias already in it), as one multi-threaded matmul.
+  const size_t z_count = static_cast<size_t>(steps * batch * gates);
+  std::vector<float>& z = Workspace(z_count);
+  if (projected) {
+    std::memcpy(z.data(), x.typed_data(), z_count * sizeof(float));
+  } else {
+    memory::desc src({steps * batch, k}, Dt::f32, Tag::ab);
+    memory::desc wts({k, gates}, Dt::f32, Tag::ab);
+    memory::desc b({1, gates}, Dt::f32, Tag::ab);
+    memory::desc dst({steps * batch, gates}, Dt::f32, Tag::ab);
+    matmul project(matmul::primitive_desc(engine, src, wts, b, dst));
+    project.execute(stream, {{DNNL_ARG_SRC, memory(src, engine, x.typed_data())},
+                             {DNNL_ARG_WEIGHTS, memory(wts, engine, kernel.typed_data())},
+                             {DNNL_ARG_BIAS, memory(b, engine, bias.typed_data())},
+                             {DNNL_ARG_DST, memory(dst, engine, z.data())}});
+    stream.wait();
+  }
+
+  // W packed once, in the layout oneDNN picks for a slice's (rows, U) @ (U, GU).
+  const int64_t slice_rows = std::max<int64_t>(1, batch / std::max(1, omp_get_max_threads()));
+  memory::desc probe_h({slice_rows, units}, Dt::f32, Tag::ab);
+  memory::desc probe_z({slice_rows, gates}, Dt::f32, Tag::ab);
+  memory::desc w_any({units, gates}, Dt::f32, Tag::any);
+  memory::desc w_plain({units, gates}, Dt::f32, Tag::ab);
+  matmul::primitive_desc probe(engine, probe_h, w_any, probe_z);
+  memory w_user(w_plain, engine, w.typed_data());
+  memory w_packed(probe.weights_desc(), engine);
+  dnnl::reorder(w_user, w_packed).execute(stream, w_user, w_packed);
+  stream.wait();
+
+  Problem p{steps, batch, units, z.data(), ret(1), kLstm ? ret(2) : nullptr,
+            h0.typed_data(), kLstm ? c0.typed_data() : nullptr,
+            kLstm ? nullptr : b_rec.typed_data(),
+            has_valid ? valid.typed_data() : nullptr, has_keep ? keep.typed_data() : nullptr,
+            ret(0), {}, &w_packed, &w_user};
+  for (size_t j = 0; save && j + (kLstm ? 3 : 2) < n_rets; ++j) {
+    p.saved[j] = ret(j + (kLstm ? 3 : 2));
+  }
+  std::memcpy(p.h, p.h0, batch * units * sizeof(float));
+  if (kLstm) std::memcpy(p.c, p.c0, batch * units * sizeof(float));
+  auto dispatch = [&](auto kSave) {
+    if (has_valid && has_keep) return RunAll<Cell, true, true, kSave()>(p);
+    if (has_valid) return RunAll<Cell, true, false, kSave()>(p);
+    if (has_keep) return RunAll<Cell, false, true, kSave()>(p);
+    return RunAll<Cell, false, false, kSave()>(p);
+  };
+  const bool ok = save ? dispatch(std::true_type{}) : dispatch(std::false_type{});
+  return ok ? ffi::Error::Success() : ffi::Error::Internal("rnn_forward: a oneDNN matmul failed");
+}
+
+// oneDNN reports failures (no memory, no implementation) as exceptions: an FFI error here.
+template <typename Cell>
+ffi::Error Guarded(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
+                   ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::F32> w,
+                   ffi::Buffer<ffi::F32> b_rec, ffi::Buffer<ffi::F32> h0,
+                   ffi::Buffer<ffi::F32> c0, ffi::Buffer<ffi::U8> valid,
+                   ffi::Buffer<ffi::U8> keep, bool projected, bool has_valid, bool has_keep,
+                   bool save, ffi::RemainingRets rets) {
+  try {
+    return Forward<Cell>(x, kernel, bias, w, b_rec, h0, c0, valid, keep, projected,
+                         has_valid, has_keep, save, rets);
+  } catch (const dnnl::error& e) {
+    return ffi::Error::Internal(std::string("rnn_forward: oneDNN: ") + e.what());
+  } catch (const std::bad_alloc&) {
+    return ffi::Error::Internal("rnn_forward: out of memory");
+  }
+}
+
+}  // namespace
+
+#define RNNJAX_RNN_FORWARD_BINDING                                             \
+  ffi::Ffi::Bind()                                                             \
+      .Arg<ffi::Buffer<ffi::F32>>()  /* x */                                   \
+      .Arg<ffi::Buffer<ffi::F32>>()  /* kernel */                              \
+      .Arg<ffi::Buffer<ffi::F32>>()  /* bias */                                \
+      .Arg<ffi::Buffer<ffi::F32>>()  /* w */                                   \
+      .Arg<ffi::Buffer<ffi::F32>>()  /* b_rec */                               \
+      .Arg<ffi::Buffer<ffi::F32>>()  /* h0 */                                  \
+      .Arg<ffi::Buffer<ffi::F32>>()  /* c0 */                                  \
+      .Arg<ffi::Buffer<ffi::U8>>()   /* valid */                               \
+      .Arg<ffi::Buffer<ffi::U8>>()   /* keep */                                \
+      .Attr<bool>("projected")                                                 \
+      .Attr<bool>("has_valid")                                                 \
+      .Attr<bool>("has_keep")                                                  \
+      .Attr<bool>("save")                                                      \
+      .RemainingRets()
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxLstmForward, Guarded<Lstm>, RNNJAX_RNN_FORWARD_BINDING);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxGruForward, Guarded<Gru>, RNNJAX_RNN_FORWARD_BINDING);
