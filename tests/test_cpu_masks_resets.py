@@ -60,7 +60,9 @@ def _results(layers, call):
   return jax.jit(jax.value_and_grad(f, argnums=(0, 1, 2), has_aux=True))
 
 
-def _assert_close(got, want, tol=2e-6):
+def _assert_close(got, want, tol=1e-5):
+  # the LSTM's and GRU's forward is native (oneDNN): equal to the scan to rounding, which
+  # the gradients (up to ~15 here) magnify to a few 1e-6
   for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
     np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
 

@@ -16,6 +16,7 @@ import pytest
 import jax
 import jax.numpy as jnp
 import rnnjax as rj
+from rnnjax import recurrences
 from rnnjax.recurrences import _native
 
 from . import numpy_reference
@@ -71,7 +72,7 @@ def _hlo(f, *args) -> str:
 def test_built_on_linux_x86_64():
   # CI installs on Linux x86-64, where the oneDNN wheel exists: the build must not fail
   # silently into the plain scan there.
-  assert _native.available() == BUILT_HERE
+  assert recurrences.native_available() == BUILT_HERE
 
 
 needs_native = pytest.mark.skipif(not BUILT_HERE, reason="native forward: Linux x86-64")

@@ -11,10 +11,11 @@ import jax
 import jax.numpy as jnp
 from jax.test_util import check_grads
 import rnnjax as rj
+from rnnjax.recurrences import dense, native_available
 from tests.jaxpr_walk import equations
-from rnnjax.recurrences import dense
 
 pytestmark = pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU path")
+NATIVE = native_available()
 
 B, T, F, U = 3, 6, 4, 5
 VALID = np.array([[0, 1], [1, 1], [1, 0], [1, 1]], bool)   # (T, B): pads first, a hole
@@ -139,7 +140,11 @@ def test_reverse_mode_is_one_transposed_tangent_scan(make):
   jaxpr = jax.make_jaxpr(jax.grad(lambda p: jnp.sum(layer.apply(p, x, mask=mask, reset=reset))))(
       params)
   scans = [e for e in equations(jaxpr.jaxpr) if e.primitive.name == "scan"]
+  # the forward scan is the fallback of the native forward where that is built
   assert [e.params["reverse"] for e in scans] == [False, True]
+  native = [e.params["target_name"] for e in equations(jaxpr.jaxpr)
+            if e.primitive.name == "ffi_call"]
+  assert native == (["rnnjax_gru_forward"] if NATIVE and make is rj.GRU else []), native
   for scan in scans:
     dots = [e for e in equations(scan.params["jaxpr"].jaxpr) if e.primitive.name == "dot_general"]
     assert len(dots) == (1 if scan.params["reverse"] else 2), dots

@@ -10,10 +10,12 @@ import jax
 import jax.numpy as jnp
 from jax.test_util import check_grads
 import rnnjax as rj
-from tests.jaxpr_walk import equations
 from rnnjax.recurrences import lstm as _xla
+from rnnjax.recurrences import native_available
+from tests.jaxpr_walk import equations
 
 pytestmark = pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU path")
+NATIVE = native_available()
 
 B, T, F, U = 3, 6, 4, 5
 LENGTHS = np.array([T, 2, 0])   # full, padded, empty rows in one batch
@@ -188,7 +190,11 @@ def test_reverse_mode_is_the_transposed_tangent_scan():
   jaxpr = jax.make_jaxpr(jax.grad(lambda p: jnp.sum(layer.apply(p, x, seq_lengths=LENGTHS))))(
       params)
   scans = [e for e in equations(jaxpr.jaxpr) if e.primitive.name == "scan"]
+  # the forward scan is the fallback of the native forward where that is built
   assert [e.params["reverse"] for e in scans] == [False, True]
+  native = [e.params["target_name"] for e in equations(jaxpr.jaxpr)
+            if e.primitive.name == "ffi_call"]
+  assert native == (["rnnjax_lstm_forward"] if NATIVE else []), native
   for scan in scans:
     body = scan.params["jaxpr"].jaxpr
     dots = [e for e in equations(body) if e.primitive.name == "dot_general"]
