@@ -4,11 +4,11 @@
 // Same function as the scan in rnnjax/recurrences/_driver.py (`forward` with the math of
 // `_lstm_math.py` / `_gru_math.py`: Keras gate orders, the GRU with reset_after=True),
 // masks and resets included; what differs is how it runs:
-//   - the input projection of every step is ONE oneDNN matmul, (T*B, K) @ (K, GU) + bias;
 //   - the recurrent kernel is reordered once per call into oneDNN's packed layout;
 //   - the batch rows are split over the threads, and each thread runs its rows through
-//     every step (rows are independent: no synchronisation per step): one oneDNN matmul
-//     h @ W, then one pass of gate math, mask and reset over the rows.
+//     every step (rows are independent: no synchronisation per step): per chunk of 32
+//     steps one oneDNN matmul projects the inputs, (32 * rows, K) @ (K, GU) + bias; per
+//     step one oneDNN matmul h @ W, then one pass of gate math, mask and reset.
 // XLA's scan dispatches several thunks per step and multiplies by an unpacked kernel.
 //
 // Per step t (valid, keep: the (T, B) flags, keep[t] = False where step t+1 resets):
@@ -20,6 +20,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <new>
 #include <string>
 #include <type_traits>
@@ -52,17 +53,31 @@ dnnl::engine& Engine() {
 }
 
 // A buffer kept per thread from call to call: a fresh allocation of a few MB costs a page
-// fault per 4 KiB on every call (~3 ms at 33 MB).
+// fault per 4 KiB on every call.
 std::vector<float>& Workspace(size_t count) {
   thread_local std::vector<float> buffer;
   if (buffer.size() < count) buffer.resize(count);
   return buffer;
 }
 
+// What `make()` returns for `key`, made once per thread and call site: creating a oneDNN
+// primitive descriptor walks its implementations (tens of microseconds), as much as a
+// small call's whole loop. One entry per shape seen.
+template <typename Make>
+auto& Cached(const std::vector<int64_t>& key, Make make) {
+  thread_local std::map<std::vector<int64_t>, decltype(make())> cache;
+  auto it = cache.find(key);
+  if (it == cache.end()) it = cache.emplace(key, make()).first;
+  return it->second;
+}
+
 // One call's arrays. `saved`: the coefficient arrays, or null pointers when not saving.
 struct Problem {
-  int64_t steps, batch, units;
-  float* z;                      // (T, B, GU) projected inputs (the LSTM adds h @ W here)
+  int64_t steps, batch, units, k;
+  const float* x;                // (T, B, K) inputs, or (T, B, GU) when `projected`
+  bool projected;                // x is already x @ K + b (input dropout hoists it)
+  const float* kernel;           // (K, GU)
+  const float* bias;             // (GU,)
   float* h;                      // (B, U) the state, then the final state
   float* c;                      // (B, U) the LSTM's cell state; null for the GRU
   const float* h0;               // (B, U) the initial state (resets go back to it)
@@ -72,6 +87,7 @@ struct Problem {
   const uint8_t* keep;           // (T, B) or null: False where the next step resets
   float* hs;                     // (T, B, U) the carried h after each step
   float* saved[6];
+  int64_t packed_rows;           // the slice height the packed layout was picked for
   const memory* w_packed;        // (U, GU) in the recurrent matmul's layout
   const memory* w_plain;         // (U, GU) row-major, for a slice that cannot take it
 };
@@ -83,9 +99,8 @@ struct Lstm {
   static constexpr int kGates = 4;
   static constexpr bool kSeparateHw = false;
 
-  template <bool kSave>
-  static void Row(const Problem& p, int64_t row, int64_t r, const float* zr, const float*,
-                  bool v) {
+  template <bool kSave, bool kUpdate>
+  static void Row(const Problem& p, int64_t row, int64_t r, const float* zr, const float*) {
     const int64_t units = p.units;
     float* hr = p.h + r * units;
     float* cr = p.c + r * units;
@@ -106,12 +121,12 @@ struct Lstm {
         a[3][u] = tc * o * (1.0f - o);
         a[4][u] = f;
         a[5][u] = o * (1.0f - tc * tc);
-        if (v) {
+        if (kUpdate) {
           cr[u] = c_new;
           hr[u] = o * tc;
         }
       }
-    } else if (v) {
+    } else if (kUpdate) {
 #pragma omp simd
       for (int64_t u = 0; u < units; ++u) {
         const float i = Sigmoid(zr[u]);
@@ -133,15 +148,15 @@ struct Gru {
   static constexpr int kGates = 3;
   static constexpr bool kSeparateHw = true;
 
-  template <bool kSave>
+  template <bool kSave, bool kUpdate>
   static void Row(const Problem& p, int64_t row, int64_t r, const float* xr,
-                  const float* hwr, bool v) {
+                  const float* hwr) {
     const int64_t units = p.units;
     float* hr = p.h + r * units;
     float* sz = kSave ? p.saved[0] + row * units : nullptr;
     float* sc = kSave ? p.saved[1] + row * 3 * units : nullptr;
     float* sa = kSave ? p.saved[2] + row * units : nullptr;
-    if (!kSave && !v) return;
+    if (!kSave && !kUpdate) return;
 #pragma omp simd
     for (int64_t u = 0; u < units; ++u) {
       const float z = Sigmoid(xr[u] + hwr[u]);
@@ -157,13 +172,45 @@ struct Gru {
         sc[2 * units + u] = an * rr;
         sa[u] = an;
       }
-      if (v) hr[u] = h_new;
+      if (kUpdate) hr[u] = h_new;
     }
   }
 };
 
-// Rows [r0, r1) through every step on the calling thread: per step one oneDNN matmul
-// (single-threaded inside the caller's parallel region), then the rows' gates.
+// Steps whose inputs a thread projects at a time: its projected-input buffer is
+// kChunk * rows * GU floats, whatever T is.
+constexpr int64_t kChunk = 32;
+
+// z (n, rows, GU) = the projected inputs of steps [t0, t0 + n) and rows [r0, r0 + rows):
+// one matmul over x viewed as (n, rows, K) with strides (B*K, K, 1), or a copy.
+void Project(const Problem& p, int64_t t0, int64_t n, int64_t r0, int64_t rows,
+             int64_t gates, float* z, dnnl::stream& stream) {
+  if (p.projected) {
+    for (int64_t t = 0; t < n; ++t) {
+      std::memcpy(z + t * rows * gates, p.x + ((t0 + t) * p.batch + r0) * gates,
+                  rows * gates * sizeof(float));
+    }
+    return;
+  }
+  dnnl::engine& engine = Engine();
+  memory::desc src({n, rows, p.k}, Dt::f32, memory::dims{p.batch * p.k, p.k, 1});
+  memory::desc wts({1, p.k, gates}, Dt::f32, Tag::abc);
+  memory::desc b({1, 1, gates}, Dt::f32, Tag::abc);
+  memory::desc dst({n, rows, gates}, Dt::f32, Tag::abc);
+  const matmul& project = Cached({n, rows, p.k, gates, p.batch}, [&] {
+    return matmul(matmul::primitive_desc(engine, src, wts, b, dst));
+  });
+  float* x = const_cast<float*>(p.x + (t0 * p.batch + r0) * p.k);
+  project.execute(stream, {{DNNL_ARG_SRC, memory(src, engine, x)},
+                           {DNNL_ARG_WEIGHTS, memory(wts, engine, const_cast<float*>(p.kernel))},
+                           {DNNL_ARG_BIAS, memory(b, engine, const_cast<float*>(p.bias))},
+                           {DNNL_ARG_DST, memory(dst, engine, z)}});
+  stream.wait();
+}
+
+// Rows [r0, r1) through every step on the calling thread (single-threaded oneDNN inside
+// the caller's parallel region): per chunk of steps one input projection, then per step
+// one matmul h @ W and the rows' gates.
 template <typename Cell, bool kValid, bool kKeep, bool kSave>
 void RunRows(const Problem& p, int64_t r0, int64_t r1) {
   const int64_t rows = r1 - r0, units = p.units, gates = Cell::kGates * units;
@@ -178,43 +225,59 @@ void RunRows(const Problem& p, int64_t r0, int64_t r1) {
     accumulate.append_sum(1.0f);
     attr.set_post_ops(accumulate);
   }
-  const memory* w = p.w_packed;
-  auto make = [&] {
-    return Cell::kSeparateHw
-               ? matmul::primitive_desc(engine, h_desc, w->get_desc(), bias_desc, out_desc, attr)
-               : matmul::primitive_desc(engine, h_desc, w->get_desc(), out_desc, attr);
+  // the packed layout, or (when a slice of another height cannot take it) the plain one
+  struct Recurrent {
+    matmul primitive;
+    bool plain;
   };
-  matmul::primitive_desc pd;
-  try {
-    pd = make();
-  } catch (const dnnl::error&) {     // a slice of another height may want another layout
-    w = p.w_plain;
-    pd = make();
-  }
-  matmul recurrent(pd);
+  // keyed by the packed layout's shape too: the layout depends on it, the primitive on both
+  const Recurrent& recurrent = Cached({rows, units, gates, p.packed_rows}, [&] {
+    auto make = [&](const memory::desc& w) {
+      return Cell::kSeparateHw
+                 ? matmul::primitive_desc(engine, h_desc, w, bias_desc, out_desc, attr)
+                 : matmul::primitive_desc(engine, h_desc, w, out_desc, attr);
+    };
+    try {
+      return Recurrent{matmul(make(p.w_packed->get_desc())), false};
+    } catch (const dnnl::error&) {
+      return Recurrent{matmul(make(p.w_plain->get_desc())), true};
+    }
+  });
+  const memory* w = recurrent.plain ? p.w_plain : p.w_packed;
+  std::vector<float>& z = Workspace(kChunk * rows * gates);
   std::vector<float> hw(Cell::kSeparateHw ? rows * gates : 0);
   memory h_mem(h_desc, engine, p.h + r0 * units);
-  memory out_mem(out_desc, engine, Cell::kSeparateHw ? hw.data() : p.z);
+  memory out_mem(out_desc, engine, Cell::kSeparateHw ? hw.data() : z.data());
   // memory objects are handles: `args` sees out_mem's data handle move step by step
   std::unordered_map<int, memory> args{
       {DNNL_ARG_SRC, h_mem}, {DNNL_ARG_WEIGHTS, *w}, {DNNL_ARG_DST, out_mem}};
   if (Cell::kSeparateHw) {
     args.emplace(DNNL_ARG_BIAS, memory(bias_desc, engine, const_cast<float*>(p.b_rec)));
   }
-  for (int64_t t = 0; t < p.steps; ++t) {
-    float* z_t = p.z + (t * p.batch + r0) * gates;
-    if (!Cell::kSeparateHw) out_mem.set_data_handle(z_t);
-    recurrent.execute(stream, args);
-    stream.wait();
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t row = t * p.batch + r;
-      const bool v = !kValid || p.valid[row];
-      Cell::template Row<kSave>(p, row, r, z_t + (r - r0) * gates,
-                                Cell::kSeparateHw ? hw.data() + (r - r0) * gates : nullptr, v);
-      std::memcpy(p.hs + row * units, p.h + r * units, units * sizeof(float));
-      if (kKeep && !p.keep[row]) {
-        std::memcpy(p.h + r * units, p.h0 + r * units, units * sizeof(float));
-        if (p.c) std::memcpy(p.c + r * units, p.c0 + r * units, units * sizeof(float));
+  for (int64_t t0 = 0; t0 < p.steps; t0 += kChunk) {
+    const int64_t n = std::min(kChunk, p.steps - t0);
+    Project(p, t0, n, r0, rows, gates, z.data(), stream);
+    for (int64_t t = t0; t < t0 + n; ++t) {
+      float* z_t = z.data() + (t - t0) * rows * gates;
+      if (!Cell::kSeparateHw) out_mem.set_data_handle(z_t);
+      recurrent.primitive.execute(stream, args);
+      stream.wait();
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t row = t * p.batch + r;
+        const float* zr = z_t + (r - r0) * gates;
+        const float* hwr = Cell::kSeparateHw ? hw.data() + (r - r0) * gates : nullptr;
+        // a masked row keeps its state: a separate instantiation, since a store under a
+        // runtime condition inside the simd loop ran 2x slower
+        if (!kValid || p.valid[row]) {
+          Cell::template Row<kSave, true>(p, row, r, zr, hwr);
+        } else {
+          Cell::template Row<kSave, false>(p, row, r, zr, hwr);
+        }
+        std::memcpy(p.hs + row * units, p.h + r * units, units * sizeof(float));
+        if (kKeep && !p.keep[row]) {
+          std::memcpy(p.h + r * units, p.h0 + r * units, units * sizeof(float));
+          if (p.c) std::memcpy(p.c + r * units, p.c0 + r * units, units * sizeof(float));
+        }
       }
     }
   }
@@ -273,42 +336,33 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
   dnnl::engine& engine = Engine();
   dnnl::stream stream(engine);
 
-  // z (T*B, GU): every step's projected input (x @ K + b; x itself when `projected`, the
-  // bias already in it), as one multi-threaded matmul.
-  const size_t z_count = static_cast<size_t>(steps * batch * gates);
-  std::vector<float>& z = Workspace(z_count);
-  if (projected) {
-    std::memcpy(z.data(), x.typed_data(), z_count * sizeof(float));
-  } else {
-    memory::desc src({steps * batch, k}, Dt::f32, Tag::ab);
-    memory::desc wts({k, gates}, Dt::f32, Tag::ab);
-    memory::desc b({1, gates}, Dt::f32, Tag::ab);
-    memory::desc dst({steps * batch, gates}, Dt::f32, Tag::ab);
-    matmul project(matmul::primitive_desc(engine, src, wts, b, dst));
-    project.execute(stream, {{DNNL_ARG_SRC, memory(src, engine, x.typed_data())},
-                             {DNNL_ARG_WEIGHTS, memory(wts, engine, kernel.typed_data())},
-                             {DNNL_ARG_BIAS, memory(b, engine, bias.typed_data())},
-                             {DNNL_ARG_DST, memory(dst, engine, z.data())}});
-    stream.wait();
-  }
-
   // W packed once, in the layout oneDNN picks for a slice's (rows, U) @ (U, GU).
   const int64_t slice_rows = std::max<int64_t>(1, batch / std::max(1, omp_get_max_threads()));
   memory::desc probe_h({slice_rows, units}, Dt::f32, Tag::ab);
   memory::desc probe_z({slice_rows, gates}, Dt::f32, Tag::ab);
   memory::desc w_any({units, gates}, Dt::f32, Tag::any);
   memory::desc w_plain({units, gates}, Dt::f32, Tag::ab);
-  matmul::primitive_desc probe(engine, probe_h, w_any, probe_z);
+  struct Packing {
+    memory::desc packed;
+    dnnl::reorder reorder;
+  };
+  const Packing& packing = Cached({slice_rows, units, gates}, [&] {
+    const memory::desc packed = matmul::primitive_desc(engine, probe_h, w_any, probe_z)
+                                    .weights_desc();
+    return Packing{packed, dnnl::reorder(dnnl::reorder::primitive_desc(
+                               engine, w_plain, engine, packed))};
+  });
   memory w_user(w_plain, engine, w.typed_data());
-  memory w_packed(probe.weights_desc(), engine);
-  dnnl::reorder(w_user, w_packed).execute(stream, w_user, w_packed);
+  memory w_packed(packing.packed, engine);
+  packing.reorder.execute(stream, w_user, w_packed);
   stream.wait();
 
-  Problem p{steps, batch, units, z.data(), ret(1), kLstm ? ret(2) : nullptr,
+  Problem p{steps, batch, units, k, x.typed_data(), projected, kernel.typed_data(),
+            bias.typed_data(), ret(1), kLstm ? ret(2) : nullptr,
             h0.typed_data(), kLstm ? c0.typed_data() : nullptr,
             kLstm ? nullptr : b_rec.typed_data(),
             has_valid ? valid.typed_data() : nullptr, has_keep ? keep.typed_data() : nullptr,
-            ret(0), {}, &w_packed, &w_user};
+            ret(0), {}, slice_rows, &w_packed, &w_user};
   for (size_t j = 0; save && j + (kLstm ? 3 : 2) < n_rets; ++j) {
     p.saved[j] = ret(j + (kLstm ? 3 : 2));
   }

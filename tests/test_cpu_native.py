@@ -142,6 +142,23 @@ def test_equals_the_scan_at_a_larger_shape(kind, masking):
 
 
 @needs_native
+@pytest.mark.parametrize("kind", MAKERS)
+def test_batch_sizes_and_long_sequences_equal_the_scan(kind):
+  # uneven row slices between the threads, a single slice, one row; 70 steps (inputs are
+  # projected 32 steps at a time); one process, so the primitives cached per shape must
+  # not leak from one shape to another
+  t, f, u = 70, 5, 24
+  fast = MAKERS[kind](u, return_sequences=True, return_state=True)
+  scan = MAKERS[kind](u, return_sequences=True, return_state=True, use_fused=False)
+  for b in (1, 7, 9, 17, 33, 64, 65, 17):
+    x = _rand(b, (b, t, f))
+    params = fast.init(jax.random.key(b), x)
+    got, want = jax.jit(fast.apply)(params, x), jax.jit(scan.apply)(params, x)
+    for a, w in zip(got, want, strict=True):
+      np.testing.assert_allclose(a, w, rtol=1e-5, atol=1e-6, err_msg=f"batch {b}")
+
+
+@needs_native
 @pytest.mark.parametrize("masking", ["none", "mask_reset"])
 @pytest.mark.parametrize("kind", MAKERS)
 def test_gradients_and_second_order_equal_the_scan(kind, masking):
