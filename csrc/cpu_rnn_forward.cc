@@ -104,38 +104,28 @@ struct Lstm {
     const int64_t units = p.units;
     float* hr = p.h + r * units;
     float* cr = p.c + r * units;
-    if (kSave) {
-      float* a[6];
-      for (int j = 0; j < 6; ++j) a[j] = p.saved[j] + row * units;
+    if (!kSave && !kUpdate) return;
+    float* a[6] = {};
+    for (int j = 0; kSave && j < 6; ++j) a[j] = p.saved[j] + row * units;
 #pragma omp simd
-      for (int64_t u = 0; u < units; ++u) {
-        const float i = Sigmoid(zr[u]);
-        const float f = Sigmoid(zr[units + u]);
-        const float g = tanhf(zr[2 * units + u]);
-        const float o = Sigmoid(zr[3 * units + u]);
-        const float c_new = f * cr[u] + i * g;
-        const float tc = tanhf(c_new);
+    for (int64_t u = 0; u < units; ++u) {
+      const float i = Sigmoid(zr[u]);
+      const float f = Sigmoid(zr[units + u]);
+      const float g = tanhf(zr[2 * units + u]);
+      const float o = Sigmoid(zr[3 * units + u]);
+      const float c_new = f * cr[u] + i * g;
+      const float tc = tanhf(c_new);
+      if (kSave) {
         a[0][u] = g * i * (1.0f - i);
         a[1][u] = cr[u] * f * (1.0f - f);
         a[2][u] = i * (1.0f - g * g);
         a[3][u] = tc * o * (1.0f - o);
         a[4][u] = f;
         a[5][u] = o * (1.0f - tc * tc);
-        if (kUpdate) {
-          cr[u] = c_new;
-          hr[u] = o * tc;
-        }
       }
-    } else if (kUpdate) {
-#pragma omp simd
-      for (int64_t u = 0; u < units; ++u) {
-        const float i = Sigmoid(zr[u]);
-        const float f = Sigmoid(zr[units + u]);
-        const float g = tanhf(zr[2 * units + u]);
-        const float o = Sigmoid(zr[3 * units + u]);
-        const float c_new = f * cr[u] + i * g;
+      if (kUpdate) {
         cr[u] = c_new;
-        hr[u] = o * tanhf(c_new);
+        hr[u] = o * tc;
       }
     }
   }
