@@ -295,14 +295,15 @@ bool RunAll(const Problem& p) {
 // Arguments: x (T, B, K), kernel (K, GU), bias (GU,), w (U, GU), b_rec (GU,) (the GRU's;
 // empty for the LSTM), h0, c0 (B, U) (c0 empty for the GRU), valid, keep (T, B) uint8
 // (empty without has_valid / has_keep). Returns hs (T, B, U), the final state (h, c for
-// the LSTM, h for the GRU), then with `save` the coefficients (see the cells).
+// the LSTM, h for the GRU), then with `save` the coefficients (see the cells). oneDNN
+// reports failures (no memory, no implementation) as exceptions: FFI errors here.
 template <typename Cell>
 ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
                    ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::F32> w,
                    ffi::Buffer<ffi::F32> b_rec, ffi::Buffer<ffi::F32> h0,
                    ffi::Buffer<ffi::F32> c0, ffi::Buffer<ffi::U8> valid,
                    ffi::Buffer<ffi::U8> keep, bool projected, bool has_valid, bool has_keep,
-                   bool save, ffi::RemainingRets rets) {
+                   bool save, ffi::RemainingRets rets) try {
   constexpr bool kLstm = !Cell::kSeparateHw;
   const auto xd = x.dimensions();
   if (xd.size() != 3 || w.dimensions().size() != 2) {
@@ -366,24 +367,10 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
   };
   const bool ok = save ? dispatch(std::true_type{}) : dispatch(std::false_type{});
   return ok ? ffi::Error::Success() : ffi::Error::Internal("rnn_forward: a oneDNN matmul failed");
-}
-
-// oneDNN reports failures (no memory, no implementation) as exceptions: an FFI error here.
-template <typename Cell>
-ffi::Error Guarded(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
-                   ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::F32> w,
-                   ffi::Buffer<ffi::F32> b_rec, ffi::Buffer<ffi::F32> h0,
-                   ffi::Buffer<ffi::F32> c0, ffi::Buffer<ffi::U8> valid,
-                   ffi::Buffer<ffi::U8> keep, bool projected, bool has_valid, bool has_keep,
-                   bool save, ffi::RemainingRets rets) {
-  try {
-    return Forward<Cell>(x, kernel, bias, w, b_rec, h0, c0, valid, keep, projected,
-                         has_valid, has_keep, save, rets);
-  } catch (const dnnl::error& e) {
-    return ffi::Error::Internal(std::string("rnn_forward: oneDNN: ") + e.what());
-  } catch (const std::bad_alloc&) {
-    return ffi::Error::Internal("rnn_forward: out of memory");
-  }
+} catch (const dnnl::error& e) {
+  return ffi::Error::Internal(std::string("rnn_forward: oneDNN: ") + e.what());
+} catch (const std::bad_alloc&) {
+  return ffi::Error::Internal("rnn_forward: out of memory");
 }
 
 }  // namespace
@@ -405,5 +392,5 @@ ffi::Error Guarded(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
       .Attr<bool>("save")                                                      \
       .RemainingRets()
 
-XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxLstmForward, Guarded<Lstm>, RNNJAX_RNN_FORWARD_BINDING);
-XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxGruForward, Guarded<Gru>, RNNJAX_RNN_FORWARD_BINDING);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxLstmForward, Forward<Lstm>, RNNJAX_RNN_FORWARD_BINDING);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(RnnjaxGruForward, Forward<Gru>, RNNJAX_RNN_FORWARD_BINDING);

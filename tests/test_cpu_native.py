@@ -58,6 +58,14 @@ def _problem(kind="lstm", **kw):
   return layer, params, x, state
 
 
+def _random_masking(masking, b, t, seed):
+  """{} or a random mask (80% valid) and resets (10%) for `masking` "none" / "mask_reset"."""
+  rng = np.random.default_rng(seed)
+  if masking == "none":
+    return {}
+  return {"mask": rng.random((b, t)) > 0.2, "reset": rng.random((b, t)) > 0.9}
+
+
 def _calls(f, *args) -> set[tuple[str, bool]]:
   """The native calls in f's program: (target, whether it saves the coefficients)."""
   text = _hlo(f, *args)
@@ -129,9 +137,7 @@ def test_equals_the_scan_at_a_larger_shape(kind, masking):
   # 40 steps of 32 units with 16 rows: the oneDNN matmuls' blocking, not the toy one
   b, t, f, u = 16, 40, 12, 32
   x = _rand(4, (b, t, f))
-  rng = np.random.default_rng(5)
-  call = {"none": {}, "mask_reset": {"mask": rng.random((b, t)) > 0.2,
-                                     "reset": rng.random((b, t)) > 0.9}}[masking]
+  call = _random_masking(masking, b, t, seed=5)
   fast = MAKERS[kind](u, return_sequences=True, return_state=True)
   scan = MAKERS[kind](u, return_sequences=True, return_state=True, use_fused=False)
   params = fast.init(jax.random.key(6), x)
@@ -180,9 +186,7 @@ def test_batch_sizes_and_long_sequences_equal_the_scan(kind):
 def test_gradients_and_second_order_equal_the_scan(kind, masking):
   b, t, f, u = 8, 30, 6, 16
   x = _rand(4, (b, t, f))
-  rng = np.random.default_rng(7)
-  call = {"none": {}, "mask_reset": {"mask": rng.random((b, t)) > 0.2,
-                                     "reset": rng.random((b, t)) > 0.9}}[masking]
+  call = _random_masking(masking, b, t, seed=7)
   def derivatives(use_fused):
     layer = MAKERS[kind](u, return_sequences=True, use_fused=use_fused)
     loss = lambda p, x: jnp.sum(jnp.sin(layer.apply(p, x, **call)))       # noqa: E731
