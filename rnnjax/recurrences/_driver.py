@@ -134,8 +134,7 @@ def _fast_forward(cell, inputs, projection, w, b_rec, state0, valid, reset, save
   def scan():
     return forward(cell, inputs, projection, w, b_rec, state0, valid, reset, save)
 
-  native = _native.forward(cell, inputs, projection, w, b_rec, state0, valid, reset,
-                                save)
+  native = _native.forward(cell, inputs, projection, w, b_rec, state0, valid, reset, save)
   if native is None:
     return scan()
   return jax.lax.platform_dependent(cpu=native, default=scan)
@@ -156,8 +155,8 @@ def _saving_forward_jvp(cell, primals, tangents):
 @functools.partial(jax.custom_jvp, nondiff_argnums=(0,))
 def recurrence(cell, inputs, projection, w, b_rec, state0, valid, reset):
   """The recurrence of `cell` (see the module docstring; arguments as `forward`).
-  Returns (hs (T, B, U), final state tuple). Undifferentiated, the LSTM's runs as one
-  native call on the CPU where it is built (`_native.py`)."""
+  Returns (hs (T, B, U), final state tuple). Undifferentiated, the LSTM's and the GRU's
+  run as one native call on the CPU where it is built (`_native.py`)."""
   hs, state, _ = _fast_forward(cell, inputs, projection, w, b_rec, state0, valid, reset,
                                False)
   return hs, state
