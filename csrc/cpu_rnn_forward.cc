@@ -172,25 +172,28 @@ struct Gru {
 constexpr int64_t kChunk = 32;
 
 // z (n, rows, GU) = the projected inputs of steps [t0, t0 + n) and rows [r0, r0 + rows):
-// one matmul over x viewed as (n, rows, K) with strides (B*K, K, 1), or a copy.
+// one matmul over the batch-major x viewed as (n, rows, K) with strides (K, T*K, 1), or a
+// copy.
 void Project(const Problem& p, int64_t t0, int64_t n, int64_t r0, int64_t rows,
              int64_t gates, float* z, dnnl::stream& stream) {
   if (p.projected) {
     for (int64_t t = 0; t < n; ++t) {
-      std::memcpy(z + t * rows * gates, p.x + ((t0 + t) * p.batch + r0) * gates,
-                  rows * gates * sizeof(float));
+      for (int64_t r = 0; r < rows; ++r) {
+        std::memcpy(z + (t * rows + r) * gates, p.x + ((r0 + r) * p.steps + t0 + t) * gates,
+                    gates * sizeof(float));
+      }
     }
     return;
   }
   dnnl::engine& engine = Engine();
-  memory::desc src({n, rows, p.k}, Dt::f32, memory::dims{p.batch * p.k, p.k, 1});
+  memory::desc src({n, rows, p.k}, Dt::f32, memory::dims{p.k, p.steps * p.k, 1});
   memory::desc wts({1, p.k, gates}, Dt::f32, Tag::abc);
   memory::desc b({1, 1, gates}, Dt::f32, Tag::abc);
   memory::desc dst({n, rows, gates}, Dt::f32, Tag::abc);
-  const matmul& project = Cached({n, rows, p.k, gates, p.batch}, [&] {
+  const matmul& project = Cached({n, rows, p.k, gates, p.steps}, [&] {
     return matmul(matmul::primitive_desc(engine, src, wts, b, dst));
   });
-  float* x = const_cast<float*>(p.x + (t0 * p.batch + r0) * p.k);
+  float* x = const_cast<float*>(p.x + (r0 * p.steps + t0) * p.k);
   project.execute(stream, {{DNNL_ARG_SRC, memory(src, engine, x)},
                            {DNNL_ARG_WEIGHTS, memory(wts, engine, const_cast<float*>(p.kernel))},
                            {DNNL_ARG_BIAS, memory(b, engine, const_cast<float*>(p.bias))},
@@ -263,7 +266,7 @@ void RunRows(const Problem& p, int64_t r0, int64_t r1) {
         } else {
           Cell::template Row<kSave, false>(p, row, r, zr, hwr);
         }
-        std::memcpy(p.hs + row * units, p.h + r * units, units * sizeof(float));
+        std::memcpy(p.hs + (r * p.steps + t) * units, p.h + r * units, units * sizeof(float));
         if (kKeep && !p.keep[row]) {
           std::memcpy(p.h + r * units, p.h0 + r * units, units * sizeof(float));
           if (p.c) std::memcpy(p.c + r * units, p.c0 + r * units, units * sizeof(float));
@@ -309,7 +312,7 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
   if (xd.size() != 3 || w.dimensions().size() != 2) {
     return ffi::Error::InvalidArgument("rnn_forward: x must be (T, B, K), w (U, GU)");
   }
-  const int64_t steps = xd[0], batch = xd[1], k = xd[2];
+  const int64_t batch = xd[0], steps = xd[1], k = xd[2];
   const int64_t units = w.dimensions()[0], gates = Cell::kGates * units;
   const size_t n_rets = 1 + (kLstm ? 2 : 1) + (save ? (kLstm ? 6 : 3) : 0);
   if (w.dimensions()[1] != gates || (projected && k != gates) ||

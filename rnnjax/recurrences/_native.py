@@ -95,17 +95,18 @@ def forward(cell, inputs, projection, w, b_rec, state0, valid, reset, save=False
   valid_u8, has_valid = _flags(valid, (steps, batch))
   keep_u8, has_keep = _flags(keep_flags(reset), (steps, batch))
   shape = jax.ShapeDtypeStruct
-  outputs = ((shape((steps, batch, units), jnp.float32),)
+  outputs = ((shape((batch, steps, units), jnp.float32),)
              + (shape((batch, units), jnp.float32),) * len(state0)
              + tuple(shape((steps, batch, n * units), jnp.float32)
                      for n in (_SAVED[kind] if save else ())))
   call = jax.ffi.ffi_call(TARGETS[kind], outputs, vmap_method="sequential")
 
   def run():
-    hs, *rest = call(inputs, kernel, bias, w, b_rec, h0, c0, valid_u8, keep_u8,
+    # batch-major x and hs: the transposes cancel against the layer's own (no copy)
+    hs, *rest = call(jnp.swapaxes(inputs, 0, 1), kernel, bias, w, b_rec, h0, c0, valid_u8, keep_u8,
                      projected=projection is None, has_valid=has_valid, has_keep=has_keep,
                      save=save)
     state, coefficients = tuple(rest[:len(state0)]), tuple(rest[len(state0):])
-    return hs, state, (coefficients if save else None)
+    return jnp.swapaxes(hs, 0, 1), state, (coefficients if save else None)
 
   return run
