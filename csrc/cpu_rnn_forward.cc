@@ -74,7 +74,7 @@ auto& Cached(const std::vector<int64_t>& key, Make make) {
 // One call's arrays. `saved`: the coefficient arrays, or null pointers when not saving.
 struct Problem {
   int64_t steps, batch, units, k;
-  const float* x;                // (T, B, K) inputs, or (T, B, GU) when `projected`
+  const float* x;                // (B, T, K) inputs, or (B, T, GU) when `projected`
   bool projected;                // x is already x @ K + b (input dropout hoists it)
   const float* kernel;           // (K, GU)
   const float* bias;             // (GU,)
@@ -85,7 +85,7 @@ struct Problem {
   const float* b_rec;            // (GU,) the GRU's recurrent bias
   const uint8_t* valid;          // (T, B) or null
   const uint8_t* keep;           // (T, B) or null: False where the next step resets
-  float* hs;                     // (T, B, U) the carried h after each step
+  float* hs;                     // (B, T, U) the carried h after each step
   float* saved[6];
   int64_t packed_rows;           // the slice height the packed layout was picked for
   const memory* w_packed;        // (U, GU) in the recurrent matmul's layout
@@ -295,11 +295,13 @@ bool RunAll(const Problem& p) {
   return ok;
 }
 
-// Arguments: x (T, B, K), kernel (K, GU), bias (GU,), w (U, GU), b_rec (GU,) (the GRU's;
+// Arguments: x (B, T, K), kernel (K, GU), bias (GU,), w (U, GU), b_rec (GU,) (the GRU's;
 // empty for the LSTM), h0, c0 (B, U) (c0 empty for the GRU), valid, keep (T, B) uint8
-// (empty without has_valid / has_keep). Returns hs (T, B, U), the final state (h, c for
-// the LSTM, h for the GRU), then with `save` the coefficients (see the cells). oneDNN
-// reports failures (no memory, no implementation) as exceptions: FFI errors here.
+// (empty without has_valid / has_keep). Returns hs (B, T, U), the final state (h, c for
+// the LSTM, h for the GRU), then with `save` the coefficients, time-major (T, B, .) (see
+// the cells). x and hs are batch-major as the layers hold them, so that no transpose
+// runs around the call; the coefficients are time-major for the backward's reverse scan.
+// oneDNN reports failures (no memory, no implementation) as exceptions: FFI errors here.
 template <typename Cell>
 ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
                    ffi::Buffer<ffi::F32> bias, ffi::Buffer<ffi::F32> w,
@@ -310,7 +312,7 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
   constexpr bool kLstm = !Cell::kSeparateHw;
   const auto xd = x.dimensions();
   if (xd.size() != 3 || w.dimensions().size() != 2) {
-    return ffi::Error::InvalidArgument("rnn_forward: x must be (T, B, K), w (U, GU)");
+    return ffi::Error::InvalidArgument("rnn_forward: x must be (B, T, K), w (U, GU)");
   }
   const int64_t batch = xd[0], steps = xd[1], k = xd[2];
   const int64_t units = w.dimensions()[0], gates = Cell::kGates * units;
