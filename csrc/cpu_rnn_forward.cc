@@ -5,9 +5,10 @@
 // `_lstm_math.py` / `_gru_math.py`: Keras gate orders, the GRU with reset_after=True),
 // masks and resets included; what differs is how it runs:
 //   - the recurrent kernel is reordered once per call into oneDNN's packed layout;
-//   - the batch rows are split over the threads, and each thread runs its rows through
-//     every step (rows are independent: no synchronisation per step): per chunk of 32
-//     steps one oneDNN matmul projects the inputs, (32 * rows, K) @ (K, GU) + bias; per
+//   - the batch rows are split into one slice per thread, and the threads run the slices
+//     through the steps a chunk of up to 32 steps at a time (rows are independent: no
+//     synchronisation per step; a thread takes another's slice when that one is behind):
+//     per chunk one oneDNN matmul projects the inputs, (n * rows, K) @ (K, GU) + bias; per
 //     step one oneDNN matmul h @ W, then one pass of gate math, mask and reset.
 // XLA's scan dispatches several thunks per step and multiplies by an unpacked kernel.
 //
@@ -17,6 +18,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -54,6 +56,7 @@ dnnl::engine& Engine() {
 
 // A buffer kept per thread from call to call: a fresh allocation of a few MB costs a page
 // fault per 4 KiB on every call.
+template <int kWhich = 0>
 std::vector<float>& Workspace(size_t count) {
   thread_local std::vector<float> buffer;
   if (buffer.size() < count) buffer.resize(count);
@@ -201,23 +204,17 @@ void Project(const Problem& p, int64_t t0, int64_t n, int64_t r0, int64_t rows,
   stream.wait();
 }
 
-// Rows [r0, r1) through every step on the calling thread (single-threaded oneDNN inside
-// the caller's parallel region): per chunk of steps one input projection, then per step
-// one matmul h @ W and the rows' gates.
+// Rows [r0, r1) through steps [t0, t0 + n), n <= kChunk, on the calling thread
+// (single-threaded oneDNN inside the caller's parallel region): one input projection,
+// then per step one matmul h @ W and the rows' gates.
 template <typename Cell, bool kValid, bool kKeep, bool kSave>
-void RunRows(const Problem& p, int64_t r0, int64_t r1) {
+void RunChunk(const Problem& p, int64_t r0, int64_t r1, int64_t t0, int64_t n,
+              dnnl::stream& stream) {
   const int64_t rows = r1 - r0, units = p.units, gates = Cell::kGates * units;
   dnnl::engine& engine = Engine();
-  dnnl::stream stream(engine);
   memory::desc h_desc({rows, units}, Dt::f32, Tag::ab);
   memory::desc out_desc({rows, gates}, Dt::f32, Tag::ab);
   memory::desc bias_desc({1, gates}, Dt::f32, Tag::ab);
-  dnnl::primitive_attr attr;
-  if (!Cell::kSeparateHw) {      // the LSTM: z_t += h @ W
-    dnnl::post_ops accumulate;
-    accumulate.append_sum(1.0f);
-    attr.set_post_ops(accumulate);
-  }
   // the packed layout, or (when a slice of another height cannot take it) the plain one
   struct Recurrent {
     matmul primitive;
@@ -225,6 +222,12 @@ void RunRows(const Problem& p, int64_t r0, int64_t r1) {
   };
   // keyed by the packed layout's shape too: the layout depends on it, the primitive on both
   const Recurrent& recurrent = Cached({rows, units, gates, p.packed_rows}, [&] {
+    dnnl::primitive_attr attr;
+    if (!Cell::kSeparateHw) {      // the LSTM: z_t += h @ W
+      dnnl::post_ops accumulate;
+      accumulate.append_sum(1.0f);
+      attr.set_post_ops(accumulate);
+    }
     auto make = [&](const memory::desc& w) {
       return Cell::kSeparateHw
                  ? matmul::primitive_desc(engine, h_desc, w, bias_desc, out_desc, attr)
@@ -236,60 +239,90 @@ void RunRows(const Problem& p, int64_t r0, int64_t r1) {
       return Recurrent{matmul(make(p.w_plain->get_desc())), true};
     }
   });
-  const memory* w = recurrent.plain ? p.w_plain : p.w_packed;
-  std::vector<float>& z = Workspace(kChunk * rows * gates);
-  std::vector<float> hw(Cell::kSeparateHw ? rows * gates : 0);
-  memory h_mem(h_desc, engine, p.h + r0 * units);
+  std::vector<float>& z = Workspace<0>(kChunk * rows * gates);
+  std::vector<float>& hw = Workspace<1>(Cell::kSeparateHw ? rows * gates : 0);
   memory out_mem(out_desc, engine, Cell::kSeparateHw ? hw.data() : z.data());
   // memory objects are handles: `args` sees out_mem's data handle move step by step
   std::unordered_map<int, memory> args{
-      {DNNL_ARG_SRC, h_mem}, {DNNL_ARG_WEIGHTS, *w}, {DNNL_ARG_DST, out_mem}};
+      {DNNL_ARG_SRC, memory(h_desc, engine, p.h + r0 * units)},
+      {DNNL_ARG_WEIGHTS, recurrent.plain ? *p.w_plain : *p.w_packed},
+      {DNNL_ARG_DST, out_mem}};
   if (Cell::kSeparateHw) {
     args.emplace(DNNL_ARG_BIAS, memory(bias_desc, engine, const_cast<float*>(p.b_rec)));
   }
-  for (int64_t t0 = 0; t0 < p.steps; t0 += kChunk) {
-    const int64_t n = std::min(kChunk, p.steps - t0);
-    Project(p, t0, n, r0, rows, gates, z.data(), stream);
-    for (int64_t t = t0; t < t0 + n; ++t) {
-      float* z_t = z.data() + (t - t0) * rows * gates;
-      if (!Cell::kSeparateHw) out_mem.set_data_handle(z_t);
-      recurrent.primitive.execute(stream, args);
-      stream.wait();
-      for (int64_t r = r0; r < r1; ++r) {
-        const int64_t row = t * p.batch + r;
-        const float* zr = z_t + (r - r0) * gates;
-        const float* hwr = Cell::kSeparateHw ? hw.data() + (r - r0) * gates : nullptr;
-        // a masked row keeps its state: a separate instantiation, since a store under a
-        // runtime condition inside the simd loop ran 2x slower
-        if (!kValid || p.valid[row]) {
-          Cell::template Row<kSave, true>(p, row, r, zr, hwr);
-        } else {
-          Cell::template Row<kSave, false>(p, row, r, zr, hwr);
-        }
-        std::memcpy(p.hs + (r * p.steps + t) * units, p.h + r * units, units * sizeof(float));
-        if (kKeep && !p.keep[row]) {
-          std::memcpy(p.h + r * units, p.h0 + r * units, units * sizeof(float));
-          if (p.c) std::memcpy(p.c + r * units, p.c0 + r * units, units * sizeof(float));
-        }
+  Project(p, t0, n, r0, rows, gates, z.data(), stream);
+  for (int64_t t = t0; t < t0 + n; ++t) {
+    float* z_t = z.data() + (t - t0) * rows * gates;
+    if (!Cell::kSeparateHw) out_mem.set_data_handle(z_t);
+    recurrent.primitive.execute(stream, args);
+    stream.wait();
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t row = t * p.batch + r;
+      const float* zr = z_t + (r - r0) * gates;
+      const float* hwr = Cell::kSeparateHw ? hw.data() + (r - r0) * gates : nullptr;
+      // a masked row keeps its state: a separate instantiation, since a store under a
+      // runtime condition inside the simd loop ran 2x slower
+      if (!kValid || p.valid[row]) {
+        Cell::template Row<kSave, true>(p, row, r, zr, hwr);
+      } else {
+        Cell::template Row<kSave, false>(p, row, r, zr, hwr);
+      }
+      std::memcpy(p.hs + (r * p.steps + t) * units, p.h + r * units, units * sizeof(float));
+      if (kKeep && !p.keep[row]) {
+        std::memcpy(p.h + r * units, p.h0 + r * units, units * sizeof(float));
+        if (p.c) std::memcpy(p.c + r * units, p.c0 + r * units, units * sizeof(float));
       }
     }
   }
 }
 
-// Returns false when a slice failed (a oneDNN error: no exception leaves the region).
+// A slice of rows: the first step it has not run, and whether a thread holds it.
+struct Slice {
+  int64_t r0 = 0, r1 = 0;
+  int64_t next = 0;                  // read and written only by the thread holding it
+  std::atomic<bool> busy{false};
+};
+
+// Every slice through every step; false when a chunk failed (a oneDNN error: no
+// exception leaves the region). A thread runs kChunk steps of one slice at a time, its
+// own slice first, else any slice no thread holds; it leaves when every slice is done or
+// held. Rows are independent, so no step waits for another slice; and where a thread gets
+// no core (another process busy on it, a late wake-up), the others run its slices. A
+// static split takes as long as its slowest thread: up to 2x on 2 cores with one busy.
 template <typename Cell, bool kValid, bool kKeep, bool kSave>
 bool RunAll(const Problem& p) {
   // Slices of at least 8 rows (a thinner matmul loses more than a thread gains).
   const int64_t slices =
       std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), p.batch / 8));
-  bool ok = true;
-#pragma omp parallel num_threads(slices) reduction(&& : ok)
+  std::vector<Slice> state(slices);
+  for (int64_t i = 0; i < slices; ++i) {
+    state[i].r0 = p.batch * i / slices;
+    state[i].r1 = p.batch * (i + 1) / slices;
+  }
+  // at least 4 chunks per slice, so that a thread can take over part of another's
+  const int64_t chunk = std::clamp<int64_t>((p.steps + 3) / 4, 1, kChunk);
+  std::atomic<bool> ok{true};
+#pragma omp parallel num_threads(slices)
   {
-    const int64_t i = omp_get_thread_num(), n = omp_get_num_threads();
-    try {
-      RunRows<Cell, kValid, kKeep, kSave>(p, p.batch * i / n, p.batch * (i + 1) / n);
-    } catch (const dnnl::error&) {
-      ok = false;
+    dnnl::stream stream(Engine());
+    const int64_t me = omp_get_thread_num();
+    for (bool ran = true; ran && ok.load(std::memory_order_relaxed);) {
+      ran = false;
+      for (int64_t j = 0; j < slices && !ran; ++j) {
+        Slice& s = state[(me + j) % slices];
+        if (s.busy.exchange(true, std::memory_order_acquire)) continue;
+        if (s.next < p.steps) {
+          const int64_t n = std::min(chunk, p.steps - s.next);
+          try {
+            RunChunk<Cell, kValid, kKeep, kSave>(p, s.r0, s.r1, s.next, n, stream);
+          } catch (const dnnl::error&) {
+            ok = false;
+          }
+          s.next += n;
+          ran = true;
+        }
+        s.busy.store(false, std::memory_order_release);
+      }
     }
   }
   return ok;
