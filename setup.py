@@ -1,5 +1,6 @@
-"""Builds rnnjax's one native part: the CPU LSTM's and GRU's forward as XLA FFI handlers
-over oneDNN (csrc/cpu_rnn_forward.cc -> rnnjax/recurrences/_cpu_rnn_forward*.so).
+"""Builds rnnjax's one native part: the CPU LSTM's and GRU's forward and reverse scans as
+XLA FFI handlers over oneDNN (csrc/cpu_rnn_forward.cc, csrc/cpu_rnn_reverse.cc ->
+rnnjax/recurrences/_cpu_rnn*.so).
 
 Optional: where it cannot be built (no C++ compiler), the install goes on without it and
 rnnjax runs the same function as a plain XLA scan (`rnnjax.recurrences.native_available()`
@@ -30,8 +31,9 @@ def _extensions() -> list[Extension]:
   except (importlib.metadata.PackageNotFoundError, StopIteration):
     return []     # no oneDNN wheel for this platform: the plain XLA scan only
   return [Extension(
-      "rnnjax.recurrences._cpu_rnn_forward",
-      sources=["csrc/cpu_rnn_forward.cc"],
+      "rnnjax.recurrences._cpu_rnn",
+      sources=["csrc/cpu_rnn_forward.cc", "csrc/cpu_rnn_reverse.cc"],
+      depends=["csrc/cpu_rnn_common.h"],
       include_dirs=[str(pathlib.Path(jaxlib.__file__).parent / "include"), include],
       library_dirs=[lib],
       libraries=["dnnl"],

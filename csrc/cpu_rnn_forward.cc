@@ -15,64 +15,22 @@
 // Per step t (valid, keep: the (T, B) flags, keep[t] = False where step t+1 resets):
 //   state' = cell(x_t @ K + b, h @ W (+ b_rec), state);  where !valid[t]: state' = state;
 //   hs[t] = h';  where !keep[t]: state' = state0.
-#include <omp.h>
-
-#include <algorithm>
-#include <atomic>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <map>
 #include <new>
 #include <string>
 #include <type_traits>
 #include <unordered_map>
 #include <vector>
 
-#include "dnnl.hpp"
+#include "cpu_rnn_common.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
 
 namespace {
 
-using dnnl::matmul;
-using dnnl::memory;
-using Tag = memory::format_tag;
-using Dt = memory::data_type;
-
-// glibc's vector expf/tanhf (libmvec, a few ulp) for the simd gate loops: <math.h>
-// declares them only under -ffast-math, whose finite-math and reassociation this file
-// does not want.
-extern "C" float expf(float) noexcept __attribute__((simd("notinbranch")));
-extern "C" float tanhf(float) noexcept __attribute__((simd("notinbranch")));
-
-inline float Sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
-
-dnnl::engine& Engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
-
-// A buffer kept per thread from call to call: a fresh allocation of a few MB costs a page
-// fault per 4 KiB on every call.
-template <int kWhich = 0>
-std::vector<float>& Workspace(size_t count) {
-  thread_local std::vector<float> buffer;
-  if (buffer.size() < count) buffer.resize(count);
-  return buffer;
-}
-
-// What `make()` returns for `key`, made once per thread and call site: creating a oneDNN
-// primitive descriptor walks its implementations (tens of microseconds), as much as a
-// small call's whole loop. One entry per shape seen.
-template <typename Make>
-auto& Cached(const std::vector<int64_t>& key, Make make) {
-  thread_local std::map<std::vector<int64_t>, decltype(make())> cache;
-  auto it = cache.find(key);
-  if (it == cache.end()) it = cache.emplace(key, make()).first;
-  return it->second;
-}
+using namespace rnnjax_cpu;  // NOLINT: the shared oneDNN helpers
 
 // One call's arrays. `saved`: the coefficient arrays, or null pointers when not saving.
 struct Problem {
@@ -90,9 +48,7 @@ struct Problem {
   const uint8_t* keep;           // (T, B) or null: False where the next step resets
   float* hs;                     // (B, T, U) the carried h after each step
   float* saved[6];
-  int64_t packed_rows;           // the slice height the packed layout was picked for
-  const memory* w_packed;        // (U, GU) in the recurrent matmul's layout
-  const memory* w_plain;         // (U, GU) row-major, for a slice that cannot take it
+  const PackedMatrix* w;         // (U, GU)
 };
 
 // The LSTM (i, f, g, o): the recurrent matmul accumulates onto z. Saves the six (T, B, U)
@@ -170,10 +126,6 @@ struct Gru {
   }
 };
 
-// Steps whose inputs a thread projects at a time: its projected-input buffer is
-// kChunk * rows * GU floats, whatever T is.
-constexpr int64_t kChunk = 32;
-
 // z (n, rows, GU) = the projected inputs of steps [t0, t0 + n) and rows [r0, r0 + rows):
 // one matmul over the batch-major x viewed as (n, rows, K) with strides (K, T*K, 1), or a
 // copy.
@@ -215,37 +167,16 @@ void RunChunk(const Problem& p, int64_t r0, int64_t r1, int64_t t0, int64_t n,
   memory::desc h_desc({rows, units}, Dt::f32, Tag::ab);
   memory::desc out_desc({rows, gates}, Dt::f32, Tag::ab);
   memory::desc bias_desc({1, gates}, Dt::f32, Tag::ab);
-  // the packed layout, or (when a slice of another height cannot take it) the plain one
-  struct Recurrent {
-    matmul primitive;
-    bool plain;
-  };
-  // keyed by the packed layout's shape too: the layout depends on it, the primitive on both
-  const Recurrent& recurrent = Cached({rows, units, gates, p.packed_rows}, [&] {
-    dnnl::primitive_attr attr;
-    if (!Cell::kSeparateHw) {      // the LSTM: z_t += h @ W
-      dnnl::post_ops accumulate;
-      accumulate.append_sum(1.0f);
-      attr.set_post_ops(accumulate);
-    }
-    auto make = [&](const memory::desc& w) {
-      return Cell::kSeparateHw
-                 ? matmul::primitive_desc(engine, h_desc, w, bias_desc, out_desc, attr)
-                 : matmul::primitive_desc(engine, h_desc, w, out_desc, attr);
-    };
-    try {
-      return Recurrent{matmul(make(p.w_packed->get_desc())), false};
-    } catch (const dnnl::error&) {
-      return Recurrent{matmul(make(p.w_plain->get_desc())), true};
-    }
-  });
+  // the LSTM's accumulates onto z (z_t += h @ W); the GRU's adds b_rec into its own buffer
+  const auto [recurrent, w] = SliceMatmul(*p.w, rows, units, gates, Cell::kSeparateHw,
+                                          !Cell::kSeparateHw);
   std::vector<float>& z = Workspace<0>(kChunk * rows * gates);
   std::vector<float>& hw = Workspace<1>(Cell::kSeparateHw ? rows * gates : 0);
   memory out_mem(out_desc, engine, Cell::kSeparateHw ? hw.data() : z.data());
   // memory objects are handles: `args` sees out_mem's data handle move step by step
   std::unordered_map<int, memory> args{
       {DNNL_ARG_SRC, memory(h_desc, engine, p.h + r0 * units)},
-      {DNNL_ARG_WEIGHTS, recurrent.plain ? *p.w_plain : *p.w_packed},
+      {DNNL_ARG_WEIGHTS, *w},
       {DNNL_ARG_DST, out_mem}};
   if (Cell::kSeparateHw) {
     args.emplace(DNNL_ARG_BIAS, memory(bias_desc, engine, const_cast<float*>(p.b_rec)));
@@ -254,7 +185,7 @@ void RunChunk(const Problem& p, int64_t r0, int64_t r1, int64_t t0, int64_t n,
   for (int64_t t = t0; t < t0 + n; ++t) {
     float* z_t = z.data() + (t - t0) * rows * gates;
     if (!Cell::kSeparateHw) out_mem.set_data_handle(z_t);
-    recurrent.primitive.execute(stream, args);
+    recurrent->execute(stream, args);
     stream.wait();
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t row = t * p.batch + r;
@@ -274,58 +205,6 @@ void RunChunk(const Problem& p, int64_t r0, int64_t r1, int64_t t0, int64_t n,
       }
     }
   }
-}
-
-// A slice of rows: the first step it has not run, and whether a thread holds it.
-struct Slice {
-  int64_t r0 = 0, r1 = 0;
-  int64_t next = 0;                  // read and written only by the thread holding it
-  std::atomic<bool> busy{false};
-};
-
-// Every slice through every step; false when a chunk failed (a oneDNN error: no
-// exception leaves the region). A thread runs kChunk steps of one slice at a time, its
-// own slice first, else any slice no thread holds; it leaves when every slice is done or
-// held. Rows are independent, so no step waits for another slice; and where a thread gets
-// no core (another process busy on it, a late wake-up), the others run its slices. A
-// static split takes as long as its slowest thread: up to 2x on 2 cores with one busy.
-template <typename Cell, bool kValid, bool kKeep, bool kSave>
-bool RunAll(const Problem& p) {
-  // Slices of at least 8 rows (a thinner matmul loses more than a thread gains).
-  const int64_t slices =
-      std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), p.batch / 8));
-  std::vector<Slice> state(slices);
-  for (int64_t i = 0; i < slices; ++i) {
-    state[i].r0 = p.batch * i / slices;
-    state[i].r1 = p.batch * (i + 1) / slices;
-  }
-  // at least 4 chunks per slice, so that a thread can take over part of another's
-  const int64_t chunk = std::clamp<int64_t>((p.steps + 3) / 4, 1, kChunk);
-  std::atomic<bool> ok{true};
-#pragma omp parallel num_threads(slices)
-  {
-    dnnl::stream stream(Engine());
-    const int64_t me = omp_get_thread_num();
-    for (bool ran = true; ran && ok.load(std::memory_order_relaxed);) {
-      ran = false;
-      for (int64_t j = 0; j < slices && !ran; ++j) {
-        Slice& s = state[(me + j) % slices];
-        if (s.busy.exchange(true, std::memory_order_acquire)) continue;
-        if (s.next < p.steps) {
-          const int64_t n = std::min(chunk, p.steps - s.next);
-          try {
-            RunChunk<Cell, kValid, kKeep, kSave>(p, s.r0, s.r1, s.next, n, stream);
-          } catch (const dnnl::error&) {
-            ok = false;
-          }
-          s.next += n;
-          ran = true;
-        }
-        s.busy.store(false, std::memory_order_release);
-      }
-    }
-  }
-  return ok;
 }
 
 // Arguments: x (B, T, K), kernel (K, GU), bias (GU,), w (U, GU), b_rec (GU,) (the GRU's;
@@ -365,43 +244,32 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
   dnnl::engine& engine = Engine();
   dnnl::stream stream(engine);
 
-  // W packed once, in the layout oneDNN picks for a slice's (rows, U) @ (U, GU).
-  const int64_t slice_rows = std::max<int64_t>(1, batch / std::max(1, omp_get_max_threads()));
-  memory::desc probe_h({slice_rows, units}, Dt::f32, Tag::ab);
-  memory::desc probe_z({slice_rows, gates}, Dt::f32, Tag::ab);
-  memory::desc w_any({units, gates}, Dt::f32, Tag::any);
-  memory::desc w_plain({units, gates}, Dt::f32, Tag::ab);
-  struct Packing {
-    memory::desc packed;
-    dnnl::reorder reorder;
-  };
-  const Packing& packing = Cached({slice_rows, units, gates}, [&] {
-    const memory::desc packed = matmul::primitive_desc(engine, probe_h, w_any, probe_z)
-                                    .weights_desc();
-    return Packing{packed, dnnl::reorder(dnnl::reorder::primitive_desc(
-                               engine, w_plain, engine, packed))};
-  });
-  memory w_user(w_plain, engine, w.typed_data());
-  memory w_packed(packing.packed, engine);
-  packing.reorder.execute(stream, w_user, w_packed);
-  stream.wait();
+  const PackedMatrix w_packed(w.typed_data(), units, gates, Tag::ab, batch, stream);
 
   Problem p{steps, batch, units, k, x.typed_data(), projected, kernel.typed_data(),
             bias.typed_data(), ret(1), kLstm ? ret(2) : nullptr,
             h0.typed_data(), kLstm ? c0.typed_data() : nullptr,
             kLstm ? nullptr : b_rec.typed_data(),
             has_valid ? valid.typed_data() : nullptr, has_keep ? keep.typed_data() : nullptr,
-            ret(0), {}, slice_rows, &w_packed, &w_user};
+            ret(0), {}, &w_packed};
   for (size_t j = 0; save && j + (kLstm ? 3 : 2) < n_rets; ++j) {
     p.saved[j] = ret(j + (kLstm ? 3 : 2));
   }
   std::memcpy(p.h, p.h0, batch * units * sizeof(float));
   if (kLstm) std::memcpy(p.c, p.c0, batch * units * sizeof(float));
   auto dispatch = [&](auto kSave) {
-    if (has_valid && has_keep) return RunAll<Cell, true, true, kSave()>(p);
-    if (has_valid) return RunAll<Cell, true, false, kSave()>(p);
-    if (has_keep) return RunAll<Cell, false, true, kSave()>(p);
-    return RunAll<Cell, false, false, kSave()>(p);
+    auto run = [&](auto kValid, auto kKeep) {
+      return RunSlices(batch, steps, [&](int64_t r0, int64_t r1, int64_t t0, int64_t n,
+                                         dnnl::stream& chunk_stream) {
+        RunChunk<Cell, kValid(), kKeep(), kSave()>(p, r0, r1, t0, n, chunk_stream);
+      });
+    };
+    using T = std::true_type;
+    using F = std::false_type;
+    if (has_valid && has_keep) return run(T{}, T{});
+    if (has_valid) return run(T{}, F{});
+    if (has_keep) return run(F{}, T{});
+    return run(F{}, F{});
   };
   const bool ok = save ? dispatch(std::true_type{}) : dispatch(std::false_type{});
   return ok ? ffi::Error::Success() : ffi::Error::Internal("rnn_forward: a oneDNN matmul failed");

@@ -4,7 +4,8 @@ first-order derivative runs it saving the tangent's coefficients, the second ord
 not; equal to an independent NumPy loop (Keras mask and reset semantics) and to the scan
 engine, with masks, seq_lengths, resets, initial state, both directions, input dropout,
 NaN and saturating inputs, under jit, vmap, lax.map and pmap; gradients and second order
-equal the scan's."""
+equal the scan's. Reverse mode runs the native reverse scan (`csrc/cpu_rnn_reverse.cc`),
+equal to JAX's transpose of the tangent scan."""
 
 import platform
 import re
@@ -17,7 +18,11 @@ import jax
 import jax.numpy as jnp
 import rnnjax as rj
 from rnnjax import recurrences
+from rnnjax.recurrences import _gru_math as gru_math
+from rnnjax.recurrences import _lstm_math as lstm_math
 from rnnjax.recurrences import _native
+from rnnjax.recurrences import _tangent as tangent
+from rnnjax.recurrences._flags import keep_flags
 
 from . import numpy_reference
 
@@ -66,11 +71,15 @@ def _random_masking(masking, b, t, seed):
   return {"mask": rng.random((b, t)) > 0.2, "reset": rng.random((b, t)) > 0.9}
 
 
-def _calls(f, *args) -> set[tuple[str, bool]]:
-  """The native calls in f's program: (target, whether it saves the coefficients)."""
-  text = _hlo(f, *args)
-  return {(target, save == "true") for target, save in
-          re.findall(r"custom_call @(rnnjax_\w+)\(.*?save = (\w+)", text)}
+def _calls(f, *args) -> set[tuple[str, bool | None]]:
+  """The native calls in f's program: (target, whether a forward saves the
+  coefficients; None for a reverse call)."""
+  calls = set()
+  for line in _hlo(f, *args).splitlines():
+    target, save = re.search(r"custom_call @(rnnjax_\w+)\(", line), re.search(r"save = (\w+)", line)
+    if target:
+      calls.add((target[1], None if save is None else save[1] == "true"))
+  return calls
 
 
 def _hlo(f, *args) -> str:
@@ -90,13 +99,14 @@ needs_native = pytest.mark.skipif(not BUILT_HERE, reason="native forward: Linux 
 @pytest.mark.parametrize("kind", MAKERS)
 def test_which_call_each_mode_takes(kind):
   # inference: the forward; first-order derivatives: the forward saving the tangent's
-  # coefficients; second order differentiates the scan (no native call in that program)
+  # coefficients, and reverse mode the native reverse scan; second order differentiates
+  # the scans (no native call in that program)
   layer, params, x, state = _problem(kind)
-  target = _native.TARGETS[kind]
+  target, reverse = _native.TARGETS[kind], _native.REVERSE_TARGETS[kind]
   apply = lambda p, x: layer.apply(p, x, initial_state=state)             # noqa: E731
   loss = lambda p, x: jnp.sum(apply(p, x)[0] ** 2)                        # noqa: E731
   assert _calls(apply, params, x) == {(target, False)}
-  assert _calls(jax.grad(loss), params, x) == {(target, True)}
+  assert _calls(jax.grad(loss), params, x) == {(target, True), (reverse, None)}
   assert _calls(lambda p, x: jax.jvp(lambda x: apply(p, x), (x,), (x,)), params, x) == {
       (target, True)}
   hvp = lambda p, x: jax.jvp(jax.grad(loss, argnums=1), (p, x), (p, x))   # noqa: E731
@@ -242,6 +252,14 @@ def test_vmap_lax_map_and_pmap_equal_one_call_per_example(kind):
                  (jax.pmap(f)(xs[:devices]), devices)):
     for a, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
       np.testing.assert_allclose(a, w[:n], rtol=1e-6, atol=1e-6)
+  # per-example gradients: the native forward and reverse, once per example
+  g = jax.grad(lambda p, x: jnp.sum(jnp.sin(layer.apply(p, x, initial_state=state)[0])))
+  assert (_native.REVERSE_TARGETS[kind], None) in _calls(jax.vmap(g, (None, 0)), params, xs)
+  got = jax.jit(jax.vmap(g, (None, 0)))(params, xs)
+  want = [jax.jit(g)(params, xi) for xi in xs]
+  for i, w in enumerate(want):
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(w), strict=True):
+      np.testing.assert_allclose(a[i], b, rtol=1e-5, atol=1e-6)
 
 
 @needs_native
@@ -259,3 +277,35 @@ def test_bidirectional_equals_the_numpy_loop():
           for p, back in ((params["forward"], False), (params["backward"], True))]
   want = np.concatenate([outs[0], outs[1][:, ::-1]], -1)
   np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
+
+
+@needs_native
+@pytest.mark.parametrize("masking", ["none", "mask", "reset", "mask_reset"])
+@pytest.mark.parametrize("kind", MAKERS)
+def test_reverse_equals_jax_transpose_of_the_tangent_scan(kind, masking):
+  # the native reverse scan against JAX's own transpose of the tangent scan (no native
+  # code in it), on random coefficients; batch sizes over one, two and uneven slices, and
+  # sequences of one step, of a few, and of more than two chunks
+  cell = {"lstm": lstm_math.LSTM, "gru": gru_math.GRU}[kind]
+  for b, t in ((1, 1), (7, 5), (9, 3), (33, 70), (64, 28)):
+    u = 8
+    rng = np.random.default_rng(b * 100 + t)
+    widths = (1,) * 6 if kind == "lstm" else (1, 3)
+    # coefficients in (0, 1), as the gates' products are
+    loop = tuple(jnp.asarray(rng.uniform(size=(t, b, n * u)), jnp.float32) for n in widths)
+    w = jnp.asarray(rng.normal(size=(u, cell.gates * u)) * 0.3, jnp.float32)
+    flags = _random_masking("mask_reset", b, t, seed=b + t)
+    valid = jnp.asarray(flags["mask"].T) if "mask" in masking else None
+    keep = keep_flags(jnp.asarray(flags["reset"].T)) if "reset" in masking else None
+    ct_hs = jnp.asarray(rng.normal(size=(t, b, u)), jnp.float32)
+    ct_final = tuple(jnp.asarray(rng.normal(size=(b, u)), jnp.float32)
+                     for _ in range(cell.states))
+    a_width = cell.gates * u if kind == "lstm" else u
+    like = (jnp.zeros((t, b, a_width), jnp.float32),) + tuple(jnp.zeros_like(c) for c in ct_final)
+    scan = lambda a, *d0: tangent.scan(cell, w, loop, a, d0, valid, keep)  # noqa: E731
+    want = jax.jit(lambda ct: jax.linear_transpose(scan, *like)(ct))((ct_hs, ct_final))
+    native = _native.reverse(cell, w, loop, ct_hs, ct_final, valid, keep)
+    ct_a, ct0 = jax.jit(native)()
+    for got, ref in zip((ct_a, *ct0), want, strict=True):
+      scale = float(np.abs(ref).max())      # float32 rounding relative to the values' size
+      np.testing.assert_allclose(got, ref, rtol=1e-5, atol=2e-6 * scale, err_msg=f"{(b, t)}")

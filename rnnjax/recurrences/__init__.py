@@ -1,6 +1,6 @@
 """Custom-JVP recurrences in plain XLA (no Pallas): array functions, the fast paths of
 the dense cells on the CPU (`dense`: LSTM, GRU, SimpleRNN, with masks and resets; the
-LSTM's and GRU's forward native where `native_available()`), and
+LSTM's and GRU's forward and reverse scans native where `native_available()`), and
 the parallel prefix scan of the linear recurrences. Each takes time-major arrays and
 returns arrays; which layer called it is none of its business. `matched_carry` gives a
 scan's starting carry the type (varying mesh axes, explicit sharding) one step returns;

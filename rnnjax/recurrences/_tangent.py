@@ -4,7 +4,8 @@
 
 Forward mode runs `scan`, one dh @ W per step; reverse mode runs `reverse`, one
 dz @ W^T per step, with each cell's transposed step written out (`cell.transpose`)
-instead of derived by JAX; every higher order differentiates the plain scans
+instead of derived by JAX (for the LSTM and the GRU on the CPU, the same reverse scan as
+one native call where built: `_native.reverse`); every higher order differentiates the plain scans
 (`_linear_map` takes the jvp of `forward` and of `transpose_reference`, JAX's transpose
 of `scan`).
 
@@ -20,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _linear_map
+from . import _native
 from ._carry import matched
 from ._flags import select
 
@@ -141,7 +143,17 @@ class TangentMap:
   def transpose(self, res, ct):
     w, loop, valid, keep = self._split(res)
     with_a = self.a_width is not None
-    ct_a, ct0 = reverse(self.cell, w, loop, ct[0], ct[1:], valid, keep, with_a)
+
+    def scan():
+      return reverse(self.cell, w, loop, ct[0], ct[1:], valid, keep, with_a)
+
+    def fast():
+      ct_a, ct0 = native()
+      return (ct_a if with_a else None), ct0
+
+    native = _native.reverse(self.cell, w, loop, ct[0], ct[1:], valid, keep)
+    ct_a, ct0 = scan() if native is None else jax.lax.platform_dependent(cpu=fast,
+                                                                        default=scan)
     return ((ct_a,) if with_a else ()) + tuple(ct0)
 
   def transpose_reference(self, res, ct):
