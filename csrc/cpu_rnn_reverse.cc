@@ -32,7 +32,7 @@ using namespace rnnjax_cpu;  // NOLINT: the shared oneDNN helpers
 struct Problem {
   int64_t steps, batch, units;
   const float* coef[6];          // the saved coefficients, time-major (see the cells)
-  const float* ct_hs;            // (T, B, U)
+  const float* ct_hs;            // (B, T, U), batch-major as the layer's output
   const uint8_t* valid;          // (T, B) or null
   const uint8_t* keep;           // (T, B) or null: False where the next step resets
   float* g[2];                   // (B, U) the carried cotangents (h, c), then the result
@@ -140,7 +140,7 @@ void RunChunk(const Problem& p, int64_t r0, int64_t r1, int64_t done, int64_t n,
         }
       }
       float* gh = p.g[0] + r * units;
-      const float* ct = p.ct_hs + row * units;
+      const float* ct = p.ct_hs + (r * p.steps + t) * units;
       for (int64_t u = 0; u < units; ++u) gh[u] += ct[u];
       if (kValid && !p.valid[row]) {
         Cell::Masked(p, row, ghw + (r - r0) * gates);
@@ -159,10 +159,11 @@ void RunChunk(const Problem& p, int64_t r0, int64_t r1, int64_t done, int64_t n,
 }
 
 // Arguments: w (U, GU); the coefficients the saving forward returned (the LSTM's six
-// (T, B, U); the GRU's z (T, B, U) and C (T, B, 3U)); ct_hs (T, B, U); the final state's
-// cotangents (B, U) each (h, c for the LSTM, h for the GRU); valid, keep (T, B) uint8
-// (empty without has_valid / has_keep). Returns ct_a (T, B, 4U) (the LSTM) or (T, B, U)
-// (the GRU), then the initial state's cotangents (B, U) each.
+// (T, B, U); the GRU's z (T, B, U) and C (T, B, 3U)); ct_hs (B, T, U) (batch-major, as
+// the forward's hs: no transpose around the call); the final state's cotangents (B, U)
+// each (h, c for the LSTM, h for the GRU); valid, keep (T, B) uint8 (empty without
+// has_valid / has_keep). Returns ct_a (T, B, 4U) (the LSTM) or (T, B, U) (the GRU), then
+// the initial state's cotangents (B, U) each.
 template <typename Cell>
 ffi::Error Reverse(ffi::Buffer<ffi::F32> w, ffi::Buffer<ffi::F32> ct_hs,
                    ffi::Buffer<ffi::U8> valid, ffi::Buffer<ffi::U8> keep, bool has_valid,
@@ -170,9 +171,9 @@ ffi::Error Reverse(ffi::Buffer<ffi::F32> w, ffi::Buffer<ffi::F32> ct_hs,
   constexpr int kCoefficients = Cell::kStates == 2 ? 6 : 2;
   const auto hd = ct_hs.dimensions();
   if (hd.size() != 3 || w.dimensions().size() != 2) {
-    return ffi::Error::InvalidArgument("rnn_reverse: ct_hs must be (T, B, U), w (U, GU)");
+    return ffi::Error::InvalidArgument("rnn_reverse: ct_hs must be (B, T, U), w (U, GU)");
   }
-  const int64_t steps = hd[0], batch = hd[1], units = hd[2];
+  const int64_t batch = hd[0], steps = hd[1], units = hd[2];
   const int64_t gates = Cell::kGates * units;
   if (w.dimensions()[0] != units || w.dimensions()[1] != gates ||
       rest.size() != kCoefficients + Cell::kStates || rets.size() != 1 + Cell::kStates) {

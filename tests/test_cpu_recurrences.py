@@ -140,7 +140,7 @@ def test_reverse_mode_is_one_transposed_tangent_scan(make):
   jaxpr = jax.make_jaxpr(jax.grad(lambda p: jnp.sum(layer.apply(p, x, mask=mask, reset=reset))))(
       params)
   scans = [e for e in equations(jaxpr.jaxpr) if e.primitive.name == "scan"]
-  # the forward scan is the fallback of the native forward where that is built
+  # each scan is the fallback of a native call where that is built
   assert [e.params["reverse"] for e in scans] == [False, True]
   native = [e.params["target_name"] for e in equations(jaxpr.jaxpr)
             if e.primitive.name == "ffi_call"]

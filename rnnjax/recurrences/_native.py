@@ -149,7 +149,8 @@ def reverse(cell, w, loop, ct_hs, ct_final, valid, keep):
   call = jax.ffi.ffi_call(REVERSE_TARGETS[kind], outputs, vmap_method="sequential")
 
   def run():
-    ct_a, *ct0 = call(w, ct_hs, valid_u8, keep_u8, *loop, *ct_final,
+    # batch-major ct_hs, as the layer's output: the transposes cancel
+    ct_a, *ct0 = call(w, jnp.swapaxes(ct_hs, 0, 1), valid_u8, keep_u8, *loop, *ct_final,
                       has_valid=has_valid, has_keep=has_keep)
     return ct_a, tuple(ct0)
 
