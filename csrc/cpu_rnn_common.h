@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <type_traits>
 #include <vector>
 
 #include "dnnl.hpp"
@@ -182,6 +183,15 @@ bool RunSlices(int64_t batch, int64_t steps, RunChunk run_chunk) {
     }
   }
   return ok;
+}
+
+// fn(kA, kB) with the two flags as compile-time constants (std::true_type or
+// std::false_type): each combination of masks and resets gets its own loop.
+template <typename Fn>
+auto WithFlags(bool a, bool b, Fn fn) {
+  using T = std::true_type;
+  using F = std::false_type;
+  return a ? (b ? fn(T{}, T{}) : fn(T{}, F{})) : (b ? fn(F{}, T{}) : fn(F{}, F{}));
 }
 
 }  // namespace rnnjax_cpu

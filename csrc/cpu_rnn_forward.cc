@@ -257,21 +257,15 @@ ffi::Error Forward(ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> kernel,
   }
   std::memcpy(p.h, p.h0, batch * units * sizeof(float));
   if (kLstm) std::memcpy(p.c, p.c0, batch * units * sizeof(float));
-  auto dispatch = [&](auto kSave) {
-    auto run = [&](auto kValid, auto kKeep) {
+  const bool ok = WithFlags(has_valid, has_keep, [&](auto kValid, auto kKeep) {
+    auto run = [&](auto kSave) {
       return RunSlices(batch, steps, [&](int64_t r0, int64_t r1, int64_t t0, int64_t n,
                                          dnnl::stream& chunk_stream) {
         RunChunk<Cell, kValid(), kKeep(), kSave()>(p, r0, r1, t0, n, chunk_stream);
       });
     };
-    using T = std::true_type;
-    using F = std::false_type;
-    if (has_valid && has_keep) return run(T{}, T{});
-    if (has_valid) return run(T{}, F{});
-    if (has_keep) return run(F{}, T{});
-    return run(F{}, F{});
-  };
-  const bool ok = save ? dispatch(std::true_type{}) : dispatch(std::false_type{});
+    return save ? run(std::true_type{}) : run(std::false_type{});
+  });
   return ok ? ffi::Error::Success() : ffi::Error::Internal("rnn_forward: a oneDNN matmul failed");
 } catch (const dnnl::error& e) {
   return ffi::Error::Internal(std::string("rnn_forward: oneDNN: ") + e.what());

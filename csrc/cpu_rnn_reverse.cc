@@ -204,16 +204,12 @@ ffi::Error Reverse(ffi::Buffer<ffi::F32> w, ffi::Buffer<ffi::F32> ct_hs,
   dnnl::stream stream(Engine());
   const PackedMatrix wt(w.typed_data(), gates, units, Tag::ba, batch, stream);
   p.wt = &wt;
-  auto run = [&](auto kValid, auto kKeep) {
+  const bool ok = WithFlags(has_valid, has_keep, [&](auto kValid, auto kKeep) {
     return RunSlices(batch, steps, [&](int64_t r0, int64_t r1, int64_t done, int64_t n,
                                        dnnl::stream& chunk_stream) {
       RunChunk<Cell, kValid(), kKeep()>(p, r0, r1, done, n, chunk_stream);
     });
-  };
-  using T = std::true_type;
-  using F = std::false_type;
-  const bool ok = has_valid ? (has_keep ? run(T{}, T{}) : run(T{}, F{}))
-                            : (has_keep ? run(F{}, T{}) : run(F{}, F{}));
+  });
   if (has_keep) {
     for (int s = 0; s < Cell::kStates; ++s) {
       for (int64_t i = 0; i < batch * units; ++i) p.g[s][i] += p.g0[s][i];
