@@ -45,8 +45,9 @@ struct Problem {
 // gc~ = gc + B gh; g_a = g_hw = (A_i gc~, A_f gc~, A_g gc~, A_o gh); gc_prev = f gc~;
 // gh_prev = g_hw @ W^T. g_hw is written straight into ct_a (T, B, 4U).
 struct Lstm {
-  static constexpr int kGates = 4, kStates = 2, kAWidth = 4;
+  static constexpr int kGates = 4, kStates = 2;
 
+  // where step t's g_hw rows of the slice go: ct_a itself
   static float* Ghw(const Problem& p, int64_t t, int64_t r0, float*) {
     return p.ct_a + (t * p.batch + r0) * 4 * p.units;
   }
@@ -82,8 +83,9 @@ struct Lstm {
 // The GRU: coefficients z (T, B, U), C (T, B, 3U). From gh: g_a = gh (T, B, U);
 // g_hw = C (gh, gh, gh); gh_prev = z gh + g_hw @ W^T.
 struct Gru {
-  static constexpr int kGates = 3, kStates = 1, kAWidth = 1;
+  static constexpr int kGates = 3, kStates = 1;
 
+  // where step t's g_hw rows of the slice go: a per-thread buffer
   static float* Ghw(const Problem&, int64_t, int64_t, float* buffer) { return buffer; }
 
   static void Row(const Problem& p, int64_t row, int64_t r, float* ghw) {
