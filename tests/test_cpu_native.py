@@ -92,7 +92,7 @@ def test_built_on_linux_x86_64():
   assert recurrences.native_available() == BUILT_HERE
 
 
-needs_native = pytest.mark.skipif(not BUILT_HERE, reason="native forward: Linux x86-64")
+needs_native = pytest.mark.skipif(not BUILT_HERE, reason="native scans: Linux x86-64")
 
 
 @needs_native
