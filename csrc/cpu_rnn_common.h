@@ -55,19 +55,20 @@ auto& Cached(const std::vector<int64_t>& key, Make make) {
   return it->second;
 }
 
-// Steps a thread runs of one slice at a time (at most; fewer for short sequences).
+// Steps a thread runs of one slice at a time (at most; fewer for short sequences): the
+// forward's projected-input buffer is kChunk * rows * GU floats, whatever T is.
 constexpr int64_t kChunk = 32;
 
-// The rows of a slice (the batch over the threads, at least 8 rows each: a thinner matmul
-// loses more than a thread gains).
+// How many row slices the batch is cut into: one per thread, of at least 8 rows each (a
+// thinner matmul loses more than a thread gains).
 inline int64_t Slices(int64_t batch) {
   return std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), batch / 8));
 }
 
-// The (K, N) matrix `user` (row-major `ab`, or `ba` for a transposed view) reordered once
-// per call into the layout oneDNN's matmul picks for a slice's (rows, K) @ (K, N); `plain`
-// is the same matrix as given, for a slice of another height that cannot take the
-// packed layout.
+// The (K, N) matrix at `data` (`user_tag` ab: row-major; ba: a transposed view),
+// reordered once per call into the layout oneDNN's matmul picks for a slice's
+// (rows, K) @ (K, N); `plain` is the matrix as given, for a slice of another height that
+// cannot take the packed layout.
 struct PackedMatrix {
   memory packed, plain;
   int64_t rows;   // the slice height the layout was picked for

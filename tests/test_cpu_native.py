@@ -5,7 +5,8 @@ not; equal to an independent NumPy loop (Keras mask and reset semantics) and to 
 engine, with masks, seq_lengths, resets, initial state, both directions, input dropout,
 NaN and saturating inputs, under jit, vmap, lax.map and pmap; gradients and second order
 equal the scan's. Reverse mode runs the native reverse scan (`csrc/cpu_rnn_reverse.cc`),
-equal to JAX's transpose of the tangent scan."""
+equal to JAX's transpose of the tangent scan, and to the scan's gradient with no hoisted
+part (the initial state's alone)."""
 
 import platform
 import re
@@ -304,8 +305,23 @@ def test_reverse_equals_jax_transpose_of_the_tangent_scan(kind, masking):
     like = (jnp.zeros((t, b, a_width), jnp.float32),) + tuple(jnp.zeros_like(c) for c in ct_final)
     scan = lambda a, *d0: tangent.scan(cell, w, loop, a, d0, valid, keep)  # noqa: E731
     want = jax.jit(lambda ct: jax.linear_transpose(scan, *like)(ct))((ct_hs, ct_final))
-    native = _native.reverse(cell, w, loop, ct_hs, ct_final, valid, keep)
+    native = _native.reverse(cell, w, loop, ct_hs, ct_final, valid, keep, with_a=True)
     ct_a, ct0 = jax.jit(native)()
     for got, ref in zip((ct_a, *ct0), want, strict=True):
       scale = float(np.abs(ref).max())      # float32 rounding relative to the values' size
       np.testing.assert_allclose(got, ref, rtol=1e-5, atol=2e-6 * scale, err_msg=f"{(b, t)}")
+
+
+@needs_native
+@pytest.mark.parametrize("kind", MAKERS)
+def test_gradient_of_the_initial_state_alone_equals_the_scan(kind):
+  # weights and inputs constant: the tangent has no hoisted part (the reverse's with_a
+  # is False) and only the initial state's cotangents come back
+  layer, params, x, state = _problem(kind)
+  def grad(use_fused):
+    layer = MAKERS[kind](U, return_sequences=True, use_fused=use_fused)
+    return jax.jit(jax.grad(lambda s: jnp.sum(jnp.sin(layer.apply(params, x, initial_state=s,
+                                                                  **MASKINGS["mask_reset"])))))
+  assert (_native.REVERSE_TARGETS[kind], None) in _calls(grad("auto"), state)
+  for a, w in zip(grad("auto")(state), grad(False)(state), strict=True):
+    np.testing.assert_allclose(a, w, rtol=1e-5, atol=1e-6)

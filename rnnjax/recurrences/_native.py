@@ -127,14 +127,15 @@ def forward(cell, inputs, projection, w, b_rec, state0, valid, reset, save=False
   return run
 
 
-def reverse(cell, w, loop, ct_hs, ct_final, valid, keep):
-  """A function of no arguments returning `_tangent.reverse`'s (ct_a, initial state
-  cotangents) from the native call, or None when it does not take these arguments.
+def reverse(cell, w, loop, ct_hs, ct_final, valid, keep, with_a: bool):
+  """A function of no arguments returning `_tangent.reverse`'s (ct_a or None, initial
+  state cotangents) from the native call, or None when it does not take these arguments.
 
   Args as `_tangent.reverse`: w (U, GU); loop: `cell.loop(coefficients)` (the LSTM's six
   (T, B, U), the GRU's z (T, B, U) and C (T, B, 3U)); ct_hs (T, B, U); ct_final the final
-  state's cotangents; valid, keep (T, B) bool or None (keep: `keep_flags` of the resets).
-  ct_a is (T, B, 4U) for the LSTM, (T, B, U) for the GRU."""
+  state's cotangents; valid, keep (T, B) bool or None (keep: `keep_flags` of the resets);
+  with_a: whether to return ct_a, (T, B, 4U) for the LSTM, (T, B, U) for the GRU (the
+  call computes it either way)."""
   loop = tuple(jax.tree.leaves(loop))
   kind = _kind(cell, [w, ct_hs, *loop, *ct_final], [valid, keep])
   if kind is None:
@@ -152,6 +153,6 @@ def reverse(cell, w, loop, ct_hs, ct_final, valid, keep):
     # batch-major ct_hs, as the layer's output: the transposes cancel
     ct_a, *ct0 = call(w, jnp.swapaxes(ct_hs, 0, 1), valid_u8, keep_u8, *loop, *ct_final,
                       has_valid=has_valid, has_keep=has_keep)
-    return ct_a, tuple(ct0)
+    return (ct_a if with_a else None), tuple(ct0)
 
   return run

@@ -144,16 +144,10 @@ class TangentMap:
     w, loop, valid, keep = self._split(res)
     with_a = self.a_width is not None
 
-    def scan():
-      return reverse(self.cell, w, loop, ct[0], ct[1:], valid, keep, with_a)
-
-    def fast():
-      ct_a, ct0 = native()
-      return (ct_a if with_a else None), ct0
-
-    native = _native.reverse(self.cell, w, loop, ct[0], ct[1:], valid, keep)
-    ct_a, ct0 = scan() if native is None else jax.lax.platform_dependent(cpu=fast,
-                                                                        default=scan)
+    args = (self.cell, w, loop, ct[0], ct[1:], valid, keep, with_a)
+    native = _native.reverse(*args)
+    ct_a, ct0 = (reverse(*args) if native is None
+                 else jax.lax.platform_dependent(cpu=native, default=lambda: reverse(*args)))
     return ((ct_a,) if with_a else ()) + tuple(ct0)
 
   def transpose_reference(self, res, ct):
